@@ -1,0 +1,62 @@
+"""Plain data objects passed between ingest, index and search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A catalog entry, or a local PDF that has no entry."""
+
+    id: str
+    title: str
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    venue: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    doi: str | None = None
+    tags: tuple[str, ...] = ()
+    kind: str = "inproceedings"  # BibTeX entry type: inproceedings, article, techreport, ...
+    volume: str | None = None
+    number: str | None = None
+    pages: str | None = None  # the page range in the venue, e.g. "205--220"
+    publisher: str | None = None
+    institution: str | None = None
+    note: str | None = None  # e.g. why there is no open-access URL
+    path: str | None = None  # local PDF, when the paper came from --from
+
+
+@dataclass(frozen=True)
+class Page:
+    """One PDF page's text. ``number`` is the 1-based index of the page in the file."""
+
+    number: int
+    text: str
+    printed: str | None = None  # the page number printed on the paper, when known
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of one paper, with the PDF pages it spans."""
+
+    id: str
+    paper_id: str
+    ordinal: int
+    text: str
+    pages: tuple[int, ...]
+    section: str | None = None
+    printed_pages: tuple[str, ...] = ()
+
+
+@dataclass
+class Hit:
+    """One ranked search result."""
+
+    rank: int
+    chunk: Chunk
+    paper: Paper
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)  # per-ranker evidence
+    quote: str | None = None  # best sentences of the passage, when computed

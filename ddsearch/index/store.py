@@ -1,0 +1,273 @@
+"""The index: a ChromaDB collection of chunk vectors, and a SQLite file that makes papers visible.
+
+Chroma is the store of record for vectors. SQLite holds the manifest, each chunk's text and
+metadata, its vector (so queries need no Chroma client), and the FTS5 lexical index. A paper's
+chunks become visible when its SQLite transaction commits, so a paper is all there or not at all;
+Chroma rows that no committed chunk owns are invisible and are cleaned up by the next writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ddsearch.models import Chunk, Paper
+
+SCHEMA_VERSION = 1
+COLLECTION = "chunks"
+
+
+class IndexError_(Exception):
+    """The index cannot be used as it is (wrong model, old schema, missing)."""
+
+
+@dataclass(frozen=True)
+class PaperRecord:
+    """What the manifest knows of one indexed paper."""
+
+    paper: Paper
+    sha256: str
+    settings: str  # fingerprint of everything that shaped the chunks and vectors
+    chunks: int
+    source: str  # the PDF's path when ingested
+    ingested_at: float
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS papers (
+    id TEXT PRIMARY KEY, paper TEXT NOT NULL, sha256 TEXT NOT NULL, settings TEXT NOT NULL,
+    chunks INTEGER NOT NULL, source TEXT NOT NULL, ingested_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, paper_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL, printed TEXT NOT NULL,
+    section TEXT, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_paper ON chunks (paper_id, ordinal);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, section, text, tokenize='porter unicode61');
+"""
+
+
+def _paper_from_json(data: str) -> Paper:
+    d = json.loads(data)
+    for key in ("authors", "tags"):
+        d[key] = tuple(d.get(key) or ())
+    return Paper(**{k: v for k, v in d.items() if k in Paper.__dataclass_fields__})
+
+
+class Store:
+    """Read and write access to one data home's index."""
+
+    def __init__(self, home: Path, *, readonly: bool = False):
+        self.home = Path(home)
+        self.db_path = self.home / "index.db"
+        self.readonly = readonly
+        if readonly and not self.db_path.exists():
+            raise IndexError_(f"no index in {self.home}: run 'ddsearch ingest' first")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        version = self._schema_version()
+        if version is None and not readonly:
+            self.db.executescript(_SCHEMA)
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif version is None or version != SCHEMA_VERSION:
+            raise IndexError_(
+                f"the index in {self.home} has schema version {version}, this ddsearch reads "
+                f"{SCHEMA_VERSION}: rebuild it with 'ddsearch ingest --rebuild'"
+            )
+        self._collection = None
+
+    def _schema_version(self) -> int | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return int(row[0]) if row else None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- metadata ---------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def model(self) -> str | None:
+        return self.meta("model")
+
+    # -- papers -----------------------------------------------------------------------------
+    def records(self) -> dict[str, PaperRecord]:
+        rows = self.db.execute(
+            "SELECT id, paper, sha256, settings, chunks, source, ingested_at FROM papers"
+        ).fetchall()
+        return {
+            r[0]: PaperRecord(_paper_from_json(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows
+        }
+
+    def record(self, paper_id: str) -> PaperRecord | None:
+        return self.records().get(paper_id) if paper_id else None
+
+    def count_chunks(self, paper_id: str | None = None) -> int:
+        if paper_id is None:
+            return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        sql = "SELECT count(*) FROM chunks WHERE paper_id=?"
+        return self.db.execute(sql, (paper_id,)).fetchone()[0]
+
+    # -- Chroma -----------------------------------------------------------------------------
+    @property
+    def collection(self):
+        if self._collection is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            client = chromadb.PersistentClient(
+                path=str(self.home / "chroma"),
+                settings=Settings(anonymized_telemetry=False, allow_reset=False),
+            )
+            self._collection = client.get_or_create_collection(
+                COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+        return self._collection
+
+    def _chroma_ids(self, paper_id: str | None = None) -> set[str]:
+        where = {"paper": paper_id} if paper_id else None
+        return set(self.collection.get(where=where, include=[])["ids"])
+
+    # -- writing ----------------------------------------------------------------------------
+    def replace_paper(self, record: PaperRecord, chunks: Sequence[Chunk], vectors, model: str):
+        """Make exactly these chunks the paper's, atomically for readers."""
+        import numpy as np
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        paper = record.paper
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        if chunks:
+            metadatas = [
+                {
+                    "paper": paper.id,
+                    "title": paper.title,
+                    "year": paper.year or 0,
+                    "pages": list(c.pages),
+                    "first_page": c.pages[0] if c.pages else 0,
+                    "chunk_index": c.ordinal,
+                    "section": c.section or "",
+                }
+                for c in chunks
+            ]
+            for start in range(0, len(chunks), 1000):
+                end = start + 1000
+                self.collection.upsert(
+                    ids=[c.id for c in chunks[start:end]],
+                    embeddings=vectors[start:end],
+                    documents=[c.text for c in chunks[start:end]],
+                    metadatas=metadatas[start:end],
+                )
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._delete_rows(paper.id)
+            for c, v in zip(chunks, vectors):
+                cur = db.execute(
+                    "INSERT INTO chunks (id, paper_id, ordinal, text, pages, printed, section, "
+                    "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c.id, paper.id, c.ordinal, c.text, json.dumps(c.pages),
+                     json.dumps(c.printed_pages), c.section, v.tobytes()),
+                )  # fmt: skip
+                db.execute(
+                    "INSERT INTO chunks_fts (rowid, title, section, text) VALUES (?, ?, ?, ?)",
+                    (cur.lastrowid, paper.title, c.section or "", c.text),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (paper.id, json.dumps(asdict(paper)), record.sha256, record.settings,
+                 len(chunks), record.source, time.time()),
+            )  # fmt: skip
+            self.set_meta("model", model)
+            self.set_meta("dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0))
+            self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        stale = self._chroma_ids(paper.id) - {c.id for c in chunks}
+        if stale:
+            self.collection.delete(ids=sorted(stale))
+
+    def _delete_rows(self, paper_id: str) -> None:
+        rows = self.db.execute("SELECT rowid FROM chunks WHERE paper_id=?", (paper_id,)).fetchall()
+        self.db.executemany("DELETE FROM chunks_fts WHERE rowid=?", rows)
+        self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
+
+    def remove_paper(self, paper_id: str) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._delete_rows(paper_id)
+            self.db.execute("DELETE FROM papers WHERE id=?", (paper_id,))
+            self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        ids = self._chroma_ids(paper_id)
+        if ids:
+            self.collection.delete(ids=sorted(ids))
+
+    def reconcile(self) -> int:
+        """Delete Chroma rows no committed chunk owns (left by a crash); return how many."""
+        committed = {r[0] for r in self.db.execute("SELECT id FROM chunks")}
+        orphans = self._chroma_ids() - committed
+        if orphans:
+            self.collection.delete(ids=sorted(orphans))
+        return len(orphans)
+
+    # -- reading ----------------------------------------------------------------------------
+    def chunks(self, rowids: Iterable[int]) -> dict[int, Chunk]:
+        rowids = list(rowids)
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self.db.execute(
+            "SELECT rowid, id, paper_id, ordinal, text, pages, printed, section FROM chunks "
+            f"WHERE rowid IN ({marks})",
+            rowids,
+        ).fetchall()
+        return {
+            r[0]: Chunk(r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[7], tuple(json.loads(r[6])))
+            for r in rows
+        }
+
+    def chunks_of(self, paper_id: str) -> list[Chunk]:
+        rows = self.db.execute(
+            "SELECT rowid FROM chunks WHERE paper_id=? ORDER BY ordinal", (paper_id,)
+        ).fetchall()
+        found = self.chunks(r[0] for r in rows)
+        return [found[r[0]] for r in rows]
+
+    def vectors(self):
+        """(rowids, matrix, paper ids) of every committed chunk, read in one consistent snapshot."""
+        import numpy as np
+
+        rows = self.db.execute("SELECT rowid, paper_id, vector FROM chunks ORDER BY rowid").fetchall()
+        dim = int(self.meta("dimension") or 0)
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return rowids, matrix, [r[1] for r in rows]
+
+    def lexical(self, match: str, limit: int, weights=(2.0, 1.5, 1.0)) -> list[tuple[int, float]]:
+        """FTS5 bm25 ranking for a MATCH expression: (rowid, score) best first, score > 0."""
+        sql = (
+            f"SELECT rowid, -bm25(chunks_fts, {weights[0]}, {weights[1]}, {weights[2]}) AS s "
+            "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s DESC LIMIT ?"
+        )
+        return [(r[0], r[1]) for r in self.db.execute(sql, (match, limit))]

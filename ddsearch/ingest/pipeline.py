@@ -1,0 +1,247 @@
+"""Ingest: catalog and local PDFs -> pages -> chunks -> vectors in the index, a paper at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ddsearch.catalog import Catalog, slugify
+from ddsearch.config import Settings
+from ddsearch.index.embed import Embedder
+from ddsearch.index.lock import writer_lock
+from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
+from ddsearch.ingest.chunk import chunk_pages, heading
+from ddsearch.ingest.clean import clean_pages
+from ddsearch.ingest.extract import ExtractError, extract
+from ddsearch.models import Chunk, Paper
+
+PIPELINE_VERSION = 1  # bump when extraction, cleaning or chunking changes their output
+
+
+class IngestError(Exception):
+    """The run as a whole cannot start (bad ids, missing paths, wrong model)."""
+
+
+@dataclass
+class Outcome:
+    paper_id: str
+    status: str  # ingested | skipped | failed
+    reason: str = ""
+    chunks: int = 0
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def of(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def ok(self) -> bool:
+        return not self.of("failed") and not self.interrupted
+
+
+@dataclass(frozen=True)
+class Source:
+    """A paper to ingest, with its local PDF when it has one."""
+
+    paper: Paper
+    path: Path | None = None
+
+
+def _first_line_title(pdf: Path) -> str | None:
+    try:
+        doc = extract(pdf)
+    except ExtractError:
+        return None
+    for line in doc.pages[0].text.splitlines():
+        line = line.strip()
+        if len(line) > 8 and len(line.split()) >= 2:
+            return doc.title or line[:200]
+    return doc.title
+
+
+def plan(catalog: Catalog, sources: Sequence[Path] = (), ids: Sequence[str] = ()) -> tuple[list[Source], list[Outcome]]:
+    """The papers a run will ingest, and the files it passes over (with the reason)."""
+    passed: list[Outcome] = []
+    if not sources:
+        unknown = [i for i in ids if i not in catalog]
+        if unknown:
+            raise IngestError(f"unknown paper id(s): {', '.join(unknown)} (see 'ddsearch papers')")
+        chosen = [catalog.papers[i] for i in dict.fromkeys(ids)] if ids else list(catalog)
+        return [Source(p) for p in chosen], passed
+
+    files: list[Path] = []
+    for src in sources:
+        src = Path(src).expanduser()
+        if src.is_dir():
+            for f in sorted(src.iterdir()):
+                if f.is_file() and f.suffix.lower() == ".pdf":
+                    files.append(f)
+                elif f.is_file() and not f.name.startswith("."):
+                    passed.append(Outcome(f.name, "skipped", "not a PDF file"))
+        elif src.is_file():
+            files.append(src)
+        else:
+            raise IngestError(f"no such file or folder: {src}")
+    planned: dict[str, Source] = {}
+    for f in files:
+        pid = f.stem if f.stem in catalog else slugify(f.stem)
+        if pid in planned:
+            passed.append(Outcome(pid, "failed", f"duplicate id: {f} and {planned[pid].path}"))
+            continue
+        paper = catalog.get(pid)
+        if paper is None:
+            paper = Paper(id=pid, title=_first_line_title(f) or f.stem, kind="misc")
+        planned[pid] = Source(replace(paper, path=str(f.resolve())), f)
+    if ids:
+        unknown = [i for i in ids if i not in planned]
+        if unknown:
+            raise IngestError(f"not among the given PDFs: {', '.join(unknown)}")
+        return [planned[i] for i in dict.fromkeys(ids)], passed
+    return list(planned.values()), passed
+
+
+def embedding_text(paper: Paper, chunk: Chunk, section_chars: int = 90) -> str:
+    """What the model sees: the passage in its paper's and section's context."""
+    head = paper.title
+    if chunk.section:
+        head += f" — {chunk.section[:section_chars]}"
+    return f"{head}\n{chunk.text}"
+
+
+def fingerprint(paper: Paper, settings: Settings) -> str:
+    """Everything besides the PDF bytes that shapes a paper's chunks and vectors."""
+    shape = {
+        "pipeline": PIPELINE_VERSION,
+        "schema": SCHEMA_VERSION,
+        "model": settings.model,
+        "chunk_tokens": settings.chunk_tokens,
+        "overlap_tokens": settings.overlap_tokens,
+        "title": paper.title,
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def make_chunks(paper: Paper, pdf: Path, embedder: Embedder, settings: Settings) -> list[Chunk]:
+    """Extract, clean and chunk one PDF so that every chunk fits the model with its context."""
+    doc = extract(pdf)
+    pages = clean_pages(doc.pages, is_heading=heading)
+    context = embedder.count_tokens([paper.title + " — "])[0] + settings.section_tokens + 1
+    room = embedder.max_seq_length - 2 - context
+    budget = min(settings.chunk_tokens, room)
+    if budget < 32:
+        raise ExtractError(f"the title is too long for the model's {embedder.max_seq_length} tokens")
+    chunks = chunk_pages(paper.id, pages, embedder.count_tokens, budget, settings.overlap_tokens)
+    if not chunks:
+        raise ExtractError("no extractable text (a scan without a text layer?)")
+    return chunks
+
+
+def _fit(paper: Paper, chunks: list[Chunk], embedder: Embedder) -> list[str]:
+    """The texts to embed, checked against the model's limit: nothing may be truncated."""
+    texts = [embedding_text(paper, c) for c in chunks]
+    limit = embedder.max_seq_length - 2
+    for text, n in zip(texts, embedder.count_tokens(texts)):
+        if n > limit:  # pragma: no cover - chunking guarantees this; a bug if reached
+            raise RuntimeError(f"chunk of {n} word pieces exceeds the model's {limit}")
+    return texts
+
+
+def _obtain(source: Source, settings: Settings, refresh: bool) -> Path:
+    if source.path is not None:
+        return source.path
+    from ddsearch.ingest.fetch import fetch_paper
+
+    settings.pdf_cache.mkdir(parents=True, exist_ok=True)
+    return fetch_paper(source.paper, settings.pdf_cache, refresh=refresh)
+
+
+def ingest(
+    settings: Settings,
+    catalog: Catalog,
+    sources: Sequence[Path] = (),
+    ids: Sequence[str] = (),
+    *,
+    refresh: bool = False,
+    rebuild: bool = False,
+    progress: bool = False,
+    embedder: Embedder | None = None,
+) -> Report:
+    """Bring the index up to date with the chosen papers. One paper failing stops no other."""
+    started = time.monotonic()
+    todo, passed = plan(catalog, sources, ids)
+    report = Report(outcomes=list(passed))
+    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home)
+    with writer_lock(settings.home):
+        store = Store(settings.home)
+        try:
+            if rebuild:
+                for pid in list(store.records()):
+                    store.remove_paper(pid)
+            built_with = store.model
+            if built_with and built_with != settings.model and store.records():
+                raise IngestError(
+                    f"the index in {settings.home} was built with {built_with!r}; to use "
+                    f"{settings.model!r} re-ingest with --rebuild, or choose another --home"
+                )
+            store.reconcile()
+            _run(todo, store, embedder, settings, refresh, report, progress)
+        finally:
+            store.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Settings,
+         refresh: bool, report: Report, progress: bool) -> None:  # fmt: skip
+    from tqdm import tqdm
+
+    records = store.records()
+    todo = list(todo)
+    bar = tqdm(todo, desc="papers", unit="paper", disable=not progress, leave=False)
+    chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
+    try:
+        for source in bar:
+            paper = source.paper
+            bar.set_postfix_str(paper.id)
+            try:
+                pdf = _obtain(source, settings, refresh)
+                digest = file_sha256(pdf)
+                shape = fingerprint(paper, settings)
+                old = records.get(paper.id)
+                if old and old.sha256 == digest and old.settings == shape and store.count_chunks(paper.id) == old.chunks:
+                    report.outcomes.append(Outcome(paper.id, "skipped", "unchanged", old.chunks))
+                    continue
+                chunks = make_chunks(paper, pdf, embedder, settings)
+                texts = _fit(paper, chunks, embedder)
+                vectors = embedder.encode(texts)
+                chunk_bar.update(len(chunks))
+                record = PaperRecord(paper, digest, shape, len(chunks), str(pdf), time.time())
+                store.replace_paper(record, chunks, vectors, settings.model)
+                report.outcomes.append(Outcome(paper.id, "ingested", "", len(chunks)))
+            except KeyboardInterrupt:
+                report.interrupted = True
+                break
+            except Exception as e:  # one paper's failure is reported, never fatal to the run
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                report.outcomes.append(Outcome(paper.id, "failed", re.sub(r"\s+", " ", reason)))
+    finally:
+        bar.close()
+        chunk_bar.close()

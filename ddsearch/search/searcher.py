@@ -1,0 +1,150 @@
+"""Semantic, lexical and hybrid search over an index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from ddsearch.index.embed import Embedder
+from ddsearch.index.store import IndexError_, Store
+from ddsearch.models import Chunk, Hit
+from ddsearch.search.rank import fts_match, rrf
+
+MODES = ("hybrid", "dense", "lexical")
+CANDIDATES = 100
+
+
+class QueryError(ValueError):
+    """A query that cannot be run as given."""
+
+
+class Searcher:
+    """Answers questions from one data home's index; loads the model and vectors once."""
+
+    def __init__(self, home: Path, *, model: str | None = None, embedder: Embedder | None = None):
+        self.store = Store(home, readonly=True)
+        built_with = self.store.model
+        if built_with is None:
+            raise IndexError_(f"the index in {home} is empty: run 'ddsearch ingest' first")
+        if model and model != built_with:
+            raise IndexError_(
+                f"the index was built with model {built_with!r}, not {model!r}: "
+                "query without --model, or re-ingest with --rebuild --model"
+            )
+        self.embedder = embedder or Embedder(built_with, stamp_dir=Path(home))
+        self._vectors = None
+        self._records = None
+
+    @property
+    def records(self):
+        if self._records is None:
+            self._records = self.store.records()
+        return self._records
+
+    def _matrix(self):
+        if self._vectors is None:
+            self._vectors = self.store.vectors()
+        return self._vectors
+
+    def encode_query(self, query: str):
+        return self.embedder.encode([query])[0]
+
+    def dense(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
+        import numpy as np
+
+        rowids, matrix, owners = self._matrix()
+        if len(rowids) == 0:
+            return []
+        scores = matrix @ self.encode_query(query)
+        if papers:
+            mask = np.fromiter((o in papers for o in owners), dtype=bool, count=len(owners))
+            scores = np.where(mask, scores, -np.inf)
+        limit = min(limit, len(scores))
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [int(rowids[i]) for i in top if np.isfinite(scores[i])]
+
+    def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
+        match = fts_match(query)
+        if not match:
+            return []
+        fetch = limit if not papers else limit * 20
+        rows = self.store.lexical(match, fetch)
+        if papers:
+            owners = self.store.chunks(r for r, _ in rows)
+            rows = [(r, s) for r, s in rows if owners[r].paper_id in papers]
+        return [r for r, _ in rows[:limit]]
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        papers: Iterable[str] | None = None,
+        mode: str = "hybrid",
+    ) -> list[Hit]:
+        query = (query or "").strip()
+        if not query:
+            raise QueryError("the query is empty")
+        if not 1 <= k <= 100:
+            raise QueryError(f"-k must be between 1 and 100, not {k}")
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+        wanted = set(papers or ())
+        unknown = wanted - set(self.records)
+        if unknown:
+            raise QueryError(f"not in the index: {', '.join(sorted(unknown))}")
+
+        rankings = []
+        if mode in ("hybrid", "dense"):
+            rankings.append(self.dense(query, CANDIDATES, wanted))
+        if mode in ("hybrid", "lexical"):
+            rankings.append(self.lexical(query, CANDIDATES, wanted))
+        fused = rrf(rankings)
+        order = sorted(fused, key=lambda r: -fused[r])
+        chunks = self.store.chunks(order[: k * 3])
+        hits = _merge_neighbours([(chunks[r], fused[r]) for r in order[: k * 3] if r in chunks])
+        return [
+            Hit(rank=i + 1, chunk=c, paper=self.records[c.paper_id].paper, score=s)
+            for i, (c, s) in enumerate(hits[:k])
+        ]
+
+
+def _join(a: str, b: str) -> str:
+    """a followed by b, without the overlap a's end shares with b's start."""
+    for size in range(min(len(a), len(b)), 20, -1):
+        if a.endswith(b[:size]):
+            return a + b[size:]
+    return f"{a} {b}"
+
+
+def _merge_neighbours(
+    ranked: list[tuple[Chunk, float]], max_parts: int = 3
+) -> list[tuple[Chunk, float]]:
+    """Fold a hit into a better-ranked hit on the adjacent chunk of the same paper."""
+    out: list[list] = []  # [chunk, score, lowest ordinal, highest ordinal, parts]
+    for chunk, score in ranked:
+        for entry in out:
+            kept, _, lo, hi, parts = entry
+            if kept.paper_id != chunk.paper_id or parts >= max_parts:
+                continue
+            if chunk.ordinal == lo - 1:
+                text = _join(chunk.text, kept.text)
+                printed = chunk.printed_pages + kept.printed_pages
+            elif chunk.ordinal == hi + 1:
+                text = _join(kept.text, chunk.text)
+                printed = kept.printed_pages + chunk.printed_pages
+            else:
+                continue
+            entry[0] = replace(
+                kept,
+                text=text,
+                pages=tuple(sorted(set(kept.pages) | set(chunk.pages))),
+                printed_pages=tuple(dict.fromkeys(printed)),
+            )
+            entry[2], entry[3], entry[4] = min(lo, chunk.ordinal), max(hi, chunk.ordinal), parts + 1
+            break
+        else:
+            out.append([chunk, score, chunk.ordinal, chunk.ordinal, 1])
+    return [(e[0], e[1]) for e in out]

@@ -1,0 +1,253 @@
+"""Citation keys and human-readable citations for search hits.
+
+Keys follow the Google Scholar / Better BibTeX convention ``decandia2007dynamo``:
+first author's surname (ASCII-folded, lowercased), year, first significant title word.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ddsearch.models import Hit, Paper
+
+# Words skipped when choosing the title word of a key.
+STOPWORDS = frozenset({
+    "a", "an", "the", "on", "of", "in", "for", "and", "or", "but", "nor", "to", "towards",
+    "toward", "with", "without", "how", "what", "why", "when", "where", "which", "who", "whom",
+    "whose", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "at", "by",
+    "from", "into", "onto", "upon", "over", "under", "about", "via", "vs", "versus", "as", "it",
+    "its", "this", "that", "these", "those", "we", "our", "you", "your", "can", "using", "use",
+    "new", "not", "no", "yet", "so", "than", "then", "there", "their", "they",
+})  # fmt: skip
+
+# Lowercase words that start a family name ("Robbert van Renesse", "Ludwig von Mises").
+PARTICLES = frozenset({
+    "van", "von", "der", "den", "de", "del", "della", "dela", "di", "da", "das", "dos", "du",
+    "des", "le", "la", "ter", "ten", "zu", "zur", "af", "av",
+})  # fmt: skip
+
+# Generational suffixes kept with the family name ("Steele Jr.") but left out of keys.
+_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
+
+# Letters that NFKD does not decompose into ASCII.
+_FOLD_EXTRA = str.maketrans(
+    {
+        "ß": "ss",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "Ð": "D",
+        "ı": "i",
+    }
+)
+
+
+def ascii_fold(text: str) -> str:
+    """Text with accents removed and non-ASCII letters transliterated ("Gödel" -> "Godel")."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD_EXTRA))
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def split_name(full: str) -> tuple[str, str]:
+    """(given, family) of a personal name.
+
+    Accepts "Given Family", "Given von Family" (the family keeps its lowercase particle:
+    "Robbert van Renesse" -> ("Robbert", "van Renesse")), "Family, Given" and single names
+    (-> ("", name)).
+    """
+    full = " ".join(full.split())
+    if not full:
+        return "", ""
+    if "," in full:
+        family, _, given = full.partition(",")
+        return given.strip(), family.strip()
+    words = full.split(" ")
+    suffix = ""
+    if len(words) > 2 and words[-1].lower() in _SUFFIXES:  # "Guy L. Steele Jr."
+        suffix = " " + words.pop()
+    if len(words) == 1:
+        return "", words[0] + suffix
+    # the family starts at the first lowercase particle after the first word, else it is
+    # the last word
+    start = len(words) - 1
+    for i in range(1, len(words) - 1):
+        if words[i].lower() in PARTICLES or words[i][:1].islower():
+            start = i
+            break
+    return " ".join(words[:start]), " ".join(words[start:]) + suffix
+
+
+def surname(full: str) -> str:
+    """The family name of a personal name, as printed ("DeCandia", "van Renesse")."""
+    return split_name(full)[1]
+
+
+def _key_part(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", ascii_fold(text).lower())
+
+
+def _title_word(title: str) -> str:
+    words = [w for w in re.split(r"[^a-z0-9]+", ascii_fold(title).lower()) if w]
+    for word in words:  # a bare number next to the year reads badly: "smith2020" + "50"
+        if word not in STOPWORDS and not word.isdigit():
+            return word
+    return words[0] if words else ""
+
+
+def base_key(paper: Paper) -> str:
+    """The key of a paper before disambiguation: surname + year + title word."""
+    family = surname(paper.authors[0]).split(" ") if paper.authors else []
+    if len(family) > 1 and family[-1].lower() in _SUFFIXES:
+        family.pop()
+    name = _key_part(" ".join(family))
+    year = str(paper.year) if paper.year else ""
+    key = (name or "anon") + year + _title_word(paper.title)
+    return key
+
+
+def _suffix(n: int) -> str:
+    """0 -> 'a', 25 -> 'z', 26 -> 'aa', ..."""
+    out = ""
+    n += 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(ord("a") + r) + out
+    return out
+
+
+def citation_keys(papers: Iterable[Paper]) -> dict[str, str]:
+    """Paper id -> citation key, unique across papers.
+
+    Papers whose keys collide get 'a', 'b', ... appended in order of paper id, so the same
+    set of papers always gets the same keys.
+    """
+    by_id = {p.id: p for p in papers}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pid in sorted(by_id):
+        groups[base_key(by_id[pid])].append(pid)
+    keys: dict[str, str] = {}
+    taken = {base for base, ids in groups.items() if len(ids) == 1}
+    for base in sorted(groups):
+        ids = groups[base]
+        if len(ids) == 1:
+            keys[ids[0]] = base
+            continue
+        n = 0
+        for pid in ids:
+            while base + _suffix(n) in taken or base + _suffix(n) in groups:
+                n += 1
+            keys[pid] = base + _suffix(n)
+            taken.add(keys[pid])
+            n += 1
+    return keys
+
+
+def author_string(authors: Iterable[str]) -> str:
+    """ "Lamport", "Gilbert and Lynch", "DeCandia et al."; "" when there are no authors."""
+    names = [surname(a) for a in authors if a.strip()]
+    if not names:
+        return ""
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}"
+    return f"{names[0]} et al."
+
+
+def page_range(first: str, last: str) -> str:
+    """'5' or '5–6' (en dash)."""
+    return first if first == last else f"{first}–{last}"
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a hit comes from, ready to print or export."""
+
+    key: str
+    paper_id: str
+    authors: str  # "DeCandia et al."
+    author_list: tuple[str, ...]
+    year: int | None
+    title: str
+    venue: str | None
+    pages: str | None  # "p. 209", "pp. 209–210", "PDF p. 5", "PDF pp. 5–6"
+    locator: str | None  # the page numbers alone: "209", "5–6"
+    printed: bool  # whether locator is the page number printed on the paper
+    pdf_page: int | None  # first PDF page (1-based index in the file)
+    link: str | None  # deep link to pdf_page, when there is a url or a local file
+    doi: str | None = None
+    url: str | None = None
+
+
+def deep_link(paper: Paper, page: int | None) -> str | None:
+    """paper.url (else the local file as a file:// URI) opened at PDF page ``page``."""
+    if paper.url:
+        base = paper.url.split("#", 1)[0]
+    elif paper.path:
+        base = Path(paper.path).expanduser().resolve().as_uri()
+    else:
+        return None
+    return f"{base}#page={page}" if page else base
+
+
+def make_citation(hit: Hit, key: str) -> Citation:
+    """The citation of one hit: who, when, what, where, which pages, and a link there."""
+    paper, chunk = hit.paper, hit.chunk
+    printed_pages = [p for p in chunk.printed_pages if p]
+    if all(p.isdigit() for p in printed_pages):
+        printed_pages.sort(key=int)
+    pdf_pages = sorted(chunk.pages)
+    if printed_pages:
+        locator = page_range(printed_pages[0], printed_pages[-1])
+        prefix = "pp." if "–" in locator else "p."
+        pages, printed = f"{prefix} {locator}", True
+    elif pdf_pages:
+        locator = page_range(str(pdf_pages[0]), str(pdf_pages[-1]))
+        prefix = "pp." if "–" in locator else "p."
+        pages, printed = f"PDF {prefix} {locator}", False
+    else:
+        locator, pages, printed = None, None, False
+    first = pdf_pages[0] if pdf_pages else None
+    return Citation(
+        key=key,
+        paper_id=paper.id,
+        authors=author_string(paper.authors),
+        author_list=tuple(paper.authors),
+        year=paper.year,
+        title=paper.title,
+        venue=paper.venue,
+        pages=pages,
+        locator=locator,
+        printed=printed,
+        pdf_page=first,
+        link=deep_link(paper, first),
+        doi=paper.doi,
+        url=paper.url,
+    )
+
+
+def format_citation(c: Citation) -> str:
+    """One line: 'DeCandia et al. (2007). Dynamo: ... . SOSP. p. 5. https://...#page=5'."""
+    head = c.authors or "Anonymous"
+    parts = [f"{head} ({c.year if c.year else 'n.d.'})", c.title.rstrip(".")]
+    if c.venue:
+        parts.append(c.venue)
+    if c.pages:
+        parts.append(c.pages)
+    line = ". ".join(parts) + "."
+    return f"{line} {c.link}" if c.link else line

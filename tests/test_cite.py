@@ -1,0 +1,371 @@
+"""Citation keys, citations, quote selection and the sentence splitting they rely on."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ddsearch.models import Chunk, Hit, Paper
+from ddsearch.search.cite import (
+    Citation,
+    ascii_fold,
+    author_string,
+    citation_keys,
+    format_citation,
+    make_citation,
+    split_name,
+)
+from ddsearch.search.quote import Quote, best_quote
+from ddsearch.sentences import split_sentences, split_spans
+
+DYNAMO = Paper(
+    id="dynamo",
+    title="Dynamo: Amazon's Highly Available Key-value Store",
+    authors=("Giuseppe DeCandia", "Deniz Hastorun", "Madan Jampani", "Werner Vogels"),
+    year=2007,
+    venue="SOSP",
+    url="https://www.allthingsdistributed.com/files/amazon-dynamo-sosp2007.pdf",
+    doi="10.1145/1294261.1294281",
+)
+CAP = Paper(
+    id="cap",
+    title="Brewer's Conjecture and the Feasibility of Consistent, Available, "
+    "Partition-Tolerant Web Services",
+    authors=("Seth Gilbert", "Nancy Lynch"),
+    year=2002,
+    venue="ACM SIGACT News",
+    kind="article",
+)
+CLOCKS = Paper(
+    id="lamport-clocks",
+    title="Time, Clocks, and the Ordering of Events in a Distributed System",
+    authors=("Leslie Lamport",),
+    year=1978,
+    venue="Communications of the ACM",
+    kind="article",
+)
+
+
+def hit(paper: Paper, pages=(5,), printed=(), text="Some passage text here.", rank=1) -> Hit:
+    chunk = Chunk(f"{paper.id}-0", paper.id, 0, text, tuple(pages), None, tuple(printed))
+    return Hit(rank=rank, chunk=chunk, paper=paper, score=0.5)
+
+
+# ---------------------------------------------------------------- keys
+
+
+@pytest.mark.parametrize(
+    "paper, key",
+    [
+        (DYNAMO, "decandia2007dynamo"),
+        (CAP, "gilbert2002brewer"),
+        (CLOCKS, "lamport1978time"),
+        (Paper("p", "The Part-Time Parliament", ("Leslie Lamport",), 1998), "lamport1998part"),
+        (
+            Paper("raft", "In Search of an Understandable Consensus Algorithm",
+                  ("Diego Ongaro", "John Ousterhout"), 2014),
+            "ongaro2014search",
+        ),
+        (
+            Paper("t", "Towards Robust Distributed Systems", ("Eric Brewer",), 2000),
+            "brewer2000robust",
+        ),
+        (
+            Paper("h", "How to Build a Highly Available System Using Consensus",
+                  ("Butler Lampson",), 1996),
+            "lampson1996build",
+        ),
+        (
+            Paper("m", "MapReduce: Simplified Data Processing on Large Clusters",
+                  ("Jeffrey Dean", "Sanjay Ghemawat"), 2004),
+            "dean2004mapreduce",
+        ),
+    ],
+)  # fmt: skip
+def test_key_convention_and_stopwords(paper, key):
+    assert citation_keys([paper]) == {paper.id: key}
+
+
+def test_key_folds_to_ascii():
+    papers = [
+        Paper("a", "Über Konsens", ("Kurt Gödel",), 1931),
+        Paper("b", "Études on Łódź", ("Paweł Łukasz Wójcik",), 2001),
+        Paper("c", "Straße", ("Hans Großmann",), 1999),
+        Paper("d", "Chain Replication for Supporting High Throughput and Availability",
+              ("Robbert van Renesse", "Fred B. Schneider"), 2004),
+    ]  # fmt: skip
+    assert citation_keys(papers) == {
+        "a": "godel1931uber",
+        "b": "wojcik2001etudes",
+        "c": "grossmann1999strasse",
+        "d": "vanrenesse2004chain",
+    }
+    assert ascii_fold("Gödel, Erdős, Søren, Łukasz") == "Godel, Erdos, Soren, Lukasz"
+
+
+def test_key_without_authors_or_year():
+    assert citation_keys([Paper("x", "The Google File System")]) == {"x": "anongoogle"}
+    assert citation_keys([Paper("y", "Of the and", ("A B",), 2000)]) == {"y": "b2000of"}
+
+
+def test_collisions_are_disambiguated_in_id_order():
+    p1 = Paper("zz-later", "Paxos Made Simple", ("Leslie Lamport",), 2001)
+    p2 = Paper("aa-first", "Paxos Made Live", ("Leslie Lamport",), 2001)
+    p3 = Paper("mm", "Paxos Made Moderately Complex", ("Leslie Lamport",), 2001)
+    other = Paper("o", "Generalized Consensus", ("Leslie Lamport",), 2005)
+    keys = citation_keys([p1, p3, other, p2])
+    assert keys == {
+        "aa-first": "lamport2001paxosa",
+        "mm": "lamport2001paxosb",
+        "zz-later": "lamport2001paxosc",
+        "o": "lamport2005generalized",
+    }
+    assert citation_keys([p2, p3, other, p1]) == keys  # order of input does not matter
+
+
+def test_suffixed_key_never_collides_with_another_base_key():
+    a = Paper("1", "Paxos", ("L Lamport",), 2001)
+    b = Paper("2", "Paxos", ("L Lamport",), 2001)
+    c = Paper("3", "Paxosa", ("L Lamport",), 2001)  # its base key is lamport2001paxosa
+    keys = citation_keys([a, b, c])
+    assert len(set(keys.values())) == 3
+    assert keys["3"] == "lamport2001paxosa"
+
+
+_names = st.text(alphabet=st.characters(codec="utf-8", categories=["L", "Zs"]), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=30),
+            st.lists(_names, max_size=3),
+            st.one_of(st.none(), st.integers(1900, 2030)),
+        ),
+        max_size=30,
+    )
+)
+def test_keys_are_unique_and_plain(entries):
+    papers = [Paper(f"p{i}", t, tuple(a), y) for i, (t, a, y) in enumerate(entries)]
+    keys = citation_keys(papers)
+    assert set(keys) == {p.id for p in papers}
+    assert len(set(keys.values())) == len(papers)
+    assert all(re.fullmatch(r"[a-z0-9]+", k) for k in keys.values())
+
+
+# ---------------------------------------------------------------- names and citations
+
+
+@pytest.mark.parametrize(
+    "full, parts",
+    [
+        ("Giuseppe DeCandia", ("Giuseppe", "DeCandia")),
+        ("Leslie Lamport", ("Leslie", "Lamport")),
+        ("Robbert van Renesse", ("Robbert", "van Renesse")),
+        ("Fred B. Schneider", ("Fred B.", "Schneider")),
+        ("Jean-Philippe de la Fontaine", ("Jean-Philippe", "de la Fontaine")),
+        ("Lamport, Leslie", ("Leslie", "Lamport")),
+        ("Plato", ("", "Plato")),
+        ("Guy L. Steele Jr.", ("Guy L.", "Steele Jr.")),
+        ("  Nancy   Lynch ", ("Nancy", "Lynch")),
+        ("", ("", "")),
+    ],
+)
+def test_split_name(full, parts):
+    assert split_name(full) == parts
+
+
+def test_author_strings():
+    assert author_string(["Leslie Lamport"]) == "Lamport"
+    assert author_string(["Seth Gilbert", "Nancy Lynch"]) == "Gilbert and Lynch"
+    assert author_string(DYNAMO.authors) == "DeCandia et al."
+    assert author_string(["Robbert van Renesse", "Fred B. Schneider"]) == (
+        "van Renesse and Schneider"
+    )
+    assert author_string([]) == ""
+
+
+def test_printed_pages_are_preferred():
+    c = make_citation(hit(DYNAMO, pages=(5,), printed=("209",)), "decandia2007dynamo")
+    assert isinstance(c, Citation)
+    assert (c.pages, c.locator, c.printed, c.pdf_page) == ("p. 209", "209", True, 5)
+    c = make_citation(hit(DYNAMO, pages=(5, 6), printed=("210", "209")), "k")
+    assert (c.pages, c.locator, c.pdf_page) == ("pp. 209–210", "209–210", 5)
+
+
+def test_pdf_pages_are_said_as_such():
+    c = make_citation(hit(DYNAMO, pages=(5,)), "k")
+    assert (c.pages, c.locator, c.printed) == ("PDF p. 5", "5", False)
+    c = make_citation(hit(DYNAMO, pages=(6, 5)), "k")
+    assert (c.pages, c.pdf_page) == ("PDF pp. 5–6", 5)
+    c = make_citation(hit(DYNAMO, pages=()), "k")
+    assert (c.pages, c.locator, c.pdf_page) == (None, None, None)
+
+
+def test_deep_links(tmp_path: Path):
+    c = make_citation(hit(DYNAMO, pages=(5,)), "k")
+    assert c.link == DYNAMO.url + "#page=5"
+    with_fragment = Paper("f", "T", url="https://example.org/x.pdf#view=Fit")
+    assert make_citation(hit(with_fragment, pages=(3,)), "k").link == (
+        "https://example.org/x.pdf#page=3"
+    )
+    pdf = tmp_path / "my papers" / "chain.pdf"
+    local = Paper("local", "Chain Replication", path=str(pdf))
+    link = make_citation(hit(local, pages=(2,)), "k").link
+    assert link == pdf.resolve().as_uri() + "#page=2"
+    assert link.startswith("file:///") and "%20" in link
+    assert make_citation(hit(Paper("n", "Nowhere"), pages=(2,)), "k").link is None
+
+
+def test_format_citation():
+    c = make_citation(hit(DYNAMO, pages=(5,)), "decandia2007dynamo")
+    assert format_citation(c) == (
+        "DeCandia et al. (2007). Dynamo: Amazon's Highly Available Key-value Store. SOSP. "
+        "PDF p. 5. " + DYNAMO.url + "#page=5"
+    )
+    c = make_citation(hit(CAP, pages=(2,), printed=("52",)), "gilbert2002brewer")
+    assert format_citation(c).startswith("Gilbert and Lynch (2002). Brewer's Conjecture")
+    assert format_citation(c).endswith("ACM SIGACT News. p. 52.")
+    bare = make_citation(hit(Paper("b", "Untitled Notes."), pages=()), "k")
+    assert format_citation(bare) == "Anonymous (n.d.). Untitled Notes."
+
+
+# ---------------------------------------------------------------- sentences
+
+
+@pytest.mark.parametrize(
+    "text, sentences",
+    [
+        ("DeCandia et al. describe Dynamo. It is a store.",
+         ["DeCandia et al. describe Dynamo.", "It is a store."]),
+        ("Lamport et al. [12] proposed Paxos. Next one.",
+         ["Lamport et al. [12] proposed Paxos.", "Next one."]),
+        ("Systems, e.g. Dynamo, use hashing. Next one.",
+         ["Systems, e.g. Dynamo, use hashing.", "Next one."]),
+        ("As Fig. 3 shows, latency is low. Next one.",
+         ["As Fig. 3 shows, latency is low.", "Next one."]),
+        ("We use vector clocks (Fig. 3). Next one.",
+         ["We use vector clocks (Fig. 3).", "Next one."]),
+        ("The ratio is 3.5 times higher. Next one.",
+         ["The ratio is 3.5 times higher.", "Next one."]),
+        ("See Section 4.6 for details. Next one.",
+         ["See Section 4.6 for details.", "Next one."]),
+        ("This is covered in Section 4.6. The next part.",
+         ["This is covered in Section 4.6.", "The next part."]),
+    ],
+)  # fmt: skip
+def test_sentence_splitting(text, sentences):
+    assert split_sentences(text) == sentences
+    assert [text[s:e] for s, e in split_spans(text)] == sentences
+
+
+# ---------------------------------------------------------------- quotes
+
+DIM = 512
+
+
+def bag_of_words(texts: list[str]) -> np.ndarray:
+    """Deterministic stand-in for the embedding model: hashed, L2-normalised word counts."""
+    out = np.zeros((len(texts), DIM))
+    for row, text in enumerate(texts):
+        for word in re.findall(r"[a-z0-9]+", text.lower()):
+            out[row, zlib.crc32(word.encode()) % DIM] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return out / norms
+
+
+def qvec(query: str) -> np.ndarray:
+    return bag_of_words([query])[0]
+
+
+PASSAGE = (
+    "Dynamo targets applications that need an always writeable data store. "
+    "To achieve this level of availability, Dynamo sacrifices consistency under certain "
+    "failure scenarios. "
+    "Vector clocks capture causality between different versions of the same object. "
+    "Data is partitioned and replicated using consistent hashing over a ring of nodes, "
+    "and each node owns a range of the ring."
+)
+
+
+def test_quote_is_the_best_sentence_with_offsets():
+    q = best_quote(qvec("consistent hashing ring partitioned replicated"), PASSAGE, bag_of_words)
+    assert isinstance(q, Quote)
+    assert q.text.startswith("Data is partitioned") and q.text.endswith("range of the ring.")
+    assert PASSAGE[q.start : q.end] == q.text
+    assert 0 < q.score <= 1
+
+
+def test_quote_extends_to_a_neighbour_that_scores_well():
+    passage = (
+        "Paxos chooses a single value among proposals. "
+        "The proposer sends a prepare message with a ballot number to the acceptors. "
+        "The acceptors promise the proposer never to accept a lower ballot number. "
+        "Unrelated text about disks and caches follows here."
+    )
+    q = best_quote(qvec("proposer acceptors ballot number"), passage, bag_of_words)
+    assert q.text == (
+        "The proposer sends a prepare message with a ballot number to the acceptors. "
+        "The acceptors promise the proposer never to accept a lower ballot number."
+    )
+    single = best_quote(qvec("proposer acceptors ballot number"), passage, bag_of_words, 1)
+    assert single.text.count(".") == 1
+
+
+def test_short_best_sentence_takes_a_neighbour():
+    passage = (
+        "Leases bound clock skew. "
+        "A lease holder may serve reads locally until its lease expires on the clock."
+    )
+    q = best_quote(qvec("leases skew"), passage, bag_of_words)
+    assert q.start == 0 and q.end == len(passage)
+
+
+def test_long_best_sentence_stands_alone():
+    q = best_quote(qvec("consistency availability failure"), PASSAGE, bag_of_words)
+    assert q.text == (
+        "To achieve this level of availability, Dynamo sacrifices consistency under certain "
+        "failure scenarios."
+    )
+
+
+def test_fragments_are_not_quoted():
+    passage = (
+        "Consistent hashing. "
+        "Nodes are placed on a ring using a hash of their name and position. "
+        "Figure 2."
+    )
+    q = best_quote(qvec("consistent hashing"), passage, bag_of_words)
+    assert q.text == "Nodes are placed on a ring using a hash of their name and position."
+    # nothing but fragments: they are quoted after all
+    only = best_quote(qvec("hashing"), "Consistent hashing. Figure 2.", bag_of_words, 1)
+    assert only.text == "Consistent hashing."
+
+
+def test_empty_passage():
+    assert best_quote(qvec("x"), "   ", bag_of_words) == Quote("", 0, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet="abc xyz.,!?\n", max_size=300),
+    st.text(alphabet="abc xyz", max_size=20),
+    st.integers(1, 4),
+)
+def test_quote_offsets_always_point_into_the_passage(passage, query, n):
+    q = best_quote(qvec(query), passage, bag_of_words, max_sentences=n)
+    assert passage[q.start : q.end] == q.text
+    assert bool(q.text) == bool(passage.strip())
+    if q.text:
+        spans = split_spans(passage)
+        starts, ends = [s for s, _ in spans], [e for _, e in spans]
+        assert q.start in starts and q.end in ends
+        assert ends.index(q.end) - starts.index(q.start) < n

@@ -57,7 +57,7 @@ def _check(path: Path, index: int, entry: dict) -> Paper:
     where = f"{path}: paper #{index + 1}"
     if isinstance(entry.get("id"), str):
         where += f" (id {entry['id']!r})"
-    for key, kind in _REQUIRED.items():
+    for key in _REQUIRED:
         if key not in entry:
             raise CatalogError(f"{where}: missing required field '{key}'")
     for key, value in entry.items():
@@ -65,7 +65,9 @@ def _check(path: Path, index: int, entry: dict) -> Paper:
         if kind is None:
             raise CatalogError(f"{where}: unknown field '{key}'")
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise CatalogError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
+            raise CatalogError(
+                f"{where}: field '{key}' has the wrong type ({type(value).__name__})"
+            )
         if isinstance(value, str) and not value.strip():
             raise CatalogError(f"{where}: field '{key}' is empty")
     if not ID_PATTERN.match(entry["id"]):

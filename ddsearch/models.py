@@ -59,4 +59,5 @@ class Hit:
     paper: Paper
     score: float
     scores: dict[str, float] = field(default_factory=dict)  # per-ranker evidence
-    quote: str | None = None  # best sentences of the passage, when computed
+    quote: str | None = None  # the sentences of the passage that answer best, when computed
+    quote_span: tuple[int, int] | None = None  # where the quote stands in chunk.text

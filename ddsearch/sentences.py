@@ -31,9 +31,8 @@ def _is_boundary(text: str, end: int) -> bool:
     if re.fullmatch(r"\d+(\.\d+)*", bare) and len(prev) <= 6 and mark < 12:
         return False  # a section number at the start: "4.6. Handling ..."
     nxt = re.match(r"\s+(\S)", text[end:])
-    if nxt and (nxt.group(1).islower() or nxt.group(1) in ",;:"):
-        return False  # "e.g. the", "vs. Paxos" written without a known abbreviation
-    return True
+    # "e.g. the", "vs. Paxos" written without a known abbreviation: no boundary
+    return not (nxt and (nxt.group(1).islower() or nxt.group(1) in ",;:"))
 
 
 def split_spans(text: str) -> list[tuple[int, int]]:

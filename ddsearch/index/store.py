@@ -194,7 +194,9 @@ class Store:
                  len(chunks), record.source, time.time()),
             )  # fmt: skip
             self.set_meta("model", model)
-            self.set_meta("dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0))
+            self.set_meta(
+                "dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0)
+            )
             self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
             db.execute("COMMIT")
         except BaseException:
@@ -243,7 +245,9 @@ class Store:
             rowids,
         ).fetchall()
         return {
-            r[0]: Chunk(r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[7], tuple(json.loads(r[6])))
+            r[0]: Chunk(
+                r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[7], tuple(json.loads(r[6]))
+            )
             for r in rows
         }
 
@@ -258,10 +262,14 @@ class Store:
         """(rowids, matrix, paper ids) of every committed chunk, read in one consistent snapshot."""
         import numpy as np
 
-        rows = self.db.execute("SELECT rowid, paper_id, vector FROM chunks ORDER BY rowid").fetchall()
+        rows = self.db.execute(
+            "SELECT rowid, paper_id, vector FROM chunks ORDER BY rowid"
+        ).fetchall()
         dim = int(self.meta("dimension") or 0)
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(
+            len(rows), dim
+        )
         return rowids, matrix, [r[1] for r in rows]
 
     def lexical(self, match: str, limit: int, weights=(2.0, 1.5, 1.0)) -> list[tuple[int, float]]:

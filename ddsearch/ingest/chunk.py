@@ -96,7 +96,11 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
     for sec, block_marks, text in blocks:
         starts = [m[0] for m in block_marks]
         for s, e in split_spans(text):
-            covered = [m for i, m in enumerate(block_marks) if m[0] < e and (i + 1 == len(starts) or starts[i + 1] > s)]
+            covered = [
+                m
+                for i, m in enumerate(block_marks)
+                if m[0] < e and (i + 1 == len(starts) or starts[i + 1] > s)
+            ]
             out.append(
                 _Sentence(
                     text=text[s:e],

@@ -52,9 +52,7 @@ def _is_junk(line: str) -> bool:
     letters = sum(ch.isalpha() for ch in compact)
     if letters == 0:
         return True  # tick runs, lone numbers, punctuation
-    if len(compact) >= 4 and letters / len(compact) < 0.4:
-        return True
-    return False
+    return len(compact) >= 4 and letters / len(compact) < 0.4
 
 
 def _short_label(line: str) -> bool:
@@ -157,7 +155,9 @@ def clean_pages(pages: list[Page], is_heading=lambda line: False) -> list[Page]:
     vocab = _vocabulary(cleaned)
     result = []
     for page, ln in zip(pages, cleaned):
-        printed = str(page.number + offset) if offset is not None and page.number + offset > 0 else None
+        printed = (
+            str(page.number + offset) if offset is not None and page.number + offset > 0 else None
+        )
         text = "\n".join(_dehyphenate(list(ln), vocab, soft_marked))
         result.append(replace(page, text=text, printed=printed))
     return result

@@ -14,7 +14,7 @@ from ddsearch.catalog import Catalog, slugify
 from ddsearch.config import Settings
 from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
-from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
+from ddsearch.index.store import SCHEMA_VERSION, PaperRecord, Store
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages
 from ddsearch.ingest.extract import ExtractError, extract
@@ -69,7 +69,9 @@ def _first_line_title(pdf: Path) -> str | None:
     return doc.title
 
 
-def plan(catalog: Catalog, sources: Sequence[Path] = (), ids: Sequence[str] = ()) -> tuple[list[Source], list[Outcome]]:
+def plan(
+    catalog: Catalog, sources: Sequence[Path] = (), ids: Sequence[str] = ()
+) -> tuple[list[Source], list[Outcome]]:
     """The papers a run will ingest, and the files it passes over (with the reason)."""
     passed: list[Outcome] = []
     if not sources:
@@ -147,7 +149,9 @@ def make_chunks(paper: Paper, pdf: Path, embedder: Embedder, settings: Settings)
     room = embedder.max_seq_length - 2 - context
     budget = min(settings.chunk_tokens, room)
     if budget < 32:
-        raise ExtractError(f"the title is too long for the model's {embedder.max_seq_length} tokens")
+        raise ExtractError(
+            f"the title is too long for the model's {embedder.max_seq_length} tokens"
+        )
     chunks = chunk_pages(paper.id, pages, embedder.count_tokens, budget, settings.overlap_tokens)
     if not chunks:
         raise ExtractError("no extractable text (a scan without a text layer?)")
@@ -158,7 +162,7 @@ def _fit(paper: Paper, chunks: list[Chunk], embedder: Embedder) -> list[str]:
     """The texts to embed, checked against the model's limit: nothing may be truncated."""
     texts = [embedding_text(paper, c) for c in chunks]
     limit = embedder.max_seq_length - 2
-    for text, n in zip(texts, embedder.count_tokens(texts)):
+    for n in embedder.count_tokens(texts):
         if n > limit:  # pragma: no cover - chunking guarantees this; a bug if reached
             raise RuntimeError(f"chunk of {n} word pieces exceeds the model's {limit}")
     return texts
@@ -226,7 +230,12 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
                 digest = file_sha256(pdf)
                 shape = fingerprint(paper, settings)
                 old = records.get(paper.id)
-                if old and old.sha256 == digest and old.settings == shape and store.count_chunks(paper.id) == old.chunks:
+                if (
+                    old
+                    and old.sha256 == digest
+                    and old.settings == shape
+                    and store.count_chunks(paper.id) == old.chunks
+                ):
                     report.outcomes.append(Outcome(paper.id, "skipped", "unchanged", old.chunks))
                     continue
                 chunks = make_chunks(paper, pdf, embedder, settings)

@@ -12,7 +12,7 @@ STOPWORDS = frozenset(
     me more most my no nor not now of off on once only or other our ours out over own same she
     should so some such than that the their theirs them then there these they this those through
     to too under until up very was we were what when where which while who whom why will with
-    would you your yours paper papers describe described describes say says said does did""".split()
+    would you your yours paper papers describe described describes say says said does did""".split()  # noqa: SIM905
 )
 _TOKEN = re.compile(r"[^\W_]+", re.U)
 

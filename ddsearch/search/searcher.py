@@ -22,8 +22,16 @@ class QueryError(ValueError):
 class Searcher:
     """Answers questions from one data home's index; loads the model and vectors once."""
 
-    def __init__(self, home: Path, *, model: str | None = None, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        catalog=None,
+    ):
         self.store = Store(home, readonly=True)
+        self.catalog = catalog
         built_with = self.store.model
         if built_with is None:
             raise IndexError_(f"the index in {home} is empty: run 'ddsearch ingest' first")
@@ -35,6 +43,7 @@ class Searcher:
         self.embedder = embedder or Embedder(built_with, stamp_dir=Path(home))
         self._vectors = None
         self._records = None
+        self._last_query = None
 
     @property
     def records(self):
@@ -42,13 +51,42 @@ class Searcher:
             self._records = self.store.records()
         return self._records
 
+    def paper(self, paper_id: str):
+        """The paper's metadata: the catalog's when it has the id, else what ingest recorded."""
+        stored = self.records[paper_id].paper
+        listed = self.catalog.get(paper_id) if self.catalog is not None else None
+        return replace(listed, path=stored.path) if listed else stored
+
     def _matrix(self):
         if self._vectors is None:
             self._vectors = self.store.vectors()
         return self._vectors
 
     def encode_query(self, query: str):
-        return self.embedder.encode([query])[0]
+        """The query's vector; the last one is kept, since quotes need it again."""
+        if self._last_query is None or self._last_query[0] != query:
+            self._last_query = (query, self.embedder.encode([query])[0])
+        return self._last_query[1]
+
+    def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
+        """Set each hit's quote: the sentences of its passage closest to the query."""
+        from ddsearch.search.quote import best_quote
+
+        if not hits:
+            return
+        qvec = self.encode_query(query)
+        for hit in hits:
+            quote = best_quote(qvec, hit.chunk.text, self.embedder.encode, max_sentences)
+            hit.quote, hit.quote_span = quote.text, (quote.start, quote.end)
+
+    def citation_keys(self, catalog=None) -> dict[str, str]:
+        """Citation keys unique across the catalog and every indexed paper."""
+        from ddsearch.search.cite import citation_keys
+
+        papers = {p.id: p for p in (catalog or self.catalog or ())}
+        for pid, rec in self.records.items():
+            papers.setdefault(pid, rec.paper)
+        return citation_keys(papers.values())
 
     def dense(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
         import numpy as np
@@ -106,7 +144,7 @@ class Searcher:
         chunks = self.store.chunks(order[: k * 3])
         hits = _merge_neighbours([(chunks[r], fused[r]) for r in order[: k * 3] if r in chunks])
         return [
-            Hit(rank=i + 1, chunk=c, paper=self.records[c.paper_id].paper, score=s)
+            Hit(rank=i + 1, chunk=c, paper=self.paper(c.paper_id), score=s)
             for i, (c, s) in enumerate(hits[:k])
         ]
 

@@ -1,0 +1,362 @@
+"""The ``ddsearch`` command: parses options, calls the library, prints. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from ddsearch import __version__
+
+# Library errors that are the user's to fix: shown as one line, exit status 1.
+_USER_ERRORS = (
+    "ddsearch.catalog:CatalogError",
+    "ddsearch.ingest.pipeline:IngestError",
+    "ddsearch.ingest.extract:ExtractError",
+    "ddsearch.index.store:IndexError_",
+    "ddsearch.index.embed:ModelError",
+    "ddsearch.index.lock:LockedError",
+    "ddsearch.search.searcher:QueryError",
+    "ddsearch.search.evaluate:EvalError",
+)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    for spec in _USER_ERRORS:
+        module, name = spec.split(":")
+        mod = sys.modules.get(module)
+        if mod is not None and isinstance(exc, getattr(mod, name)):
+            return True
+    return isinstance(exc, FileExistsError | FileNotFoundError)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:
+            if _is_user_error(e):
+                raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
+            raise
+
+
+def _settings(ctx: click.Context, **overrides):
+    from ddsearch.config import Settings
+
+    values = {"home": ctx.obj["home"]} if ctx.obj.get("home") else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
+
+
+def _catalog(path: Path | None):
+    from ddsearch.catalog import load_catalog
+
+    return load_catalog(path)
+
+
+def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path | None = None):
+    from ddsearch.search.searcher import Searcher
+
+    return Searcher(_settings(ctx).home, model=model, catalog=_catalog(catalog_path))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DDSEARCH_HOME",
+    help="Data home (index, PDF cache). Default: $DDSEARCH_HOME or the user data dir.",
+)
+@click.version_option(__version__, prog_name="ddsearch")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """Search the canon of distributed-systems papers; answers cite paper and page."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+# ------------------------------------------------------------------------------ ingest
+@main.command()
+@click.argument("ids", nargs=-1)
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A local PDF or a folder of PDFs (repeatable). Without it, downloads.",
+)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Catalog file (default: the papers.toml shipped with ddsearch).",
+)
+@click.option(
+    "--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2, bundled)."
+)
+@click.option("--refresh", is_flag=True, help="Download cached PDFs again.")
+@click.option("--rebuild", is_flag=True, help="Drop the index first and ingest everything anew.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
+)
+@click.pass_context
+def ingest(ctx, ids, sources, catalog_path, model, refresh, rebuild, progress):
+    """Fetch, extract, chunk and embed papers into the index.
+
+    IDS restricts the run to those papers. A paper whose PDF, settings and model are unchanged
+    is skipped; a changed one is replaced whole.
+    """
+    from ddsearch.ingest.pipeline import ingest as run
+
+    settings = _settings(ctx, model=model)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    report = run(
+        settings,
+        _catalog(catalog_path),
+        list(sources),
+        list(ids),
+        refresh=refresh,
+        rebuild=rebuild,
+        progress=progress,
+    )
+    for o in report.outcomes:
+        if o.status == "failed":
+            click.echo(f"failed   {o.paper_id}: {o.reason}", err=True)
+        elif o.status == "skipped" and o.reason != "unchanged":
+            click.echo(f"skipped  {o.paper_id}: {o.reason}", err=True)
+    done = report.of("ingested")
+    click.echo(
+        f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks), "
+        f"{len(report.of('skipped'))} skipped, {len(report.of('failed'))} failed "
+        f"in {report.seconds:.1f}s; index: {settings.home}"
+    )
+    if report.interrupted:
+        click.echo("interrupted: the papers listed above are done; run again to finish", err=True)
+        ctx.exit(130)
+    if not report.ok:
+        ctx.exit(1)
+
+
+# ------------------------------------------------------------------------------ query
+def _print_hit(hit, key: str, width: int, full: bool) -> None:
+    from ddsearch.search.cite import format_citation, make_citation
+
+    c = make_citation(hit, key)
+    head = f"{hit.rank}. {hit.paper.title}"
+    if hit.paper.year:
+        head += f" ({hit.paper.year})"
+    click.echo(click.style(head, bold=True))
+    where = [
+        c.pages or "",
+        f"§ {hit.chunk.section}" if hit.chunk.section else "",
+        f"score {hit.score:.4f}",
+    ]
+    click.echo("   " + " · ".join(w for w in where if w))
+    click.echo("   " + click.style(format_citation(c), fg="cyan"))
+    text = hit.chunk.text
+    if hit.quote_span and not full:
+        s, e = hit.quote_span
+        body = ("… " if s > 0 else "") + text[s:e] + (" …" if e < len(text) else "")
+        lines = textwrap.wrap(body, width=width - 3)
+        for line in lines:
+            click.echo("   " + click.style(line, fg="yellow"))
+    else:
+        s, e = hit.quote_span or (0, 0)
+        for line in textwrap.wrap(text, width=width - 3):
+            click.echo("   " + line)
+    click.echo()
+
+
+@main.command()
+@click.argument("question", required=False)
+@click.option("-k", "k", default=10, show_default=True, help="How many results (1-100).")
+@click.option("--paper", "papers", multiple=True, help="Only search this paper id (repeatable).")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default="hybrid",
+    show_default=True,
+    help="Ranking: both fused, vectors only, or bm25 only.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--file", "qfile", type=click.File("r"), help="Questions, one per line ('-': stdin).")
+@click.option("--jsonl", is_flag=True, help="With --file: one JSON object per line.")
+@click.option("--full", is_flag=True, help="Show whole passages, not just the quotes.")
+@click.option(
+    "--export",
+    "exports",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the cited passages to FILE (.md .json .bib .csl.json .ris; repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json", "bib", "csl", "ris"]),
+    help="Export format, when the file's extension does not say.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing export files.")
+@click.option("--model", help="Fail unless the index was built with this model.")
+@click.pass_context
+def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, fmt, force, model):
+    """Search the index: ranked passages with paper, page and citation."""
+    if qfile is not None and question:
+        raise click.UsageError("give a QUESTION or --file, not both")
+    if qfile is None and not question:
+        raise click.UsageError("give a QUESTION, or --file FILE with one question per line")
+    if jsonl and qfile is None:
+        raise click.UsageError("--jsonl goes with --file")
+    if fmt and len(exports) != 1:
+        raise click.UsageError("--format goes with exactly one --export")
+    from ddsearch.search.export import export, format_from_path, render_json
+
+    for path in exports:
+        try:
+            format_from_path(path, fmt)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        if path.exists() and not force:
+            raise click.ClickException(f"{path} already exists; pass --force to overwrite it")
+
+    searcher = _searcher(ctx, model)
+    keys = searcher.citation_keys()
+
+    def run(q: str):
+        hits = searcher.search(q, k, papers=papers, mode=mode)
+        searcher.add_quotes(q, hits)
+        return hits
+
+    if qfile is not None:
+        for line in qfile:
+            q = line.strip()
+            if not q:
+                continue
+            doc = json.loads(render_json(q, run(q), keys))
+            click.echo(
+                json.dumps(doc, ensure_ascii=False) if jsonl else render_json(q, run(q), keys)
+            )
+        return
+    hits = run(question)
+    for path in exports:
+        export(path, fmt, question, hits, keys, force=force)
+        click.echo(f"wrote {path}", err=True)
+    if as_json:
+        click.echo(render_json(question, hits, keys), nl=False)
+        return
+    if not hits:
+        click.echo("no results")
+        return
+    width = min(shutil.get_terminal_size((100, 20)).columns, 110)
+    for hit in hits:
+        _print_hit(hit, keys[hit.paper.id], width, full)
+
+
+# ------------------------------------------------------------------------------ papers, cite
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def papers(ctx, as_json, catalog_path):
+    """The catalog and local papers, with their status and chunk counts."""
+    from ddsearch.status import paper_statuses
+
+    rows = paper_statuses(_settings(ctx), _catalog(catalog_path))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+        return
+    width = max((len(r.id) for r in rows), default=2)
+    for r in rows:
+        chunks = f"{r.chunks:5d}" if r.chunks else "     "
+        year = r.year or "    "
+        click.echo(f"{r.id:<{width}}  {year}  {r.status:<18} {chunks}  {r.title}")
+    indexed = sum(r.status == "indexed" for r in rows)
+    click.echo(f"{len(rows)} papers, {indexed} indexed, {sum(r.chunks for r in rows)} chunks")
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["bib", "csl", "ris"]), default="bib", show_default=True
+)
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def cite(ctx, ids, fmt, catalog_path):
+    """Print the bibliography entries of whole papers."""
+    from ddsearch.search.cite import citation_keys
+    from ddsearch.search.export import render_papers
+
+    catalog = _catalog(catalog_path)
+    known = {p.id: p for p in catalog}
+    if any(i not in known for i in ids):
+        from ddsearch.index.store import Store
+
+        home = _settings(ctx).home
+        if (home / "index.db").exists():
+            store = Store(home, readonly=True)
+            known.update({pid: r.paper for pid, r in store.records().items() if pid not in known})
+            store.close()
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise click.ClickException(f"unknown paper id(s): {', '.join(unknown)}")
+    click.echo(render_papers(fmt, [known[i] for i in ids], citation_keys(known.values())), nl=False)
+
+
+# ------------------------------------------------------------------------------ eval
+@main.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-k", "k", default=5, show_default=True, help="Cut-off for hit@k.")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    help="Ranking mode(s) to score (repeatable; default hybrid).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def eval_(ctx, file, k, modes, as_json):
+    """Score retrieval on questions with gold (paper, pages): hit@k, MRR@10, paper@1."""
+    from ddsearch.search.evaluate import evaluate, load_questions
+
+    if not 1 <= k <= 10:
+        raise click.UsageError("-k must be between 1 and 10")
+    questions = load_questions(file)
+    searcher = _searcher(ctx)
+    results = [evaluate(searcher, questions, k=k, mode=m).as_dict() for m in modes or ("hybrid",)]
+    if as_json:
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return
+    for r in results:
+        _print_eval(r)
+
+
+def _print_eval(r: dict) -> None:
+    k = r["k"]
+    click.echo(click.style(f"mode {r['mode']}", bold=True))
+    cols = f"{'':<10}{'n':>5}{'hit@' + str(k):>9}{'MRR@10':>9}{'paper@1':>9}{'multi@10':>10}"
+    click.echo(cols)
+    rows = [("overall", r["overall"])] + list(r["styles"].items())
+    for name, s in rows:
+        multi = f"{s['multi_recall@10']:.3f}" if s["multi_recall@10"] is not None else "-"
+        click.echo(
+            f"{name:<10}{s['questions']:>5}{s[f'hit@{k}']:>9.3f}{s['mrr@10']:>9.3f}"
+            f"{s['paper@1']:>9.3f}{multi:>10}"
+        )
+    if r["missed"]:
+        click.echo(f"missed at {k} ({len(r['missed'])}):")
+        for m in r["missed"]:
+            gold = ", ".join(f"{p} p.{','.join(map(str, pg))}" for p, pg in m["gold"].items())
+            got = ", ".join(f"{p} p.{','.join(map(str, pg))}" for p, pg in m["got"][:3])
+            click.echo(f"  {m['id']}: {m['question']}\n     gold {gold}; got {got}")
+    click.echo()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

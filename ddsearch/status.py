@@ -1,0 +1,57 @@
+"""What the data home holds for each paper: downloaded, indexed, how many chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ddsearch.catalog import Catalog
+from ddsearch.config import Settings
+from ddsearch.index.store import Store
+
+
+@dataclass(frozen=True)
+class PaperStatus:
+    id: str
+    title: str
+    year: int | None
+    status: str  # indexed | downloaded | not downloaded | no open-access URL
+    chunks: int
+    source: str | None  # the PDF the index was built from
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "year": self.year, "status": self.status,
+                "chunks": self.chunks, "source": self.source}  # fmt: skip
+
+
+def paper_statuses(settings: Settings, catalog: Catalog) -> list[PaperStatus]:
+    """Every catalog paper and every indexed local paper, catalog order first."""
+    records = {}
+    if (settings.home / "index.db").exists():
+        store = Store(settings.home, readonly=True)
+        try:
+            records = store.records()
+        finally:
+            store.close()
+    out = []
+    papers = list(catalog) + [r.paper for pid, r in sorted(records.items()) if pid not in catalog]
+    for paper in papers:
+        rec = records.get(paper.id)
+        if rec:
+            status = "indexed"
+        elif (settings.pdf_cache / f"{paper.id}.pdf").is_file():
+            status = "downloaded"
+        elif paper.url:
+            status = "not downloaded"
+        else:
+            status = "no open-access URL"
+        out.append(
+            PaperStatus(
+                paper.id,
+                paper.title,
+                paper.year,
+                status,
+                rec.chunks if rec else 0,
+                rec.source if rec else None,
+            )  # fmt: skip
+        )
+    return out

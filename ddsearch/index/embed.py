@@ -55,9 +55,14 @@ def verify_bundled(model_dir: Path, stamp_dir: Path | None = None) -> None:
 class Embedder:
     """A sentence-transformers model by name or path, offline by default."""
 
-    def __init__(self, name: str = DEFAULT_MODEL, stamp_dir: Path | None = None):
+    def __init__(self, name: str = DEFAULT_MODEL, stamp_dir: Path | None = None, backend="auto"):
+        """``stamp_dir``: the data home, where the verified-weights stamp and ONNX export live.
+        ``backend``: "onnx", "torch", or "auto" (ONNX where the model allows it)."""
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"unknown backend {backend!r}")
         self.name = name
         self._stamp_dir = stamp_dir
+        self._backend = backend
 
     @cached_property
     def path(self) -> str:
@@ -122,16 +127,57 @@ class Embedder:
         except Exception as e:
             raise ModelError(f"cannot load model {self.name!r}: {type(e).__name__}: {e}") from e
 
+    @cached_property
+    def onnx(self):
+        """The ONNX encoder, exported on first use; None where the torch path must serve."""
+        from ddsearch.index.onnx_model import OnnxEncoder, OnnxUnsupported, export, pooling_mode
+
+        if self._backend == "torch" or self._local_dir is None or self._stamp_dir is None:
+            return None
+        try:
+            pooling_mode(self._local_dir)
+            target = self._stamp_dir / "models" / f"{self._fingerprint()}.onnx"
+            if not target.is_file():
+                export(self.model, self._local_dir, target)
+            return OnnxEncoder(target, self._local_dir, self.max_seq_length)
+        except OnnxUnsupported:
+            if self._backend == "onnx":
+                raise
+            return None
+
+    def _fingerprint(self) -> str:
+        """Names the model's files by content, so a changed model gets a new export."""
+        h = hashlib.sha256(str(self._local_dir).encode())
+        for name in ("config.json", "modules.json", "tokenizer.json"):
+            f = self._local_dir / name
+            if f.is_file():
+                h.update(f.read_bytes())
+        for f in sorted(self._local_dir.glob("*.safetensors")) + sorted(
+            self._local_dir.glob("*.bin")
+        ):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        slug = "".join(c if c.isalnum() else "-" for c in self._local_dir.name)[:40]
+        return f"{slug}-{h.hexdigest()[:16]}"
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self.onnx is not None else "torch"
+
     @property
     def dimension(self) -> int:
+        if self.onnx is not None:
+            return self.onnx.dimension
         return int(self.model.get_sentence_embedding_dimension())
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, progress=None):
+    def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch=None):
         """L2-normalised float32 embeddings, one row per text."""
         import numpy as np
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.onnx is not None:
+            return self.onnx.encode(texts, batch_size=batch_size, on_batch=on_batch)
         vecs = self.model.encode(
             list(texts),
             batch_size=batch_size,

@@ -40,6 +40,12 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # seconds spent per stage, summed
+    pages: int = 0  # pages read by papers that were (re)chunked
+
+    def timed(self, stages: dict[str, float]) -> None:
+        for name, secs in stages.items():
+            self.stages[name] = self.stages.get(name, 0.0) + secs
 
     def of(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -141,9 +147,16 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def make_chunks(paper: Paper, pdf: Path, embedder: Embedder, settings: Settings) -> list[Chunk]:
+def make_chunks(
+    paper: Paper, pdf: Path, embedder: Embedder, settings: Settings, stages: dict | None = None
+) -> list[Chunk]:
     """Extract, clean and chunk one PDF so that every chunk fits the model with its context."""
+    started = time.perf_counter()
     doc = extract(pdf)
+    if stages is not None:
+        stages["extract"] = time.perf_counter() - started
+        stages["pages"] = len(doc.pages)
+        started = time.perf_counter()
     pages = clean_pages(doc.pages, is_heading=heading)
     context = embedder.count_tokens([paper.title + " — "])[0] + settings.section_tokens + 1
     room = embedder.max_seq_length - 2 - context
@@ -153,6 +166,8 @@ def make_chunks(paper: Paper, pdf: Path, embedder: Embedder, settings: Settings)
             f"the title is too long for the model's {embedder.max_seq_length} tokens"
         )
     chunks = chunk_pages(paper.id, pages, embedder.count_tokens, budget, settings.overlap_tokens)
+    if stages is not None:
+        stages["chunk"] = time.perf_counter() - started
     if not chunks:
         raise ExtractError("no extractable text (a scan without a text layer?)")
     return chunks
@@ -213,44 +228,116 @@ def ingest(
     return report
 
 
+@dataclass
+class _Prepared:
+    """A paper's PDF read and chunked (or found unchanged), ready to embed."""
+
+    source: Source
+    pdf: Path
+    digest: str
+    shape: str
+    chunks: list[Chunk] | None  # None: unchanged since the last ingest
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+def _prepare(source: Source, settings: Settings, refresh: bool, old: tuple | None,
+             embedder: Embedder | None = None) -> _Prepared:  # fmt: skip
+    """Fetch, hash, extract and chunk one paper; runs in a worker process."""
+    pdf = _obtain(source, settings, refresh)
+    digest = file_sha256(pdf)
+    shape = fingerprint(source.paper, settings)
+    if old == (digest, shape):
+        return _Prepared(source, pdf, digest, shape, None)
+    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, backend="torch")
+    stages: dict[str, float] = {}
+    chunks = make_chunks(source.paper, pdf, embedder, settings, stages)
+    return _Prepared(source, pdf, digest, shape, chunks, stages)
+
+
+PREFETCH = 2  # papers read ahead of the one being embedded
+
+
+def _prepared(todo, settings, refresh, olds, embedder):
+    """Yield (source, future-like) with extraction in a worker process overlapping embedding."""
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    if embedder.tokenizer is None or len(todo) < 2:  # nothing to overlap, or counting needs torch
+        for source in todo:
+            fut: Future = Future()
+            try:
+                fut.set_result(
+                    _prepare(source, settings, refresh, olds.get(source.paper.id), embedder)
+                )
+            except Exception as e:
+                fut.set_exception(e)
+            yield source, fut
+        return
+    # spawn, not fork: the parent holds onnxruntime and tokenizer threads
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = []
+        queue = iter(todo)
+        try:
+            while True:
+                while len(pending) < PREFETCH + 1:
+                    source = next(queue, None)
+                    if source is None:
+                        break
+                    old = olds.get(source.paper.id)
+                    pending.append((source, pool.submit(_prepare, source, settings, refresh, old)))
+                if not pending:
+                    return
+                yield pending.pop(0)
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Settings,
+               report: Report, on_batch=None) -> Outcome:  # fmt: skip
+    """Embed a prepared paper and make its chunks visible, all at once."""
+    paper, chunks = ready.source.paper, ready.chunks
+    started = time.perf_counter()
+    vectors = embedder.encode(_fit(paper, chunks, embedder), on_batch=on_batch)
+    embedded = time.perf_counter()
+    record = PaperRecord(paper, ready.digest, ready.shape, len(chunks), str(ready.pdf), time.time())
+    store.replace_paper(record, chunks, vectors, settings.model)
+    stages = {k: v for k, v in ready.stages.items() if k != "pages"}
+    report.timed({**stages, "embed": embedded - started, "store": time.perf_counter() - embedded})
+    report.pages += int(ready.stages.get("pages", 0))
+    return Outcome(paper.id, "ingested", "", len(chunks))
+
+
 def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Settings,
          refresh: bool, report: Report, progress: bool) -> None:  # fmt: skip
     from tqdm import tqdm
 
     records = store.records()
+    olds = {
+        pid: (r.sha256, r.settings)
+        for pid, r in records.items()
+        if store.count_chunks(pid) == r.chunks
+    }
     todo = list(todo)
-    bar = tqdm(todo, desc="papers", unit="paper", disable=not progress, leave=False)
+    bar = tqdm(total=len(todo), desc="papers", unit="paper", disable=not progress, leave=False)
     chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
     try:
-        for source in bar:
-            paper = source.paper
-            bar.set_postfix_str(paper.id)
+        for source, future in _prepared(todo, settings, refresh, olds, embedder):
+            pid = source.paper.id
+            bar.set_postfix_str(pid)
             try:
-                pdf = _obtain(source, settings, refresh)
-                digest = file_sha256(pdf)
-                shape = fingerprint(paper, settings)
-                old = records.get(paper.id)
-                if (
-                    old
-                    and old.sha256 == digest
-                    and old.settings == shape
-                    and store.count_chunks(paper.id) == old.chunks
-                ):
-                    report.outcomes.append(Outcome(paper.id, "skipped", "unchanged", old.chunks))
-                    continue
-                chunks = make_chunks(paper, pdf, embedder, settings)
-                texts = _fit(paper, chunks, embedder)
-                vectors = embedder.encode(texts)
-                chunk_bar.update(len(chunks))
-                record = PaperRecord(paper, digest, shape, len(chunks), str(pdf), time.time())
-                store.replace_paper(record, chunks, vectors, settings.model)
-                report.outcomes.append(Outcome(paper.id, "ingested", "", len(chunks)))
-            except KeyboardInterrupt:
-                report.interrupted = True
-                break
+                ready = future.result()
+                if ready.chunks is None:
+                    outcome = Outcome(pid, "skipped", "unchanged", records[pid].chunks)
+                else:
+                    outcome = _store_one(ready, store, embedder, settings, report, chunk_bar.update)
             except Exception as e:  # one paper's failure is reported, never fatal to the run
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                report.outcomes.append(Outcome(paper.id, "failed", re.sub(r"\s+", " ", reason)))
+                outcome = Outcome(pid, "failed", re.sub(r"\s+", " ", reason))
+            report.outcomes.append(outcome)
+            bar.update(1)
+    except KeyboardInterrupt:  # between or inside papers: nothing half-stored is visible
+        report.interrupted = True
     finally:
         bar.close()
         chunk_bar.close()

@@ -71,12 +71,24 @@ class Searcher:
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
         """Set each hit's quote: the sentences of its passage closest to the query."""
         from ddsearch.search.quote import best_quote
+        from ddsearch.sentences import split_sentences
 
         if not hits:
             return
         qvec = self.encode_query(query)
+        # one batch for every hit's sentences: a model call per hit costs more than the work
+        sentences = list(dict.fromkeys(s for h in hits for s in split_sentences(h.chunk.text)))
+        known = dict(zip(sentences, self.embedder.encode(sentences)))
+
+        def encode(texts):
+            import numpy as np
+
+            missing = [t for t in texts if t not in known]
+            known.update(zip(missing, self.embedder.encode(missing)))
+            return np.stack([known[t] for t in texts])
+
         for hit in hits:
-            quote = best_quote(qvec, hit.chunk.text, self.embedder.encode, max_sentences)
+            quote = best_quote(qvec, hit.chunk.text, encode, max_sentences)
             hit.quote, hit.quote_span = quote.text, (quote.start, quote.end)
 
     def citation_keys(self, catalog=None) -> dict[str, str]:

@@ -1,0 +1,175 @@
+"""Benchmark ddsearch on the shared corpus: ingest stages, model limit, query latency, memory.
+
+    python bench/run.py [--papers ../shared/papers] [--questions ../shared/eval/dev.jsonl]
+
+Writes bench/out/bench.json and bench/out/bench.md. Numbers, not assertions: nothing here
+fails on a slow machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait4_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one child process, via wait4's rusage."""
+    with tempfile.TemporaryFile(mode="w+") as out_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out_file, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
+        out_file.seek(0)
+        return wall, usage.ru_maxrss / 1024, out_file.read()
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    idx = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return values[idx]
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--papers", type=Path, default=ROOT.parent / "shared" / "papers")
+    ap.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each cold command")
+    args = ap.parse_args()
+
+    from ddsearch.catalog import load_catalog
+    from ddsearch.index.embed import Embedder
+    from ddsearch.index.store import Store
+    from ddsearch.ingest.pipeline import _fit
+
+    home = Path(tempfile.mkdtemp(prefix="ddsearch-bench-"))
+    env = {**os.environ, "DDSEARCH_HOME": str(home)}
+    exe = [sys.executable, "-m", "ddsearch.cli"]
+    results: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    try:
+        # a model export happens once per data home; do it outside the timed ingest
+        Embedder(stamp_dir=home).encode(["warm-up"])
+
+        report_file = home / "report.json"
+        code = (
+            "import json,sys; from pathlib import Path; from ddsearch.config import Settings;"
+            "from ddsearch.catalog import load_catalog; from ddsearch.ingest.pipeline import ingest;"
+            f"r=ingest(Settings(home=Path({str(home)!r})), load_catalog(), [Path({str(args.papers)!r})]);"
+            f"Path({str(report_file)!r}).write_text(json.dumps({{'seconds': r.seconds, "
+            "'stages': r.stages, 'pages': r.pages, 'chunks': sum(o.chunks for o in r.of('ingested')),"
+            "'failed': [o.paper_id for o in r.of('failed')]}))"
+        )
+        wall, rss, _ = wait4_measured([sys.executable, "-c", code], env)
+        ingest = json.loads(report_file.read_text())
+        results["ingest"] = {"wall_s": wall, "peak_rss_mb": rss, **ingest}
+
+        wall, _, _ = wait4_measured([sys.executable, "-c", code], env)
+        results["reingest_unchanged_s"] = wall
+
+        store = Store(home, readonly=True)
+        catalog = load_catalog()
+        embedder = Embedder(stamp_dir=home)
+        texts = []
+        for pid, rec in store.records().items():
+            texts += _fit(catalog.get(pid) or rec.paper, store.chunks_of(pid), embedder)
+        tokens = sum(embedder.count_tokens(texts))
+        started = time.perf_counter()
+        embedder.encode(texts)
+        raw = time.perf_counter() - started
+        results["model_raw"] = {"chunks": len(texts), "tokens": tokens, "seconds": raw,
+                                "tokens_per_s": tokens / raw}  # fmt: skip
+        emb = ingest["stages"].get("embed", 0.0)
+        results["ingest"]["tokens_per_s"] = tokens / ingest["seconds"]
+        results["ingest"]["pages_per_s"] = ingest["pages"] / ingest["seconds"]
+        results["ingest_vs_raw_model"] = raw / ingest["seconds"]
+        results["embed_stage_vs_raw_model"] = raw / emb if emb else None
+
+        q = "how does Raft elect a leader?"
+        colds, rsses = [], []
+        for _ in range(args.repeat):
+            wall, rss, _ = wait4_measured(exe + ["query", q], env)
+            colds.append(wall)
+            rsses.append(rss)
+        helps = [wait4_measured(exe + ["--help"], env)[0] for _ in range(args.repeat)]
+        results["cold_query_s"] = statistics.median(colds)
+        results["query_peak_rss_mb"] = max(rsses)
+        results["help_s"] = statistics.median(helps)
+
+        from ddsearch.search.evaluate import load_questions
+        from ddsearch.search.searcher import Searcher
+
+        searcher = Searcher(home, catalog=catalog)
+        questions = [x.question for x in load_questions(args.questions)]
+        searcher.search(questions[0])
+        lat, lat_quotes = [], []
+        for question in questions:
+            started = time.perf_counter()
+            hits = searcher.search(question, 10)
+            lat.append(time.perf_counter() - started)
+            searcher.add_quotes(question, hits)
+            lat_quotes.append(time.perf_counter() - started)
+        results["warm_query_ms"] = {
+            "p50": 1000 * percentile(lat, 50), "p95": 1000 * percentile(lat, 95),
+            "with_quotes_p50": 1000 * percentile(lat_quotes, 50),
+            "with_quotes_p95": 1000 * percentile(lat_quotes, 95),
+        }  # fmt: skip
+        store.close()
+        results["index_mb"] = {
+            "sqlite": dir_size(home) - dir_size(home / "chroma") - dir_size(home / "models"),
+            "chroma": dir_size(home / "chroma"),
+        }
+        results["index_mb"] = {k: v / 2**20 for k, v in results["index_mb"].items()}
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    (args.out / "bench.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def markdown(r: dict) -> str:
+    i, st, w = r["ingest"], r["ingest"]["stages"], r["warm_query_ms"]
+    rows = [
+        ("full ingest, wall", f"{i['wall_s']:.1f} s ({i['pages']} pages, {i['chunks']} chunks)"),
+        ("  of which extract / chunk (worker)", f"{st.get('extract', 0):.1f} s / {st.get('chunk', 0):.1f} s"),
+        ("  of which embed / store", f"{st.get('embed', 0):.1f} s / {st.get('store', 0):.1f} s"),
+        ("ingest throughput", f"{i['pages_per_s']:.1f} pages/s, {i['tokens_per_s']:.0f} tokens/s"),
+        ("raw model on the same chunks", f"{r['model_raw']['seconds']:.1f} s, {r['model_raw']['tokens_per_s']:.0f} tokens/s"),
+        ("ingest vs raw model (raw/ingest)", f"{r['ingest_vs_raw_model']:.2f}"),
+        ("unchanged re-ingest, wall", f"{r['reingest_unchanged_s']:.1f} s"),
+        ("cold `ddsearch query`, wall (median)", f"{r['cold_query_s']:.2f} s"),
+        ("`ddsearch --help`, wall (median)", f"{r['help_s']:.2f} s"),
+        ("warm query p50 / p95 (search)", f"{w['p50']:.0f} / {w['p95']:.0f} ms"),
+        ("warm query p50 / p95 (search + quotes)", f"{w['with_quotes_p50']:.0f} / {w['with_quotes_p95']:.0f} ms"),
+        ("peak RSS ingest / query", f"{i['peak_rss_mb']:.0f} / {r['query_peak_rss_mb']:.0f} MB"),
+        ("index on disk (SQLite / Chroma)", f"{r['index_mb']['sqlite']:.0f} / {r['index_mb']['chroma']:.0f} MB"),
+    ]  # fmt: skip
+    out = [f"Machine: {r['machine']}; {r['date']}.", "", "| measure | value |", "|---|---|"]
+    out += [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -118,17 +118,30 @@ def _split_long(sentence: _Sentence, budget: int, count: TokenCounter) -> list[_
     counts = count(words)
     pieces, cur, cur_tokens = [], [], 0
     for word, n in zip(words, counts):
-        n = min(n, budget)
-        if cur and cur_tokens + n > budget:
-            pieces.append(cur)
-            cur, cur_tokens = [], 0
-        cur.append(word[: budget * 4] if n == budget else word)
-        cur_tokens += n
+        for part, tokens in [(word, n)] if n <= budget else _cut_word(word, budget, count):
+            if cur and cur_tokens + tokens > budget:
+                pieces.append(cur)
+                cur, cur_tokens = [], 0
+            cur.append(part)
+            cur_tokens += tokens
     if cur:
         pieces.append(cur)
     return [
         _Sentence(" ".join(p), sentence.pages, sentence.printed, sentence.section) for p in pieces
     ]
+
+
+def _cut_word(word: str, budget: int, count: TokenCounter) -> list[tuple[str, int]]:
+    """A word longer than the budget (a URL, a run of symbols) as pieces that fit, none lost."""
+    out = []
+    while word:
+        size, n = len(word), count([word])[0]
+        while n > budget and size > 1:
+            size = min(size - 1, max(1, size * budget // n))
+            n = count([word[:size]])[0]
+        out.append((word[:size], n))
+        word = word[size:]
+    return out
 
 
 def chunk_id(paper_id: str, ordinal: int, text: str) -> str:

@@ -1,0 +1,578 @@
+"""The ``ddsearch`` command: every subcommand, its output formats and its user errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SMALL_PAPERS
+from pdfmaker import not_a_pdf
+
+from ddsearch.cli import main
+from ddsearch.index.store import Store
+
+SUMMARY = re.compile(
+    r"^(\d+) ingested \((\d+) chunks\), (\d+) skipped, (\d+) failed in [\d.]+s; index: (.+)$",
+    re.M,
+)
+COMMANDS = ["ingest", "query", "papers", "cite", "eval"]
+
+
+@pytest.fixture
+def shared_model(monkeypatch, embedder):
+    """Let every command reuse the session's loaded model instead of loading its own."""
+    from ddsearch.index import embed
+    from ddsearch.ingest import pipeline
+    from ddsearch.search import searcher
+
+    def factory(name=embed.DEFAULT_MODEL, stamp_dir=None, **options):
+        if name == embedder.name:
+            return embedder
+        return embed.Embedder(name, stamp_dir, **options)
+
+    monkeypatch.setattr(searcher, "Embedder", factory)
+    monkeypatch.setattr(pipeline, "Embedder", factory)
+
+
+def invoke(*args, env=None, input=None):
+    return CliRunner(env=env).invoke(main, [str(a) for a in args], input=input)
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.exception is None
+    return result.stdout
+
+
+def user_error(result, code: int = 1) -> str:
+    """A user error: the given exit status, one 'Error:' line, no traceback."""
+    assert result.exit_code == code, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def home(indexed_home) -> Path:
+    return indexed_home
+
+
+# ---------------------------------------------------------------- help, version
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help(command):
+    args = ([command] if command else []) + ["--help"]
+    out = ok(invoke(*args))
+    assert out.startswith("Usage: ")
+    if command:
+        assert f" {command} " in out.splitlines()[0]
+    else:
+        assert all(c in out for c in COMMANDS)
+    assert ok(invoke(*args[:-1], "-h")) == out
+
+
+def test_version():
+    assert ok(invoke("--version")).strip() == "ddsearch, version 0.1.0"
+
+
+def test_unknown_command_and_option():
+    user_error(invoke("serch", "x"), 2)
+    user_error(invoke("papers", "--jsn"), 2)
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def test_ingest_from(tmp_home, small_pdfs, shared_model):
+    folder = small_pdfs["lighthouse"].parent
+    result = invoke("--home", tmp_home, "ingest", "--from", folder, "--no-progress")
+    out = ok(result)
+    m = SUMMARY.search(out)
+    assert m, out
+    assert (m[1], m[3], m[4], m[5]) == ("3", "0", "0", str(tmp_home))
+    store = Store(tmp_home, readonly=True)
+    assert int(m[2]) == store.count_chunks() == store.collection.count() > 0
+    store.close()
+
+    again = ok(invoke("--home", tmp_home, "ingest", "--from", folder))
+    assert SUMMARY.search(again).group(1, 2, 3, 4) == ("0", "0", "3", "0")
+    assert "unchanged" not in again  # unchanged papers are not listed one by one
+
+
+def test_ingest_reports_failures(tmp_home, small_pdfs, shared_model):
+    folder = small_pdfs["lighthouse"].parent
+    not_a_pdf(folder / "broken.pdf")
+    (folder / "notes.txt").write_text("notes")
+    result = invoke("--home", tmp_home, "ingest", "--from", folder)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "failed   broken: not a PDF file" in result.stderr
+    assert "skipped  notes.txt: not a PDF file" in result.stderr
+    assert SUMMARY.search(result.stdout).group(1, 3, 4) == ("3", "1", "1")
+
+
+def test_ingest_ids_with_from(tmp_home, small_pdfs, shared_model):
+    folder = small_pdfs["lighthouse"].parent
+    out = ok(invoke("--home", tmp_home, "ingest", "ledger", "--from", folder))
+    assert SUMMARY.search(out).group(1, 3, 4) == ("1", "0", "0")
+    msg = user_error(invoke("--home", tmp_home, "ingest", "gfs", "--from", folder))
+    assert "not among the given PDFs: gfs" in msg
+
+
+def test_ingest_user_errors(tmp_home, tmp_path, small_pdfs, shared_model):
+    msg = user_error(invoke("--home", tmp_home, "ingest", "no-such-paper"))
+    assert "unknown paper id(s): no-such-paper" in msg
+    msg = user_error(invoke("--home", tmp_home, "ingest", "--from", tmp_path / "missing"))
+    assert "no such file or folder" in msg
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[paper]]\nid = 'x'\n")
+    msg = user_error(invoke("--home", tmp_home, "ingest", "--catalog", bad, "--from", tmp_path))
+    assert str(bad) in msg and "missing required field" in msg
+    user_error(invoke("--home", tmp_home, "ingest", "--catalog", tmp_path / "no.toml"), 1)
+
+
+def test_ingest_while_locked(tmp_home, small_pdfs, shared_model):
+    from ddsearch.index.lock import writer_lock
+
+    with writer_lock(tmp_home):
+        msg = user_error(invoke("--home", tmp_home, "ingest", "--from", small_pdfs["orchard"]))
+    assert "another ingest is writing" in msg
+
+
+def test_ingest_with_another_model(tmp_path, small_pdfs, shared_model):
+    home = tmp_path / "home"
+    ok(invoke("--home", home, "ingest", "--from", small_pdfs["orchard"]))
+    result = invoke(
+        "--home", home, "ingest", "--from", small_pdfs["orchard"], "--model", "some-other/model"
+    )
+    assert "was built with" in user_error(result)
+
+
+# ---------------------------------------------------------------- query
+
+
+def test_query_text(home, shared_model):
+    out = ok(invoke("--home", home, "query", "How often does a keeper light a beacon?", "-k", 2))
+    lines = out.splitlines()
+    assert lines[0] == "1. Lighthouse: Gossip Among Keepers"
+    # neighbouring passages may be folded into the hit, widening its pages around page 2
+    m = re.match(
+        r"^   PDF (?:p\. (\d)|pp\. (\d)–(\d)) · § 2 Beacon Protocol · score \d\.\d{4}$", lines[1]
+    )
+    assert m, lines[1]
+    first, last = (int(m[1]), int(m[1])) if m[1] else (int(m[2]), int(m[3]))
+    assert first <= 2 <= last
+    cited = f"p. {first}" if first == last else f"pp. {first}–{last}"
+    assert lines[2].startswith(
+        f"   Anonymous (n.d.). Lighthouse: Gossip Among Keepers. PDF {cited}. file://"
+    )
+    assert lines[2].endswith(f"lighthouse.pdf#page={first}")
+    assert "ninety seconds" in out
+    assert re.search(r"^2\. ", out, re.M)
+    assert not re.search(r"^3\. ", out, re.M)
+
+
+def test_query_full_text(home, shared_model):
+    out = ok(invoke("--home", home, "query", "beacon every ninety seconds", "-k", 1, "--full"))
+    assert "Suspicion spreads by gossip" in out  # the whole passage, not just the quote
+    assert "…" not in out
+
+
+RESULT_KEYS = {"rank", "paper", "title", "year", "pages", "score", "text"}
+
+
+def check_doc(doc: dict, query: str, k: int) -> None:
+    assert doc["query"] == query
+    assert 1 <= len(doc["results"]) <= k
+    for i, r in enumerate(doc["results"], 1):
+        assert set(r) >= RESULT_KEYS
+        assert r["rank"] == i and r["paper"] in SMALL_PAPERS
+        assert r["title"] == SMALL_PAPERS[r["paper"]][0]
+        assert r["year"] is None
+        pages = len(SMALL_PAPERS[r["paper"]][1])
+        assert r["pages"] and all(isinstance(p, int) and 1 <= p <= pages for p in r["pages"])
+        assert isinstance(r["score"], float) and r["text"].strip()
+    scores = [r["score"] for r in doc["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_query_json(home, shared_model):
+    q = "How many clerks must copy a sale?"
+    doc = json.loads(ok(invoke("--home", home, "query", q, "--json", "-k", 3)))
+    check_doc(doc, q, 3)
+    top = doc["results"][0]
+    assert top["paper"] == "ledger" and 2 in top["pages"]
+    assert "two of the three clerks" in top["text"]
+    assert top["quote"] and top["quote"] in top["text"]
+
+
+def test_query_file_jsonl(home, tmp_path, shared_model, monkeypatch):
+    questions = [
+        "How many trees moved when a tenth picker was added?",
+        "How often does a keeper light a beacon?",
+        "",
+        "Where do hinted entries go when the clerk returns?",
+    ]
+    qfile = tmp_path / "q.txt"
+    qfile.write_text("\n".join(questions) + "\n")
+
+    from ddsearch.search.searcher import Searcher
+
+    calls = []
+    real = Searcher.search
+
+    def spy(self, query, *a, **kw):
+        calls.append(query)
+        return real(self, query, *a, **kw)
+
+    monkeypatch.setattr(Searcher, "search", spy)
+    out = ok(invoke("--home", home, "query", "--file", qfile, "--jsonl", "-k", 2))
+    lines = out.splitlines()
+    asked = [q for q in questions if q]
+    assert len(lines) == len(asked)
+    docs = [json.loads(ln) for ln in lines]
+    assert [d["query"] for d in docs] == asked
+    for d in docs:
+        check_doc(d, d["query"], 2)
+    assert [d["results"][0]["paper"] for d in docs] == ["orchard", "lighthouse", "ledger"]
+    assert calls == asked
+
+    # without --jsonl: one pretty JSON document per question, each searched once
+    calls.clear()
+    out = ok(invoke("--home", home, "query", "--file", qfile, "-k", 1))
+    decoder, pos, docs = json.JSONDecoder(), 0, []
+    while out[pos:].strip():
+        pos += len(out[pos:]) - len(out[pos:].lstrip())
+        doc, pos = decoder.raw_decode(out, pos)
+        docs.append(doc)
+    assert [d["query"] for d in docs] == asked
+    assert calls == asked
+
+
+def test_query_file_from_stdin(home, shared_model):
+    out = ok(
+        invoke(
+            "--home", home, "query", "--file", "-", "--jsonl", "-k", 1, input="apples and baskets\n"
+        )
+    )
+    assert json.loads(out)["results"][0]["paper"] == "orchard"
+
+
+def test_query_paper_filter(home, shared_model):
+    q = "gossip about beacons"
+    doc = json.loads(ok(invoke("--home", home, "query", q, "--json", "--paper", "orchard")))
+    assert doc["results"] and {r["paper"] for r in doc["results"]} == {"orchard"}
+    doc = json.loads(
+        ok(invoke("--home", home, "query", q, "--json", "--paper", "orchard", "--paper", "ledger"))
+    )
+    assert {r["paper"] for r in doc["results"]} == {"orchard", "ledger"}
+    msg = user_error(invoke("--home", home, "query", q, "--paper", "nope"))
+    assert "not in the index: nope" in msg
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_query_modes(home, shared_model, mode):
+    q = "saffron and jasmine hash trees"
+    doc = json.loads(ok(invoke("--home", home, "query", q, "--json", "--mode", mode, "-k", 2)))
+    assert doc["results"][0]["paper"] == "ledger"
+
+
+def test_query_lexical_no_results(home, shared_model):
+    out = ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical"))
+    assert out.strip() == "no results"
+    doc = json.loads(ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical", "--json")))
+    assert doc == {"query": "zyzzyva", "results": []}
+
+
+@pytest.mark.parametrize(
+    "args, code, needle",
+    [
+        (["query"], 2, "give a QUESTION"),
+        (["query", ""], 2, "give a QUESTION"),
+        (["query", "   "], 1, "the query is empty"),
+        (["query", "beacon", "-k", "0"], 1, "-k must be between 1 and 100"),
+        (["query", "beacon", "-k", "101"], 1, "-k must be between 1 and 100"),
+        (["query", "beacon", "-k", "many"], 2, "'many' is not a valid integer"),
+        (["query", "beacon", "--mode", "magic"], 2, "'magic' is not one of"),
+        (["query", "beacon", "--jsonl"], 2, "--jsonl goes with --file"),
+        (["query", "beacon", "--file", "-"], 2, "not both"),
+        (["query", "beacon", "--format", "bib"], 2, "exactly one --export"),
+        (["query", "beacon", "--export", "out.txt"], 2, "cannot tell the export format"),
+        (["query", "beacon", "--model", "other-model"], 1, "built with model"),
+        (["query", "--file", "-", "--export", "x.md"], 2, "--export goes with a QUESTION"),
+        (["query", "--file", "no-such-questions.txt"], 2, "no-such-questions.txt"),
+    ],
+)
+def test_query_user_errors(home, shared_model, args, code, needle):
+    assert needle in user_error(invoke("--home", home, *args), code)
+
+
+def test_query_without_an_index(tmp_path):
+    msg = user_error(invoke("--home", tmp_path / "none", "query", "beacon"))
+    assert "no index in" in msg and "ddsearch ingest" in msg
+    assert not (tmp_path / "none").exists()
+
+
+# ---------------------------------------------------------------- exports
+
+
+def test_exports(home, tmp_path, shared_model):
+    q = "How often does a keeper light a beacon?"
+    names = ["x.md", "x.bib", "x.ris", "x.csl.json", "x.json"]
+    paths = [tmp_path / n for n in names]
+    args = [a for p in paths for a in ("--export", p)]
+    result = invoke("--home", home, "query", q, "-k", 2, *args)
+    ok(result)
+    for p in paths:
+        assert f"wrote {p}" in result.stderr
+    md = paths[0].read_text()
+    assert q in md and "Lighthouse: Gossip Among Keepers" in md
+    bib = paths[1].read_text()
+    assert re.search(r"@misc\{\w+,", bib) and "Lighthouse: Gossip Among Keepers" in bib
+    ris = paths[2].read_text()
+    assert ris.startswith("TY  - ") and "ER  - " in ris
+    csl = json.loads(paths[3].read_text())
+    assert isinstance(csl, list) and csl[0]["title"]
+    doc = json.loads(paths[4].read_text())
+    check_doc(doc, q, 2)
+    assert doc["results"][0]["paper"] == "lighthouse"
+
+    # an existing file is never overwritten without --force, and is left as it was
+    paths[1].write_text("% my own notes\n")
+    msg = user_error(invoke("--home", home, "query", q, "--export", paths[1]))
+    assert "already exists; pass --force" in msg
+    assert paths[1].read_text() == "% my own notes\n"
+    ok(invoke("--home", home, "query", q, "--export", paths[1], "--force"))
+    assert "Lighthouse" in paths[1].read_text()
+
+
+def test_export_into_a_missing_folder(home, tmp_path, shared_model):
+    target = tmp_path / "no" / "such" / "folder" / "x.md"
+    msg = user_error(invoke("--home", home, "query", "apples", "-k", 1, "--export", target))
+    assert "No such file or directory" in msg
+    assert not target.parent.exists()
+
+
+def test_export_with_explicit_format(home, tmp_path, shared_model):
+    target = tmp_path / "refs.txt"
+    ok(invoke("--home", home, "query", "apples", "-k", 1, "--export", target, "--format", "ris"))
+    assert target.read_text().startswith("TY  - ")
+
+
+# ---------------------------------------------------------------- papers
+
+
+def test_papers_json(home):
+    rows = json.loads(ok(invoke("--home", home, "papers", "--json")))
+    assert isinstance(rows, list)
+    for r in rows:
+        assert {"id", "title", "year", "status", "chunks"} <= set(r)
+    by_id = {r["id"]: r for r in rows}
+    store = Store(home, readonly=True)
+    for pid in SMALL_PAPERS:
+        assert by_id[pid]["status"] == "indexed"
+        assert by_id[pid]["title"] == SMALL_PAPERS[pid][0]
+        assert by_id[pid]["chunks"] == store.count_chunks(pid) > 0
+        assert by_id[pid]["source"].endswith(f"{pid}.pdf")
+    store.close()
+    assert by_id["gfs"]["status"] == "not downloaded" and by_id["gfs"]["chunks"] == 0
+    assert by_id["gfs"]["year"] == 2003
+    assert by_id["vector-clocks-fidge"]["status"] == "no open-access URL"
+    assert sum(r["status"] == "indexed" for r in rows) == 3
+    # catalog order first, then local papers in id order
+    assert [r["id"] for r in rows[-3:]] == sorted(SMALL_PAPERS)
+
+
+def test_papers_text(home):
+    out = ok(invoke("--home", home, "papers"))
+    lines = out.splitlines()
+    m = re.fullmatch(r"(\d+) papers, 3 indexed, (\d+) chunks", lines[-1])
+    assert m
+    store = Store(home, readonly=True)
+    assert int(m[2]) == store.count_chunks()
+    store.close()
+    assert int(m[1]) == len(lines) - 1
+    assert any(re.match(r"^ledger\s+indexed\s+\d+\s+Quorum Ledger", ln) for ln in lines)
+    assert any(
+        re.match(r"^gfs\s+2003\s+not downloaded\s+The Google File System", ln) for ln in lines
+    )
+
+
+def test_papers_with_a_downloaded_pdf(tmp_home):
+    from pdfmaker import make_pdf
+
+    make_pdf(tmp_home / "pdfs" / "raft.pdf", [["In Search of an Understandable Consensus"]])
+    rows = {r["id"]: r for r in json.loads(ok(invoke("papers", "--json")))}
+    assert rows["raft"]["status"] == "downloaded"
+    assert not any(r["status"] == "indexed" for r in rows.values())
+
+
+def test_papers_with_a_bad_catalog(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[paper]\n")
+    assert "not valid TOML" in user_error(invoke("papers", "--catalog", bad))
+
+
+# ---------------------------------------------------------------- home
+
+
+def test_home_from_environment(home, tmp_path):
+    rows = json.loads(ok(invoke("papers", "--json", env={"DDSEARCH_HOME": str(home)})))
+    assert sum(r["status"] == "indexed" for r in rows) == 3
+    # --home wins over the environment
+    rows = json.loads(
+        ok(
+            invoke(
+                "--home", tmp_path / "empty", "papers", "--json", env={"DDSEARCH_HOME": str(home)}
+            )
+        )
+    )
+    assert not any(r["status"] == "indexed" for r in rows)
+
+
+def test_query_home_from_environment(home, shared_model):
+    out = ok(
+        invoke("query", "apples and baskets", "-k", 1, "--json", env={"DDSEARCH_HOME": str(home)})
+    )
+    assert json.loads(out)["results"][0]["paper"] == "orchard"
+
+
+def test_ingest_home_from_environment(tmp_path, small_pdfs, shared_model):
+    home = tmp_path / "envhome"
+    out = ok(invoke("ingest", "--from", small_pdfs["orchard"], env={"DDSEARCH_HOME": str(home)}))
+    assert SUMMARY.search(out)[5] == str(home)
+    assert (home / "index.db").is_file()
+
+
+def test_home_must_not_be_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    user_error(invoke("--home", f, "papers"), 2)
+
+
+# ---------------------------------------------------------------- cite
+
+
+def test_cite_formats():
+    bib = ok(invoke("cite", "dynamo", "gfs"))
+    assert bib.count("@") == 2
+    assert re.search(r"@inproceedings\{decandia2007dynamo,", bib)
+    assert "Giuseppe DeCandia" in bib or "DeCandia, Giuseppe" in bib
+    csl = json.loads(ok(invoke("cite", "dynamo", "--format", "csl")))
+    assert csl[0]["title"].startswith("Dynamo") and csl[0]["issued"]["date-parts"][0][0] == 2007
+    ris = ok(invoke("cite", "raft", "--format", "ris"))
+    assert ris.startswith("TY  - ") and "PY  - 2014" in ris and ris.rstrip().endswith("ER  -")
+
+
+def test_cite_local_paper(home):
+    bib = ok(invoke("--home", home, "cite", "lighthouse"))
+    assert "Lighthouse: Gossip Among Keepers" in bib and bib.startswith("@misc{")
+
+
+def test_cite_errors(home):
+    assert "unknown paper id(s): nope" in user_error(invoke("--home", home, "cite", "gfs", "nope"))
+    user_error(invoke("cite"), 2)
+    user_error(invoke("cite", "gfs", "--format", "md"), 2)
+
+
+# ---------------------------------------------------------------- eval
+
+
+@pytest.fixture
+def questions(tmp_path) -> Path:
+    rows = [
+        {"id": "l1", "style": "fact", "question": "How often does a keeper light a beacon?",
+         "gold": [{"paper": "lighthouse", "pages": [2]}]},
+        {"id": "o1", "style": "fact", "question": "How many trees moved with a tenth picker?",
+         "gold": [{"paper": "orchard", "pages": [3]}]},
+        {"id": "q1", "style": "natural", "question": "Who holds entries for a travelling clerk?",
+         "gold": [{"paper": "ledger", "pages": [2]}]},
+        {"id": "x1", "style": "natural", "question": "How many clerks copy each sale?",
+         "gold": [{"paper": "gfs", "pages": [1]}]},  # a paper not in the index: a miss
+    ]  # fmt: skip
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    return path
+
+
+def test_eval_json(home, questions, shared_model):
+    r = json.loads(ok(invoke("--home", home, "eval", questions, "--json", "-k", 3)))
+    assert r["k"] == 3 and r["mode"] == "hybrid"
+    assert r["overall"]["questions"] == 4
+    assert r["overall"]["hit@3"] == 0.75
+    assert r["overall"]["paper@1"] == 0.75
+    assert r["overall"]["mrr@10"] == 0.75
+    assert set(r["styles"]) == {"fact", "natural"}
+    assert r["styles"]["fact"]["hit@3"] == 1.0 and r["styles"]["natural"]["hit@3"] == 0.5
+    assert [m["id"] for m in r["missed"]] == ["x1"]
+    assert r["missed"][0]["gold"] == {"gfs": [1]}
+    assert r["missed"][0]["got"][0][0] == "ledger"
+
+
+def test_eval_text_and_modes(home, questions, shared_model):
+    out = ok(invoke("--home", home, "eval", questions, "--mode", "dense", "--mode", "lexical"))
+    assert "mode dense" in out and "mode lexical" in out
+    assert re.search(r"^overall\s+4\s+0\.750\s", out, re.M)
+    assert "missed at 5 (1):" in out and "x1: How many clerks copy each sale?" in out
+    both = json.loads(
+        ok(
+            invoke(
+                "--home", home, "eval", questions, "--json", "--mode", "hybrid", "--mode", "lexical"
+            )
+        )
+    )
+    assert [r["mode"] for r in both] == ["hybrid", "lexical"]
+
+
+def test_eval_errors(home, tmp_path, shared_model):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "no gold here"}\n')
+    assert f"{bad}:1: not a question with gold papers" in user_error(
+        invoke("--home", home, "eval", bad)
+    )
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert "no questions" in user_error(invoke("--home", home, "eval", empty))
+    user_error(invoke("--home", home, "eval", tmp_path / "missing.jsonl"), 2)
+    user_error(invoke("--home", home, "eval", bad, "-k", "11"), 2)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "beacon", "gold": [{"paper": "lighthouse"}]}\n')
+    assert "no index in" in user_error(invoke("--home", tmp_path / "none", "eval", good))
+
+
+# ---------------------------------------------------------------- a real process
+
+
+def test_real_process_user_error_has_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("ddsearch")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ddsearch.cli"]
+    proc = subprocess.run(
+        [*cmd, "--home", str(tmp_path / "none"), "query", "beacon"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: no index in") and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_cli_holds_no_heavy_imports():
+    heavy = "('torch', 'chromadb', 'sentence_transformers')"
+    code = f"import sys; from ddsearch import cli; print([m for m in {heavy} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_small_papers_fixture_is_untouched(home):
+    # the shared home is read by many tests: none of them may have changed it
+    store = Store(home, readonly=True)
+    assert sorted(store.records()) == sorted(SMALL_PAPERS)
+    store.close()

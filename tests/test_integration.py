@@ -1,0 +1,212 @@
+"""End to end on real papers from ../shared: the real model, a real Chroma store, dev questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pytest
+from click.testing import CliRunner
+
+from ddsearch.catalog import load_catalog
+from ddsearch.cli import main
+from ddsearch.config import Settings
+from ddsearch.index.store import Store
+from ddsearch.ingest.pipeline import ingest
+from ddsearch.search.evaluate import evaluate, load_questions
+from ddsearch.search.searcher import Searcher
+
+pytestmark = pytest.mark.integration
+
+PAPERS = ("gfs", "raft", "dynamo", "paxos-simple")
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, shared_papers, embedder, catalog):
+    """A data home with the four papers ingested, and the report of that run."""
+    home = tmp_path_factory.mktemp("integration") / "home"
+    sources = [shared_papers / f"{pid}.pdf" for pid in PAPERS]
+    report = ingest(Settings(home=home), catalog, sources, embedder=embedder)
+    return home, report
+
+
+@pytest.fixture(scope="module")
+def home(corpus) -> Path:
+    return corpus[0]
+
+
+@pytest.fixture(scope="module")
+def searcher(home, embedder, catalog):
+    s = Searcher(home, embedder=embedder, catalog=catalog)
+    yield s
+    s.store.close()
+
+
+@pytest.fixture(scope="module")
+def page_counts(shared_papers) -> dict[str, int]:
+    counts = {}
+    for pid in PAPERS:
+        doc = pdfium.PdfDocument(str(shared_papers / f"{pid}.pdf"))
+        counts[pid] = len(doc)
+        doc.close()
+    return counts
+
+
+@pytest.fixture(scope="module")
+def dev_questions(shared_eval):
+    """Every dev question whose gold papers are all among the ingested ones."""
+    questions = [q for q in load_questions(shared_eval) if set(q.gold) <= set(PAPERS)]
+    assert len(questions) >= 10  # the sample is big enough to mean something
+    return questions
+
+
+def test_every_paper_is_indexed(corpus, catalog):
+    home, report = corpus
+    assert report.ok
+    assert {o.paper_id: o.status for o in report.outcomes} == dict.fromkeys(PAPERS, "ingested")
+    store = Store(home, readonly=True)
+    try:
+        records = store.records()
+        assert set(records) == set(PAPERS)
+        for pid in PAPERS:
+            assert records[pid].chunks == store.count_chunks(pid) > 0
+            assert records[pid].paper.title == catalog.get(pid).title
+        assert store.collection.count() == store.count_chunks()
+    finally:
+        store.close()
+
+
+def test_papers_json_counts_match_sqlite_and_chroma(home):
+    result = CliRunner().invoke(main, ["--home", str(home), "papers", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    store = Store(home, readonly=True)
+    try:
+        for pid in PAPERS:
+            assert rows[pid]["status"] == "indexed"
+            chroma = len(store.collection.get(where={"paper": pid}, include=[])["ids"])
+            assert rows[pid]["chunks"] == store.count_chunks(pid) == chroma
+        assert sum(r["chunks"] for r in rows.values()) == store.collection.count()
+        assert sum(r["status"] == "indexed" for r in rows.values()) == len(PAPERS)
+    finally:
+        store.close()
+
+
+def test_rerun_skips_all(home, shared_papers, embedder, catalog):
+    sources = [shared_papers / f"{pid}.pdf" for pid in PAPERS]
+    before = Store(home, readonly=True).count_chunks()
+    report = ingest(Settings(home=home), catalog, sources, embedder=embedder)
+    assert {(o.paper_id, o.status, o.reason) for o in report.outcomes} == {
+        (pid, "skipped", "unchanged") for pid in PAPERS
+    }
+    assert Store(home, readonly=True).count_chunks() == before
+
+
+def test_pages_are_valid_pdf_indexes(home, page_counts):
+    store = Store(home, readonly=True)
+    try:
+        for pid in PAPERS:
+            chunks = store.chunks_of(pid)
+            seen = set()
+            for c in chunks:
+                assert c.pages and all(1 <= p <= page_counts[pid] for p in c.pages), c
+                seen.update(c.pages)
+            # the body text reaches most pages of the paper
+            assert len(seen) >= 0.6 * page_counts[pid]
+    finally:
+        store.close()
+
+
+def test_printed_pages_follow_pdf_pages(home):
+    """Where a paper prints page numbers, they keep one offset from the PDF page indexes."""
+    store = Store(home, readonly=True)
+    try:
+        with_numbers = 0
+        for pid in PAPERS:
+            offsets = set()
+            for c in store.chunks_of(pid):
+                if not c.printed_pages:
+                    continue
+                # the last page is numbered when any is (unnumbered pages come first: a
+                # cover, a table of contents), and every numbered page shows the same offset
+                offset = int(c.printed_pages[-1]) - c.pages[-1]
+                expected = tuple(str(p + offset) for p in c.pages if p + offset > 0)
+                assert c.printed_pages == expected, c
+                offsets.add(offset)
+            assert len(offsets) <= 1, (pid, offsets)
+            with_numbers += bool(offsets)
+        assert with_numbers >= 2  # raft, dynamo and paxos-simple print their page numbers
+    finally:
+        store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dynamo.pdf prints two numbers in each footer ('195 205': the issue's and the "
+    "proceedings' page); clean._printed_offset breaks the tie by first occurrence and picks "
+    "195, so citations say p. 199 where the proceedings (catalog: 205--220) say p. 209",
+)
+def test_dynamo_printed_pages_are_the_proceedings_pages(home, catalog):
+    first, last = (int(x) for x in catalog.get("dynamo").pages.split("--"))
+    store = Store(home, readonly=True)
+    try:
+        printed = {int(p) for c in store.chunks_of("dynamo") for p in c.printed_pages}
+    finally:
+        store.close()
+    assert printed and min(printed) >= first and max(printed) <= last
+
+
+def test_dev_questions_hit_at_5(searcher, dev_questions, page_counts):
+    found, misses = 0, []
+    for q in dev_questions:
+        hits = searcher.search(q.question, k=5)
+        assert hits
+        for h in hits:
+            assert all(1 <= p <= page_counts[h.paper.id] for p in h.chunk.pages)
+        ok = any(
+            h.paper.id in q.gold
+            and (not q.gold[h.paper.id] or q.gold[h.paper.id] & set(h.chunk.pages))
+            for h in hits
+        )
+        found += ok
+        if not ok:
+            misses.append((q.id, [(h.paper.id, h.chunk.pages) for h in hits]))
+    rate = found / len(dev_questions)
+    assert rate >= 0.8, (rate, misses)
+
+
+def test_evaluate_agrees(searcher, dev_questions):
+    ev = evaluate(searcher, dev_questions, k=5).as_dict()
+    assert ev["overall"]["questions"] == len(dev_questions)
+    assert ev["overall"]["hit@5"] >= 0.8
+    assert ev["overall"]["paper@1"] >= 0.8
+    assert len(ev["missed"]) == round((1 - ev["overall"]["hit@5"]) * len(dev_questions))
+
+
+def test_query_cli_on_real_papers(home, monkeypatch, embedder):
+    from ddsearch.search import searcher as searcher_mod
+
+    monkeypatch.setattr(searcher_mod, "Embedder", lambda *a, **kw: embedder)
+    result = CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(home),
+            "query",
+            "Why does GFS use a single master?",
+            "--json",
+            "-k",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["results"][0]["paper"] == "gfs"
+    assert doc["results"][0]["key"] == "ghemawat2003google"
+    assert doc["results"][0]["year"] == 2003

@@ -1,0 +1,415 @@
+"""Ingest with the real model and a real Chroma store, on small made-up PDFs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_PAPERS, write_small_papers
+from pdfmaker import make_pdf, not_a_pdf, textless_pdf
+
+from ddsearch.catalog import load_catalog
+from ddsearch.config import Settings
+from ddsearch.index.lock import LockedError, writer_lock
+from ddsearch.index.store import IndexError_, Store
+from ddsearch.ingest.pipeline import IngestError, fingerprint, ingest, plan
+from ddsearch.search.searcher import QueryError, Searcher
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def run(home: Path, catalog, sources=(), ids=(), embedder=None, **kw):
+    return ingest(
+        Settings(home=home, **kw.pop("settings", {})),
+        catalog,
+        list(sources),
+        list(ids),
+        embedder=embedder,
+        **kw,
+    )
+
+
+def statuses(report) -> dict[str, str]:
+    return {o.paper_id: o.status for o in report.outcomes}
+
+
+def counts(home: Path) -> tuple[dict[str, int], int, int]:
+    """(chunks per paper in the manifest, chunk rows in SQLite, rows in Chroma)."""
+    store = Store(home, readonly=True)
+    try:
+        manifest = {pid: r.chunks for pid, r in store.records().items()}
+        return manifest, store.count_chunks(), store.collection.count()
+    finally:
+        store.close()
+
+
+def assert_consistent(home: Path) -> None:
+    """Manifest, SQLite chunks, FTS rows and Chroma rows all describe the same chunks."""
+    store = Store(home, readonly=True)
+    try:
+        for pid, rec in store.records().items():
+            rows = store.chunks_of(pid)
+            assert len(rows) == rec.chunks == store.count_chunks(pid)
+            assert [c.ordinal for c in rows] == list(range(len(rows)))
+            chroma = store.collection.get(where={"paper": pid}, include=[])["ids"]
+            assert sorted(chroma) == sorted(c.id for c in rows)
+        fts = store.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+        assert fts == store.count_chunks() == store.collection.count()
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------- ingesting
+
+
+def test_ingest_a_folder(tmp_home, small_pdfs, catalog, embedder):
+    report = run(tmp_home, catalog, [small_pdfs["lighthouse"].parent], embedder=embedder)
+    assert report.ok and not report.interrupted
+    assert statuses(report) == {pid: "ingested" for pid in SMALL_PAPERS}
+    manifest, sqlite_rows, chroma_rows = counts(tmp_home)
+    assert manifest == {o.paper_id: o.chunks for o in report.outcomes}
+    assert all(n > 0 for n in manifest.values())
+    assert sqlite_rows == chroma_rows == sum(manifest.values())
+    assert_consistent(tmp_home)
+
+    store = Store(tmp_home, readonly=True)
+    rec = store.record("ledger")
+    assert rec.paper.title == SMALL_PAPERS["ledger"][0]  # the PDF's own title
+    assert rec.paper.kind == "misc" and rec.paper.path == str(small_pdfs["ledger"].resolve())
+    assert rec.source == str(small_pdfs["ledger"].resolve())
+    assert rec.settings == fingerprint(rec.paper, Settings(home=tmp_home), embedder.backend)
+    assert store.model == embedder.name
+    assert int(store.meta("dimension")) == 384
+    chunks = store.chunks_of("lighthouse")
+    assert any("ninety seconds" in c.text and c.pages == (2,) for c in chunks)
+    assert all(set(c.pages) <= {1, 2, 3} for c in chunks)
+    store.close()
+
+
+def test_single_files_and_ids(tmp_home, small_pdfs, catalog, embedder):
+    report = run(
+        tmp_home,
+        catalog,
+        [small_pdfs["orchard"], small_pdfs["ledger"]],
+        ids=["orchard"],
+        embedder=embedder,
+    )
+    assert statuses(report) == {"orchard": "ingested"}
+    assert set(counts(tmp_home)[0]) == {"orchard"}
+
+
+def test_reingest_skips_unchanged(tmp_path, catalog, embedder):
+    home = tmp_path / "home"
+    pdfs = write_small_papers(tmp_path / "pdfs")
+    first = run(home, catalog, [tmp_path / "pdfs"], embedder=embedder)
+    before = counts(home)
+    again = run(home, catalog, [tmp_path / "pdfs"], embedder=embedder)
+    assert statuses(again) == {pid: "skipped" for pid in pdfs}
+    assert {o.reason for o in again.outcomes} == {"unchanged"}
+    assert {o.paper_id: o.chunks for o in again.outcomes} == {
+        o.paper_id: o.chunks for o in first.outcomes
+    }
+    assert counts(home) == before
+    # the same bytes in another place are still the same paper
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in pdfs.values():
+        (moved / p.name).write_bytes(p.read_bytes())
+    assert set(statuses(run(home, catalog, [moved], embedder=embedder)).values()) == {"skipped"}
+
+
+def test_changed_pdf_is_replaced_whole(tmp_home, small_pdfs, catalog, embedder):
+    folder = small_pdfs["lighthouse"].parent
+    run(tmp_home, catalog, [folder], embedder=embedder)
+    old_ids = {c.id for c in _chunks(tmp_home, "lighthouse")}
+    _, before_rows, _ = counts(tmp_home)
+
+    make_pdf(
+        small_pdfs["lighthouse"],
+        [["Lighthouse: Gossip Among Keepers", "Abstract",
+          "This revision replaces the whole paper with a single new paragraph about lanterns.",
+          "Lanterns are trimmed at dusk and keepers write the hour in a log."]],
+        title=SMALL_PAPERS["lighthouse"][0],
+    )  # fmt: skip
+    report = run(tmp_home, catalog, [folder], embedder=embedder)
+    assert statuses(report) == {"lighthouse": "ingested", "ledger": "skipped", "orchard": "skipped"}
+    new = _chunks(tmp_home, "lighthouse")
+    assert new and not ({c.id for c in new} & old_ids)
+    assert all("beacon" not in c.text for c in new)
+    assert any("lanterns" in c.text for c in new)
+    assert all(c.pages == (1,) for c in new)
+    manifest, rows, chroma = counts(tmp_home)
+    assert manifest["lighthouse"] == len(new)
+    assert rows == chroma == sum(manifest.values()) < before_rows
+    assert_consistent(tmp_home)
+    # the lexical index forgot the old text too
+    store = Store(tmp_home, readonly=True)
+    assert store.lexical('"beacon"', 10) == []
+    store.close()
+
+
+def test_changed_settings_reingest(tmp_home, small_pdfs, catalog, embedder):
+    folder = small_pdfs["lighthouse"].parent
+    run(tmp_home, catalog, [folder], ids=["orchard"], embedder=embedder)
+    report = run(
+        tmp_home,
+        catalog,
+        [folder],
+        ids=["orchard"],
+        embedder=embedder,
+        settings={"chunk_tokens": 40, "overlap_tokens": 8},
+    )
+    assert statuses(report) == {"orchard": "ingested"}
+    assert report.outcomes[0].chunks > 1
+    assert max(embedder.count_tokens([c.text for c in _chunks(tmp_home, "orchard")])) <= 40
+    assert_consistent(tmp_home)
+
+
+def test_rebuild_reingests_everything(tmp_home, small_pdfs, catalog, embedder):
+    folder = small_pdfs["lighthouse"].parent
+    run(tmp_home, catalog, [folder], embedder=embedder)
+    report = run(tmp_home, catalog, [folder], ids=["ledger"], embedder=embedder, rebuild=True)
+    assert statuses(report) == {"ledger": "ingested"}
+    assert set(counts(tmp_home)[0]) == {"ledger"}  # the rest was dropped
+    assert_consistent(tmp_home)
+
+
+def test_catalog_paper_from_a_local_file(tmp_home, tmp_path, catalog, embedder):
+    pdf = make_pdf(tmp_path / "src" / "gfs.pdf", SMALL_PAPERS["orchard"][1], title="Untitled1")
+    report = run(tmp_home, catalog, [pdf], embedder=embedder)
+    assert statuses(report) == {"gfs": "ingested"}
+    rec = Store(tmp_home, readonly=True).record("gfs")
+    assert rec.paper.title == catalog.get("gfs").title and rec.paper.year == 2003
+    assert rec.paper.path == str(pdf.resolve())
+
+
+def test_title_from_first_line_without_metadata(tmp_home, tmp_path, catalog, embedder):
+    pdf = make_pdf(
+        tmp_path / "My Notes_v2.pdf",
+        [
+            [
+                "Notes on Anti-Entropy Repair",
+                "Replicas compare Merkle trees and repair the ranges that differ.",
+            ]
+        ],
+    )
+    report = run(tmp_home, catalog, [pdf], embedder=embedder)
+    assert statuses(report) == {"my-notes-v2": "ingested"}
+    assert Store(tmp_home, readonly=True).record("my-notes-v2").paper.title == (
+        "Notes on Anti-Entropy Repair"
+    )
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_unknown_ids(tmp_home, small_pdfs, catalog, embedder):
+    with pytest.raises(IngestError, match="unknown paper id.*no-such-paper"):
+        run(tmp_home, catalog, ids=["no-such-paper"], embedder=embedder)
+    with pytest.raises(IngestError, match="not among the given PDFs: gfs"):
+        run(tmp_home, catalog, [small_pdfs["ledger"]], ids=["gfs"], embedder=embedder)
+    with pytest.raises(IngestError, match="no such file or folder"):
+        run(tmp_home, catalog, [tmp_home.parent / "missing"], embedder=embedder)
+    assert not (tmp_home / "index.db").exists()  # nothing was started
+
+
+def test_bad_files_fail_alone(tmp_home, small_pdfs, catalog, embedder):
+    folder = small_pdfs["lighthouse"].parent
+    (folder / "README.txt").write_text("not a paper")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    not_a_pdf(folder / "broken.pdf")
+    textless_pdf(folder / "scan.pdf")
+    report = run(tmp_home, catalog, [folder], embedder=embedder)
+    assert not report.ok
+    assert statuses(report) == {
+        "README.txt": "skipped", "broken": "failed", "scan": "failed",
+        "lighthouse": "ingested", "ledger": "ingested", "orchard": "ingested",
+    }  # fmt: skip
+    reasons = {o.paper_id: o.reason for o in report.outcomes}
+    assert reasons["README.txt"] == "not a PDF file"
+    assert "not a PDF" in reasons["broken"]
+    assert "no extractable text" in reasons["scan"]
+    assert all("\n" not in r for r in reasons.values())
+    assert set(counts(tmp_home)[0]) == {"lighthouse", "ledger", "orchard"}
+    assert_consistent(tmp_home)
+
+
+def test_duplicate_ids_in_sources(tmp_path, catalog):
+    a = make_pdf(tmp_path / "a" / "paper.pdf", [["One."]])
+    b = make_pdf(tmp_path / "b" / "Paper.pdf", [["Two."]])
+    todo, passed = plan(catalog, [a, b])
+    assert [s.paper.id for s in todo] == ["paper"]
+    assert [(o.paper_id, o.status) for o in passed] == [("paper", "failed")]
+    assert "duplicate id" in passed[0].reason
+
+
+def test_other_model_is_refused(tmp_home, small_pdfs, catalog, embedder):
+    run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder)
+    with pytest.raises(IngestError, match="was built with .*all-MiniLM-L6-v2.*--rebuild"):
+        run(
+            tmp_home,
+            catalog,
+            [small_pdfs["orchard"]],
+            embedder=embedder,
+            settings={"model": "sentence-transformers/all-mpnet-base-v2"},
+        )
+
+
+# ---------------------------------------------------------------- one writer
+
+
+def test_writer_lock_is_exclusive(tmp_home, small_pdfs, catalog, embedder):
+    with writer_lock(tmp_home):
+        busy = pytest.raises(LockedError, match=f"another ingest is writing to {tmp_home}")
+        with busy, writer_lock(tmp_home):
+            pass
+        with pytest.raises(LockedError):
+            run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder)
+    with writer_lock(tmp_home):  # released
+        pass
+    assert run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder).ok
+
+
+def test_writer_lock_names_the_holder(tmp_home):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from ddsearch.index.lock import writer_lock
+        with writer_lock(Path({str(tmp_home)!r})):
+            print("held", flush=True)
+            sys.stdin.read()
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError, match=f"pid {proc.pid}"), writer_lock(tmp_home):
+            pass
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    with writer_lock(tmp_home):  # the holder exited: free again
+        assert (tmp_home / "ingest.lock").read_text() == str(os.getpid())
+
+
+# ---------------------------------------------------------------- searching
+
+
+@pytest.fixture(scope="module")
+def searcher(indexed_home, embedder):
+    s = Searcher(indexed_home, embedder=embedder)
+    yield s
+    s.store.close()
+
+
+@pytest.mark.parametrize(
+    "question, paper, page",
+    [
+        ("How often does each keeper light a beacon?", "lighthouse", 2),
+        ("What happened to false suspicions in the fog?", "lighthouse", 3),
+        ("How many clerks must copy a sale before the write succeeds?", "ledger", 2),
+        ("How many trees moved when a tenth picker was added?", "orchard", 3),
+    ],
+)
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_search_finds_the_page(searcher, question, paper, page, mode):
+    hits = searcher.search(question, k=3, mode=mode)
+    assert hits and hits[0].paper.id == paper
+    assert page in hits[0].chunk.pages
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(hits[i].score >= hits[i + 1].score for i in range(len(hits) - 1))
+
+
+def test_search_filters_and_quotes(searcher):
+    hits = searcher.search("beacon gossip keepers", k=5, papers=["orchard"])
+    assert hits and {h.paper.id for h in hits} == {"orchard"}
+    hits = searcher.search("How many clerks must copy a sale?", k=2)
+    searcher.add_quotes("How many clerks must copy a sale?", hits)
+    top = hits[0]
+    assert top.quote and top.chunk.text[top.quote_span[0] : top.quote_span[1]] == top.quote
+    assert "two of the three clerks" in top.quote
+
+
+def test_search_errors(searcher):
+    for bad in ("", "   ", None):
+        with pytest.raises(QueryError, match="empty"):
+            searcher.search(bad)
+    for k in (0, -1, 101):
+        with pytest.raises(QueryError, match="-k must be between 1 and 100"):
+            searcher.search("beacon", k=k)
+    with pytest.raises(QueryError, match="unknown mode"):
+        searcher.search("beacon", mode="magic")
+    with pytest.raises(QueryError, match="not in the index: nope"):
+        searcher.search("beacon", papers=["nope"])
+    assert searcher.search("the of and", mode="lexical") == []  # only stopwords
+
+
+def test_query_with_another_model_is_refused(indexed_home, embedder):
+    with pytest.raises(IndexError_, match="built with model .*all-MiniLM-L6-v2.*not 'other-model'"):
+        Searcher(indexed_home, model="other-model", embedder=embedder)
+    same = Searcher(indexed_home, model=embedder.name, embedder=embedder)
+    same.store.close()
+
+
+def test_missing_and_empty_indexes(tmp_path):
+    with pytest.raises(IndexError_, match="no index in .*run 'ddsearch ingest' first"):
+        Store(tmp_path / "nowhere", readonly=True)
+    assert not (tmp_path / "nowhere").exists()  # a reader creates nothing
+    with pytest.raises(IndexError_):
+        Searcher(tmp_path / "nowhere")
+    Store(tmp_path / "empty").close()  # a writer made the file, but nothing is indexed
+    with pytest.raises(IndexError_, match="empty"):
+        Searcher(tmp_path / "empty")
+
+
+def test_old_schema_is_refused(tmp_path):
+    Store(tmp_path / "h").close()
+    db = sqlite3.connect(tmp_path / "h" / "index.db")
+    db.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(IndexError_, match="schema version 0.*--rebuild"):
+        Store(tmp_path / "h", readonly=True)
+
+
+def test_chroma_orphans_are_reconciled(tmp_home, small_pdfs, catalog, embedder):
+    run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder)
+    store = Store(tmp_home)
+    store.collection.upsert(
+        ids=["ghost:00000:0"],
+        embeddings=[[0.0] * 383 + [1.0]],
+        metadatas=[{"paper": "ghost"}],
+        documents=["left by a crash"],
+    )
+    store.close()
+    assert counts(tmp_home)[2] == counts(tmp_home)[1] + 1
+    run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder)
+    assert_consistent(tmp_home)
+
+
+def _chunks(home: Path, pid: str):
+    store = Store(home, readonly=True)
+    try:
+        return store.chunks_of(pid)
+    finally:
+        store.close()
+
+
+def test_manifest_json_round_trips(indexed_home):
+    db = sqlite3.connect(indexed_home / "index.db")
+    rows = db.execute("SELECT id, paper FROM papers ORDER BY id").fetchall()
+    db.close()
+    assert [r[0] for r in rows] == sorted(SMALL_PAPERS)
+    for pid, data in rows:
+        assert json.loads(data)["title"] == SMALL_PAPERS[pid][0]

@@ -100,13 +100,20 @@ def main(ctx: click.Context, home: Path | None) -> None:
 @click.option(
     "--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2, bundled)."
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["int8", "fp32"]),
+    default="int8",
+    show_default=True,
+    help="Weights for embedding passages (queries always use fp32).",
+)
 @click.option("--refresh", is_flag=True, help="Download cached PDFs again.")
 @click.option("--rebuild", is_flag=True, help="Drop the index first and ingest everything anew.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
 )
 @click.pass_context
-def ingest(ctx, ids, sources, catalog_path, model, refresh, rebuild, progress):
+def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, progress):
     """Fetch, extract, chunk and embed papers into the index.
 
     IDS restricts the run to those papers. A paper whose PDF, settings and model are unchanged
@@ -114,7 +121,7 @@ def ingest(ctx, ids, sources, catalog_path, model, refresh, rebuild, progress):
     """
     from ddsearch.ingest.pipeline import ingest as run
 
-    settings = _settings(ctx, model=model)
+    settings = _settings(ctx, model=model, int8=precision == "int8")
     if progress is None:
         progress = sys.stderr.isatty()
     report = run(
@@ -213,6 +220,8 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
         raise click.UsageError("give a QUESTION, or --file FILE with one question per line")
     if jsonl and qfile is None:
         raise click.UsageError("--jsonl goes with --file")
+    if exports and qfile is not None:
+        raise click.UsageError("--export goes with a QUESTION, not with --file")
     if fmt and len(exports) != 1:
         raise click.UsageError("--format goes with exactly one --export")
     from ddsearch.search.export import export, format_from_path, render_json
@@ -238,10 +247,8 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
             q = line.strip()
             if not q:
                 continue
-            doc = json.loads(render_json(q, run(q), keys))
-            click.echo(
-                json.dumps(doc, ensure_ascii=False) if jsonl else render_json(q, run(q), keys)
-            )
+            text = render_json(q, run(q), keys)  # search once, print either way
+            click.echo(json.dumps(json.loads(text), ensure_ascii=False) if jsonl else text)
         return
     hits = run(question)
     for path in exports:

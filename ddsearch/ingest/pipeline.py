@@ -126,7 +126,7 @@ def embedding_text(paper: Paper, chunk: Chunk, section_chars: int = 90) -> str:
     return f"{head}\n{chunk.text}"
 
 
-def fingerprint(paper: Paper, settings: Settings) -> str:
+def fingerprint(paper: Paper, settings: Settings, encoder: str) -> str:
     """Everything besides the PDF bytes that shapes a paper's chunks and vectors."""
     shape = {
         "pipeline": PIPELINE_VERSION,
@@ -134,6 +134,7 @@ def fingerprint(paper: Paper, settings: Settings) -> str:
         "model": settings.model,
         "chunk_tokens": settings.chunk_tokens,
         "overlap_tokens": settings.overlap_tokens,
+        "encoder": encoder,  # onnx, onnx-int8 or torch: what computed the vectors
         "title": paper.title,
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
@@ -207,7 +208,7 @@ def ingest(
     started = time.monotonic()
     todo, passed = plan(catalog, sources, ids)
     report = Report(outcomes=list(passed))
-    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home)
+    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
     with writer_lock(settings.home):
         store = Store(settings.home)
         try:
@@ -240,12 +241,12 @@ class _Prepared:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare(source: Source, settings: Settings, refresh: bool, old: tuple | None,
+def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool, old: tuple | None,
              embedder: Embedder | None = None) -> _Prepared:  # fmt: skip
     """Fetch, hash, extract and chunk one paper; runs in a worker process."""
     pdf = _obtain(source, settings, refresh)
     digest = file_sha256(pdf)
-    shape = fingerprint(source.paper, settings)
+    shape = fingerprint(source.paper, settings, encoder)
     if old == (digest, shape):
         return _Prepared(source, pdf, digest, shape, None)
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, backend="torch")
@@ -267,7 +268,14 @@ def _prepared(todo, settings, refresh, olds, embedder):
             fut: Future = Future()
             try:
                 fut.set_result(
-                    _prepare(source, settings, refresh, olds.get(source.paper.id), embedder)
+                    _prepare(
+                        source,
+                        settings,
+                        embedder.backend,
+                        refresh,
+                        olds.get(source.paper.id),
+                        embedder,
+                    )  # fmt: skip
                 )
             except Exception as e:
                 fut.set_exception(e)
@@ -284,7 +292,8 @@ def _prepared(todo, settings, refresh, olds, embedder):
                     if source is None:
                         break
                     old = olds.get(source.paper.id)
-                    pending.append((source, pool.submit(_prepare, source, settings, refresh, old)))
+                    job = (source, settings, embedder.backend, refresh, old)
+                    pending.append((source, pool.submit(_prepare, *job)))
                 if not pending:
                     return
                 yield pending.pop(0)

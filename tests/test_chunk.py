@@ -63,11 +63,6 @@ def test_not_headings(line):
     assert heading(line) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a short numbered list step ending in a period ('3. The client retries.') is taken "
-    "for a section heading: its text leaves the chunks and it becomes the section name",
-)
 def test_short_numbered_steps_are_not_headings():
     assert heading("3. The client retries.") is None
 

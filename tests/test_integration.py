@@ -146,12 +146,6 @@ def test_printed_pages_follow_pdf_pages(home):
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dynamo.pdf prints two numbers in each footer ('195 205': the issue's and the "
-    "proceedings' page); clean._printed_offset breaks the tie by first occurrence and picks "
-    "195, so citations say p. 199 where the proceedings (catalog: 205--220) say p. 209",
-)
 def test_dynamo_printed_pages_are_the_proceedings_pages(home, catalog):
     first, last = (int(x) for x in catalog.get("dynamo").pages.split("--"))
     store = Store(home, readonly=True)

@@ -49,6 +49,8 @@ def heading(line: str) -> str | None:
     capitalised = sum(w[0].isupper() for w in content) / len(content)
     if capitalised < 0.6 and len(words) > 4:
         return None
+    if title.endswith(".") and capitalised < 1:
+        return None  # "3. The client retries." is a numbered step, not a heading
     if s.isupper() is False and m.group("num").isalpha() and capitalised < 1:
         return None  # "A replica ..." is prose, not appendix A
     return f"{m.group('num').rstrip('.')} {title.rstrip('.')}"

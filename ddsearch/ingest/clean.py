@@ -82,8 +82,11 @@ def _drop_label_runs(lines: list[str], keep) -> list[str]:
     return out
 
 
-def _printed_offset(pages: list[list[str]]) -> int | None:
-    """The offset between printed and PDF page numbers, if the page numbers tell one."""
+def _printed_offset(pages: list[list[str]], first_page: int | None = None) -> int | None:
+    """The offset between printed and PDF page numbers, if the page numbers tell one.
+
+    ``first_page``, the first page in the venue as the catalog gives it, settles ties such as
+    footers that print both an issue's and the proceedings' page number."""
     offsets: Counter[int] = Counter()
     for number, lines in enumerate(pages, start=1):
         seen = set()
@@ -93,8 +96,11 @@ def _printed_offset(pages: list[list[str]]) -> int | None:
         offsets.update(seen)
     if not offsets or len(pages) < 3:
         return None
+    enough = max(3, 0.4 * len(pages))
+    if first_page is not None and offsets[first_page - 1] >= enough:
+        return first_page - 1
     offset, count = offsets.most_common(1)[0]
-    return offset if count >= max(3, 0.4 * len(pages)) else None
+    return offset if count >= enough else None
 
 
 def _vocabulary(pages: list[list[str]]) -> Counter[str]:
@@ -126,14 +132,16 @@ def _dehyphenate(lines: list[str], vocab: Counter[str], soft_marked: bool) -> li
     return out
 
 
-def clean_pages(pages: list[Page], is_heading=lambda line: False) -> list[Page]:
+def clean_pages(
+    pages: list[Page], is_heading=lambda line: False, first_page: int | None = None
+) -> list[Page]:
     """Return pages with cleaned text (one line per text line) and printed page numbers set."""
     raw = [p.text for p in pages]
     soft_marked = any("\ufffe" in t or "\u00ad" in t for t in raw)
     lines = [[ln.strip() for ln in normalize(t).split("\n")] for t in raw]
     lines = [[re.sub(r"\s+", " ", ln) for ln in page if ln] for page in lines]
 
-    offset = _printed_offset(lines)
+    offset = _printed_offset(lines, first_page)
     counts: Counter[str] = Counter()
     for page in lines:
         counts.update({_key(page[i]) for i in _edge_indexes(page)})

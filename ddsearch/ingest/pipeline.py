@@ -158,7 +158,8 @@ def make_chunks(
         stages["extract"] = time.perf_counter() - started
         stages["pages"] = len(doc.pages)
         started = time.perf_counter()
-    pages = clean_pages(doc.pages, is_heading=heading)
+    first = re.match(r"\s*(\d+)", paper.pages or "")
+    pages = clean_pages(doc.pages, heading, int(first.group(1)) if first else None)
     context = embedder.count_tokens([paper.title + " — "])[0] + settings.section_tokens + 1
     room = embedder.max_seq_length - 2 - context
     budget = min(settings.chunk_tokens, room)

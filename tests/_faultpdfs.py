@@ -104,11 +104,14 @@ def prose(seed: int, lines: int = 40, words: int = 11) -> list[str]:
     return out
 
 
-def paper_pdf(seed: int, pages: int = 3, title: str | None = None) -> bytes:
+def paper_pdf(seed: int, pages: int = 3, title: str | None = None, lines: int = 40) -> bytes:
     """A small multi-page text paper."""
     title = title or f"A Study of Replicated State Machines Number {seed}"
     return make_pdf(
-        [[title if p == 0 else f"Section {p}"] + prose(seed * 100 + p) for p in range(pages)],
+        [
+            [title if p == 0 else f"Section {p}"] + prose(seed * 100 + p, lines)
+            for p in range(pages)
+        ],
         title=title,
     )
 
@@ -125,3 +128,17 @@ def encrypted_pdf(user_password: str, owner_password: str = "owner-secret") -> b
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+_EMBEDDER = None
+
+
+def shared_embedder():
+    """The real bundled model, loaded once per test process (fixtures in each module use it)."""
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        from ddsearch.index.embed import Embedder
+
+        _EMBEDDER = Embedder()
+        _EMBEDDER.encode(["warm up"])
+    return _EMBEDDER

@@ -124,15 +124,19 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
     settings = _settings(ctx, model=model, int8=precision == "int8")
     if progress is None:
         progress = sys.stderr.isatty()
-    report = run(
-        settings,
-        _catalog(catalog_path),
-        list(sources),
-        list(ids),
-        refresh=refresh,
-        rebuild=rebuild,
-        progress=progress,
-    )
+    try:
+        report = run(
+            settings,
+            _catalog(catalog_path),
+            list(sources),
+            list(ids),
+            refresh=refresh,
+            rebuild=rebuild,
+            progress=progress,
+        )
+    except KeyboardInterrupt:  # before the first paper started: nothing half-done is visible
+        click.echo("interrupted before any paper was ingested; run again to finish", err=True)
+        ctx.exit(130)
     for o in report.outcomes:
         if o.status == "failed":
             click.echo(f"failed   {o.paper_id}: {o.reason}", err=True)
@@ -313,6 +317,39 @@ def cite(ctx, ids, fmt, catalog_path):
     if unknown:
         raise click.ClickException(f"unknown paper id(s): {', '.join(unknown)}")
     click.echo(render_papers(fmt, [known[i] for i in ids], citation_keys(known.values())), nl=False)
+
+
+# ------------------------------------------------------------------------------ doctor
+@main.command()
+@click.option("--fix", is_flag=True, help="Repair what is safe to repair (see the report).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def doctor(ctx, fix, as_json, catalog_path):
+    """Check the index against itself, the catalog and the PDF cache; exit 1 on a problem."""
+    from ddsearch.index.doctor import diagnose
+
+    result = diagnose(_settings(ctx), _catalog(catalog_path), fix=fix)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        for line in result.fixed:
+            click.echo(f"fixed    {line}")
+        for f in result.findings:
+            tag = "problem" if f.problem else "ok/note"
+            click.echo(
+                f"{tag:<8} {f.check}: {f.message}" + (f"\n         -> {f.fix}" if f.fix else "")
+            )
+        n = len(result.problems)
+        fixable = sum(f.fixable for f in result.problems)
+        click.echo(
+            "no problems found"
+            if not n
+            else f"{n} problem(s)"
+            + (f", {fixable} fixable with 'ddsearch doctor --fix'" if fixable else "")
+        )
+    if not result.ok:
+        ctx.exit(1)
 
 
 # ------------------------------------------------------------------------------ eval

@@ -52,6 +52,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
 """
 
 
+def _chroma_metadata(paper: Paper, c: Chunk) -> dict:
+    return {
+        "paper": paper.id,
+        "title": paper.title,
+        "year": paper.year or 0,
+        "pages": list(c.pages),
+        "first_page": c.pages[0] if c.pages else 0,
+        "chunk_index": c.ordinal,
+        "section": c.section or "",
+    }
+
+
 def _paper_from_json(data: str) -> Paper:
     d = json.loads(data)
     for key in ("authors", "tags"):
@@ -70,9 +82,16 @@ class Store:
             raise IndexError_(f"no index in {self.home}: run 'ddsearch ingest' first")
         self.home.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        version = self._schema_version()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            version = self._schema_version()
+        except sqlite3.DatabaseError as e:  # not a database, or damaged beyond reading
+            self.db.close()
+            raise IndexError_(
+                f"the index in {self.home} cannot be read ({e}): rebuild it with "
+                "'ddsearch ingest --rebuild'"
+            ) from None
         if version is None and not readonly:
             self.db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -88,10 +107,23 @@ class Store:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError:
             return None
-        return int(row[0]) if row else None
+        try:
+            return int(row[0]) if row else None
+        except ValueError:
+            return -1  # unreadable: incompatible
 
     def close(self) -> None:
         self.db.close()
+
+    @staticmethod
+    def drop(home: Path) -> None:
+        """Delete the index files of a data home (the PDF cache stays); hold the writer lock."""
+        import shutil
+
+        home = Path(home)
+        for name in ("index.db", "index.db-wal", "index.db-shm"):
+            (home / name).unlink(missing_ok=True)
+        shutil.rmtree(home / "chroma", ignore_errors=True)
 
     # -- metadata ---------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -153,18 +185,7 @@ class Store:
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
         if chunks:
-            metadatas = [
-                {
-                    "paper": paper.id,
-                    "title": paper.title,
-                    "year": paper.year or 0,
-                    "pages": list(c.pages),
-                    "first_page": c.pages[0] if c.pages else 0,
-                    "chunk_index": c.ordinal,
-                    "section": c.section or "",
-                }
-                for c in chunks
-            ]
+            metadatas = [_chroma_metadata(paper, c) for c in chunks]
             for start in range(0, len(chunks), 1000):
                 end = start + 1000
                 self.collection.upsert(
@@ -232,6 +253,44 @@ class Store:
         if orphans:
             self.collection.delete(ids=sorted(orphans))
         return len(orphans)
+
+    def restore_chroma(self, chunk_ids: Iterable[str]) -> int:
+        """Write committed chunks missing from Chroma back from SQLite's copy; return how many."""
+        import numpy as np
+
+        wanted = set(chunk_ids)
+        rows = [
+            r
+            for r in self.db.execute("SELECT rowid, id, paper_id, vector FROM chunks")
+            if r[1] in wanted
+        ]
+        records = self.records()
+        by_rowid = self.chunks(r[0] for r in rows)
+        for start in range(0, len(rows), 1000):
+            part = rows[start : start + 1000]
+            chunks = [by_rowid[r[0]] for r in part]
+            self.collection.upsert(
+                ids=[c.id for c in chunks],
+                embeddings=np.stack([np.frombuffer(r[3], dtype=np.float32) for r in part]),
+                documents=[c.text for c in chunks],
+                metadatas=[_chroma_metadata(records[c.paper_id].paper, c) for c in chunks],
+            )
+        return len(rows)
+
+    def rebuild_fts(self) -> None:
+        """Rewrite the lexical index from the chunks table, in one transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM chunks_fts")
+            self.db.execute(
+                "INSERT INTO chunks_fts (rowid, title, section, text) "
+                "SELECT c.rowid, json_extract(p.paper, '$.title'), coalesce(c.section, ''), c.text "
+                "FROM chunks c JOIN papers p ON p.id = c.paper_id"
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     # -- reading ----------------------------------------------------------------------------
     def chunks(self, rowids: Iterable[int]) -> dict[int, Chunk]:

@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import os
 import random
+import re
 import socket
 import ssl
 import tempfile
@@ -32,6 +33,8 @@ _CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PDF_HEAD = 1024  # '%PDF-' must start within this many leading bytes
 _PDF_TAIL = 2048  # '%%EOF' must appear within this many trailing bytes
+# ...preceded by the trailer's pointer to the cross-reference: 'startxref', an offset, '%%EOF'
+_STARTXREF = re.compile(rb"startxref\s+\d+\s*%%EOF")
 
 # Indirection so tests can record the back-off instead of waiting it out.
 _sleep = time.sleep
@@ -84,13 +87,16 @@ def _check_pdf(head: bytes, tail: bytes, size: int, source: str) -> None:
         raise FetchError(f"not a PDF (no %PDF- header) from {source}")
     if b"%%EOF" not in tail[-_PDF_TAIL:]:
         raise FetchError(f"PDF is truncated (no %%EOF near the end) from {source}")
+    if not _STARTXREF.search(tail[-_PDF_TAIL:]):
+        raise FetchError(f"PDF has no trailer (no startxref before %%EOF) from {source}")
 
 
 def check_pdf_bytes(data: bytes, source: str) -> None:
     """Raise FetchError unless ``data`` looks like a whole PDF.
 
     '%PDF-' must occur within the first 1024 bytes and '%%EOF' within the last 2048
-    (so a truncated download fails). An HTML page gets its own message.
+    (so a truncated download fails), right after a ``startxref <offset>`` trailer line. An
+    HTML page gets its own message.
     """
     _check_pdf(data[:_PDF_HEAD], data[-_PDF_TAIL:], len(data), source)
 

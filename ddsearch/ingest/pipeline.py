@@ -14,7 +14,7 @@ from ddsearch.catalog import Catalog, slugify
 from ddsearch.config import Settings
 from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
-from ddsearch.index.store import SCHEMA_VERSION, PaperRecord, Store
+from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages
 from ddsearch.ingest.extract import ExtractError, extract
@@ -211,7 +211,13 @@ def ingest(
     report = Report(outcomes=list(passed))
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
     with writer_lock(settings.home):
-        store = Store(settings.home)
+        try:
+            store = Store(settings.home)
+        except IndexError_:
+            if not rebuild:
+                raise
+            Store.drop(settings.home)  # an old schema or a damaged file: start afresh
+            store = Store(settings.home)
         try:
             if rebuild:
                 for pid in list(store.records()):

@@ -1,0 +1,373 @@
+"""Check a data home's index against itself, the catalog and the PDF cache; repair what is safe.
+
+Problems make ``ok`` false (``ddsearch doctor`` exits 1); notes are worth knowing but need no
+action. ``fix=True`` repairs only what can be rebuilt from what the index already holds: Chroma
+rows no committed chunk owns (deleted), committed chunks missing from Chroma (re-written from
+SQLite's copy of their vectors), a lexical index out of step with the chunks (rebuilt), and
+stale ``.part`` downloads (deleted). Everything else names the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from ddsearch.catalog import Catalog
+from ddsearch.config import Settings
+from ddsearch.index.lock import LockedError, writer_lock
+from ddsearch.index.store import SCHEMA_VERSION, IndexError_, Store
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # schema, database, model, chunks, fts, chroma, source, catalog, cache, lock
+    message: str
+    fix: str = ""  # what to do about it
+    problem: bool = True  # False: a note
+    fixable: bool = False  # doctor --fix repairs it
+
+
+@dataclass
+class Diagnosis:
+    findings: list[Finding] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "findings": [asdict(f) for f in self.findings],
+            "fixed": self.fixed,
+        }
+
+
+def _id_list(ids, limit: int = 5) -> str:
+    ids = sorted(ids)
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
+
+
+def _chroma_paper(chunk_id: str) -> str:
+    return chunk_id.rsplit(":", 2)[0]
+
+
+def diagnose(settings: Settings, catalog: Catalog | None = None, *, fix: bool = False) -> Diagnosis:
+    """Examine ``settings.home``; with ``fix``, repair the safe things first (needs the lock)."""
+    home = settings.home
+    if fix:
+        try:
+            with writer_lock(home):
+                fixed = _repair(settings)
+        except LockedError as e:
+            result = _examine(settings, catalog, busy=True)
+            result.findings.insert(0, Finding("lock", f"not fixing: {e}", problem=False))
+            return result
+        result = _examine(settings, catalog, busy=False)
+        result.fixed = fixed
+        return result
+    busy = False
+    if (home / "ingest.lock").exists():
+        try:
+            with writer_lock(home):
+                pass
+        except LockedError:
+            busy = True
+    return _examine(settings, catalog, busy=busy)
+
+
+def _repair(settings: Settings) -> list[str]:
+    done: list[str] = []
+    cache = settings.pdf_cache
+    if cache.is_dir():
+        for part in sorted(cache.glob("*.part")):
+            part.unlink(missing_ok=True)
+            done.append(f"removed stale download {part.name}")
+    if not (settings.home / "index.db").exists():
+        return done
+    try:
+        store = Store(settings.home)
+    except IndexError_:
+        return done
+    try:
+        orphans = store.reconcile()
+        if orphans:
+            done.append(f"deleted {orphans} Chroma row(s) no committed chunk owns")
+        committed = {r[0] for r in store.db.execute("SELECT id FROM chunks")}
+        missing = committed - store._chroma_ids()
+        if missing:
+            store.restore_chroma(missing)
+            done.append(f"restored {len(missing)} Chroma row(s) from the SQLite copy")
+        if _fts_mismatch(store.db):
+            store.rebuild_fts()
+            done.append("rebuilt the lexical (FTS) index from the chunks")
+    finally:
+        store.close()
+    return done
+
+
+def _fts_mismatch(db: sqlite3.Connection) -> tuple[int, ...]:
+    """(chunks without an FTS row, FTS rows without a chunk), or () when they agree."""
+    missing = db.execute(
+        "SELECT count(*) FROM chunks WHERE rowid NOT IN (SELECT rowid FROM chunks_fts)"
+    ).fetchone()[0]
+    extra = db.execute(
+        "SELECT count(*) FROM chunks_fts WHERE rowid NOT IN (SELECT rowid FROM chunks)"
+    ).fetchone()[0]
+    return (missing, extra) if missing or extra else ()
+
+
+def _examine(settings: Settings, catalog: Catalog | None, *, busy: bool) -> Diagnosis:
+    out = Diagnosis()
+    add = out.findings.append
+    if busy:
+        add(
+            Finding(
+                "lock", "an ingest is running: rows it is writing are not counted", problem=False
+            )
+        )
+    _check_cache(settings, catalog, busy, add)
+    if not (settings.home / "index.db").exists():
+        add(Finding("database", f"no index in {settings.home} yet", "run 'ddsearch ingest'", False))
+        return out
+    try:
+        store = Store(settings.home, readonly=True)
+    except IndexError_ as e:
+        add(Finding("schema", str(e).split(": rebuild")[0], "run 'ddsearch ingest --rebuild'"))
+        return out
+    try:
+        _check_index(store, settings, catalog, busy, add)
+    finally:
+        store.close()
+    return out
+
+
+def _check_cache(settings: Settings, catalog: Catalog | None, busy: bool, add) -> None:
+    cache = settings.pdf_cache
+    if not cache.is_dir():
+        return
+    parts = sorted(p.name for p in cache.glob("*.part"))
+    if parts and not busy:
+        add(
+            Finding(
+                "cache",
+                f"{len(parts)} stale partial download(s) in {cache}: {_id_list(parts)}",
+                "run 'ddsearch doctor --fix' to delete them",
+                fixable=True,
+            )
+        )
+    if catalog is None:
+        return
+    from ddsearch.ingest.fetch import sha256_file
+
+    for paper in catalog:
+        cached = cache / f"{paper.id}.pdf"
+        if paper.sha256 and cached.is_file() and sha256_file(cached) != paper.sha256:
+            add(
+                Finding(
+                    "cache",
+                    f"{cached.name} does not match the catalog's sha256",
+                    f"run 'ddsearch ingest --refresh {paper.id}'",
+                )
+            )
+
+
+def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> None:
+    db = store.db
+    integrity = db.execute("PRAGMA quick_check").fetchone()[0]
+    if integrity != "ok":
+        add(
+            Finding(
+                "database",
+                f"SQLite integrity check: {integrity}",
+                "run 'ddsearch ingest --rebuild'",
+            )
+        )
+        return
+    add(Finding("schema", f"schema version {SCHEMA_VERSION}", problem=False))
+    records = store.records()
+    model = store.model
+    if records and not model:
+        add(Finding("model", "the index records no model", "run 'ddsearch ingest --rebuild'"))
+    elif model:
+        _check_model(store, model, add)
+
+    # chunk counts: manifest vs SQLite vs Chroma, per paper
+    counts = dict(db.execute("SELECT paper_id, count(*) FROM chunks GROUP BY paper_id").fetchall())
+    committed = {r[0] for r in db.execute("SELECT id FROM chunks")}
+    try:
+        in_chroma = store._chroma_ids()
+    except Exception as e:  # a damaged Chroma directory
+        add(
+            Finding(
+                "chroma",
+                f"Chroma cannot be read ({type(e).__name__}: {e})".splitlines()[0],
+                "run 'ddsearch ingest --rebuild'",
+            )
+        )
+        in_chroma = None
+    for pid, rec in sorted(records.items()):
+        n = counts.get(pid, 0)
+        if n != rec.chunks:
+            add(
+                Finding(
+                    "chunks",
+                    f"{pid}: the manifest says {rec.chunks} chunks, SQLite holds {n}",
+                    f"run 'ddsearch ingest {pid}' (a count mismatch makes it re-ingest)",
+                )
+            )
+    strays = set(counts) - set(records)
+    if strays:
+        add(
+            Finding(
+                "chunks",
+                f"chunks of papers not in the manifest: {_id_list(strays)}",
+                "run 'ddsearch ingest --rebuild'",
+            )
+        )
+    dim = int(store.meta("dimension") or 0)
+    if committed and dim:
+        bad = db.execute(
+            "SELECT count(*) FROM chunks WHERE length(vector) != ?", (dim * 4,)
+        ).fetchone()[0]
+        if bad:
+            add(
+                Finding(
+                    "chunks",
+                    f"{bad} vector(s) are not {dim}-dimensional",
+                    "run 'ddsearch ingest --rebuild'",
+                )
+            )
+    if in_chroma is not None:
+        orphans = in_chroma - committed
+        missing = committed - in_chroma
+        if orphans and not busy:
+            add(
+                Finding(
+                    "chroma",
+                    f"{len(orphans)} Chroma row(s) no committed chunk owns (left by an interrupted "
+                    f"ingest) in {_id_list({_chroma_paper(i) for i in orphans})}",
+                    "run 'ddsearch doctor --fix' or any 'ddsearch ingest'",
+                    fixable=True,
+                )
+            )
+        if missing:
+            add(
+                Finding(
+                    "chroma",
+                    f"{len(missing)} committed chunk(s) missing from Chroma in "
+                    f"{_id_list({_chroma_paper(i) for i in missing})}",
+                    "run 'ddsearch doctor --fix' (restores them from SQLite's copy)",
+                    fixable=True,
+                )
+            )
+        if not busy and not orphans and not missing:
+            add(
+                Finding(
+                    "chroma", f"{len(committed)} chunks, Chroma and SQLite agree", problem=False
+                )
+            )
+
+    mismatch = _fts_mismatch(db)
+    if mismatch:
+        add(
+            Finding(
+                "fts",
+                f"the lexical index is out of step: {mismatch[0]} chunk(s) without an entry, "
+                f"{mismatch[1]} entr(ies) without a chunk",
+                "run 'ddsearch doctor --fix' (rebuilds it)",
+                fixable=True,
+            )
+        )
+    _check_sources(records, settings, catalog, model, add)
+
+
+def _check_model(store: Store, model: str, add) -> None:
+    from ddsearch.index.embed import Embedder, ModelError
+
+    try:
+        path = Path(Embedder(model, stamp_dir=store.home).path)
+    except ModelError as e:
+        add(Finding("model", str(e), "reinstall ddsearch, or rebuild with another --model"))
+        return
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+            add(
+                Finding(
+                    "model", f"model {model!r}: {path} holds no model", "restore the model files"
+                )
+            )
+            return
+    else:
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(model, local_files_only=True)
+        except Exception:
+            add(
+                Finding(
+                    "model",
+                    f"model {model!r} is not available offline",
+                    "download it once (e.g. run a query online), or rebuild with another --model",
+                )
+            )
+            return
+    add(Finding("model", f"model {model!r} found", problem=False))
+
+
+def _check_sources(records, settings: Settings, catalog, model, add) -> None:
+    from ddsearch.ingest.fetch import sha256_file
+    from ddsearch.ingest.pipeline import fingerprint
+
+    cache = settings.pdf_cache.resolve()
+    shaped = replace(settings, model=model) if model else settings
+    for pid, rec in sorted(records.items()):
+        src = Path(rec.source)
+        ours = src.resolve().parent == cache
+        if not src.is_file():
+            if ours:
+                add(
+                    Finding(
+                        "source",
+                        f"{pid}: the cached PDF {src.name} is gone",
+                        f"run 'ddsearch ingest {pid}' to download it again",
+                    )
+                )
+            else:
+                add(
+                    Finding(
+                        "source",
+                        f"{pid}: indexed from {src}, which is gone (search still "
+                        "works; re-ingesting needs the file)",
+                        problem=False,
+                    )
+                )
+        elif sha256_file(src) != rec.sha256:
+            add(
+                Finding(
+                    "source",
+                    f"{pid}: {src} changed since it was ingested",
+                    f"run 'ddsearch ingest {pid}'"
+                    if ours
+                    else f"run 'ddsearch ingest --from {src}'",
+                )
+            )
+        listed = catalog.get(pid) if catalog is not None else None
+        if listed is not None:
+            paper = replace(listed, path=rec.paper.path)
+            if fingerprint(paper, shaped) != rec.settings:
+                add(
+                    Finding(
+                        "catalog",
+                        f"{pid}: its catalog entry or the chunk settings changed "
+                        "since it was ingested",
+                        f"run 'ddsearch ingest {pid}'",
+                    )
+                )

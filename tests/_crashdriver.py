@@ -1,0 +1,84 @@
+"""Run an ingest in a child process for the crash tests, optionally killing itself at a set point.
+
+    python tests/_crashdriver.py cli ARGS...         ddsearch's CLI, with the stub embedder
+    python tests/_crashdriver.py kill-in-txn N ARGS...    SIGKILL inside paper N's SQLite txn
+    python tests/_crashdriver.py kill-after-commit N ARGS...  SIGKILL after paper N commits
+
+The stub embedder uses the real tokenizer (chunking is real) but makes vectors from a hash of
+the text, so a child starts in a second or two instead of loading torch; ``STUB_DELAY`` seconds
+of sleep per paper give the tests time to act while a paper is in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from ddsearch.index.embed import Embedder
+
+STUB_DELAY = float(os.environ.get("STUB_DELAY", "0"))
+
+
+class StubEmbedder(Embedder):
+    dimension = 384
+
+    def encode(self, texts, batch_size: int = 32, progress=None):
+        time.sleep(STUB_DELAY)
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for i, t in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(argv: list[str]) -> None:
+    from ddsearch.index import store
+    from ddsearch.ingest import pipeline
+
+    pipeline.Embedder = StubEmbedder
+    mode = argv[0]
+    if mode != "cli":
+        target, args = int(argv[1]), argv[2:]
+        calls = {"n": 0}
+        if mode == "kill-in-txn":  # Chroma rows written, SQLite transaction open
+            original = store.Store._delete_rows
+
+            def hook(self, paper_id):
+                calls["n"] += 1
+                if calls["n"] == target:
+                    _die()
+                return original(self, paper_id)
+
+            store.Store._delete_rows = hook
+        elif mode == "kill-after-commit":  # committed, stale Chroma rows not yet deleted
+            original_ids = store.Store._chroma_ids
+
+            def hook_ids(self, paper_id=None):
+                if paper_id is not None:
+                    calls["n"] += 1
+                    if calls["n"] == target:
+                        _die()
+                return original_ids(self, paper_id)
+
+            store.Store._chroma_ids = hook_ids
+        else:
+            raise SystemExit(f"unknown mode {mode}")
+    else:
+        args = argv[1:]
+    from ddsearch.cli import main as cli
+
+    cli(args, prog_name="ddsearch")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,159 @@
+"""ddsearch doctor: damage is found and named with its fix; --fix repairs the safe kinds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ddsearch.catalog import Catalog
+from ddsearch.cli import main
+from ddsearch.config import Settings
+from ddsearch.index.doctor import diagnose
+from ddsearch.index.lock import writer_lock
+from ddsearch.index.store import Store
+from ddsearch.ingest.pipeline import ingest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _crashdriver import StubEmbedder  # noqa: E402
+from _faultpdfs import paper_pdf  # noqa: E402
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        (src / f"doc-{i}.pdf").write_bytes(paper_pdf(30 + i, pages=2, lines=10))
+    home = tmp_path / "home"
+    assert ingest(Settings(home=home), Catalog(None), [src], embedder=StubEmbedder()).ok
+    return home
+
+
+def _doctor(home: Path, *args):
+    result = CliRunner().invoke(main, ["--home", str(home), "doctor", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+def _problems(home: Path) -> list[tuple[str, bool]]:
+    return [(f.check, f.fixable) for f in diagnose(Settings(home=home)).problems]
+
+
+def _sql(home: Path, sql: str) -> None:
+    con = sqlite3.connect(home / "index.db")
+    con.execute(sql)
+    con.commit()
+    con.close()
+
+
+def test_a_healthy_index_passes(home):
+    result = _doctor(home)
+    assert result.exit_code == 0, result.output
+    assert "no problems found" in result.output
+    doc = json.loads(_doctor(home, "--json").output)
+    assert doc["ok"] is True and not doc["fixed"]
+
+
+def test_orphan_chroma_rows_are_found_and_fixed(home):
+    store = Store(home)
+    store.collection.upsert(
+        ids=["ghost:00000:0000"], embeddings=np.ones((1, 384), dtype=np.float32)
+    )
+    store.close()
+    assert _problems(home) == [("chroma", True)]
+    result = _doctor(home)
+    assert result.exit_code == 1 and "no committed chunk owns" in result.output
+    fixed = _doctor(home, "--fix")
+    assert fixed.exit_code == 0 and "deleted 1 Chroma row(s)" in fixed.output
+    store = Store(home)
+    assert store.collection.count() == store.count_chunks()
+
+
+def test_chunks_missing_from_chroma_are_restored_from_sqlite(home):
+    store = Store(home)
+    ids = sorted(store._chroma_ids())[:3]
+    before = store.collection.get(ids=ids, include=["embeddings", "metadatas"])
+    store.collection.delete(ids=ids)
+    store.close()
+    assert _problems(home) == [("chroma", True)]
+    assert _doctor(home, "--fix").exit_code == 0
+    store = Store(home)
+    after = store.collection.get(ids=ids, include=["embeddings", "metadatas"])
+    assert sorted(after["ids"]) == ids and store.collection.count() == store.count_chunks()
+    order = {i: n for n, i in enumerate(after["ids"])}
+    for n, i in enumerate(before["ids"]):
+        assert np.allclose(before["embeddings"][n], after["embeddings"][order[i]])
+        assert before["metadatas"][n] == after["metadatas"][order[i]]
+
+
+def test_a_lexical_index_out_of_step_is_rebuilt(home):
+    _sql(home, "DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks LIMIT 2)")
+    assert _problems(home) == [("fts", True)]
+    assert _doctor(home, "--fix").exit_code == 0
+    store = Store(home)
+    assert (
+        len(store.lexical("replica", 1000))
+        == store.db.execute("SELECT count(*) FROM chunks WHERE text LIKE '%replica%'").fetchone()[0]
+    )
+
+
+def test_a_manifest_count_mismatch_names_the_ingest_that_fixes_it(home, tmp_path):
+    _sql(home, "UPDATE papers SET chunks = chunks + 1 WHERE id = 'doc-0'")
+    diagnosis = diagnose(Settings(home=home))
+    [problem] = diagnosis.problems
+    assert problem.check == "chunks" and not problem.fixable
+    assert problem.fix.startswith("run 'ddsearch ingest doc-0'")
+    report = ingest(Settings(home=home), Catalog(None), [tmp_path / "src"], embedder=StubEmbedder())
+    assert [o.paper_id for o in report.of("ingested")] == ["doc-0"]
+    assert diagnose(Settings(home=home)).ok
+
+
+def test_stale_partial_downloads_are_removed(home):
+    cache = Settings(home=home).pdf_cache
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "raft.abc123.part").write_bytes(b"%PDF-1.4 half")
+    assert _problems(home) == [("cache", True)]
+    assert _doctor(home, "--fix").exit_code == 0
+    assert not list(cache.glob("*.part"))
+
+
+def test_sources_gone_or_changed(home, tmp_path):
+    (tmp_path / "src" / "doc-0.pdf").unlink()  # a --from file: a note, search still works
+    (tmp_path / "src" / "doc-1.pdf").write_bytes(paper_pdf(99, pages=1))  # changed: a problem
+    diagnosis = diagnose(Settings(home=home))
+    notes = [f for f in diagnosis.findings if f.check == "source" and not f.problem]
+    assert notes and "doc-0" in notes[0].message
+    [problem] = diagnosis.problems
+    assert problem.check == "source" and "doc-1" in problem.message
+    assert "ddsearch ingest --from" in problem.fix
+
+
+def test_an_incompatible_schema_is_reported_not_raised(home):
+    _sql(home, "UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    result = _doctor(home)
+    assert result.exit_code == 1
+    assert "schema version 0" in result.output and "ddsearch ingest --rebuild" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_while_an_ingest_runs_in_flight_rows_are_not_problems(home):
+    store = Store(home)
+    store.collection.upsert(ids=["doc-0:09999:ffff"], embeddings=np.ones((1, 384), np.float32))
+    store.close()
+    with writer_lock(home):
+        assert diagnose(Settings(home=home)).ok
+        result = _doctor(home, "--fix")
+        assert "not fixing" in result.output
+    assert _problems(home) == [("chroma", True)]
+
+
+def test_a_missing_model_is_a_problem(home):
+    _sql(home, "UPDATE meta SET value = '/nonexistent/model-dir' WHERE key = 'model'")
+    checks = [f.check for f in diagnose(Settings(home=home)).problems]
+    assert "model" in checks

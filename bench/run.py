@@ -24,17 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait4_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process, via wait4's rusage."""
-    with tempfile.TemporaryFile(mode="w+") as out_file:
+    """(wall seconds, peak RSS in MB, stdout) of one child process.
+
+    The child's own peak comes from GNU time where it is installed: a forked child's rusage
+    would start from this (large) process's high-water mark."""
+    timer = shutil.which("time") or "/usr/bin/time"
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "rss"
+        wrapped = [timer, "-f", "%M", "-o", str(rss_file), *cmd] if Path(timer).exists() else cmd
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out_file, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run(wrapped, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
-        out_file.seek(0)
-        return wall, usage.ru_maxrss / 1024, out_file.read()
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-400:]}")
+        rss = float(rss_file.read_text().split()[-1]) / 1024 if rss_file.exists() else float("nan")
+        return wall, rss, proc.stdout
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -56,6 +60,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from ddsearch.catalog import load_catalog
+    from ddsearch.config import Settings
     from ddsearch.index.embed import Embedder
     from ddsearch.index.store import Store
     from ddsearch.ingest.pipeline import _fit
@@ -70,6 +75,7 @@ def main() -> None:
     try:
         # a model export happens once per data home; do it outside the timed ingest
         Embedder(stamp_dir=home).encode(["warm-up"])
+        Embedder(stamp_dir=home, int8=True).encode(["warm-up"])
 
         report_file = home / "report.json"
         code = (
@@ -89,7 +95,7 @@ def main() -> None:
 
         store = Store(home, readonly=True)
         catalog = load_catalog()
-        embedder = Embedder(stamp_dir=home)
+        embedder = Embedder(stamp_dir=home, int8=Settings().int8)  # the encoder ingest used
         texts = []
         for pid, rec in store.records().items():
             texts += _fit(catalog.get(pid) or rec.paper, store.chunks_of(pid), embedder)

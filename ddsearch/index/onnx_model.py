@@ -124,6 +124,25 @@ def quantize(fp32: Path, model_dir: Path, target: Path, max_seq_length: int) -> 
             os.unlink(tmp)
 
 
+PAD_SLACK = 1.25  # a batch's longest text is at most this much longer than its shortest
+
+
+def _batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Indexes grouped by similar length, so padding wastes little work."""
+    order = np.argsort(lengths, kind="stable")
+    batches, current = [], []
+    for i in order:
+        if current and (
+            len(current) == batch_size or lengths[i] > PAD_SLACK * lengths[current[0]] + 8
+        ):
+            batches.append(np.array(current))
+            current = []
+        current.append(i)
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
 class OnnxEncoder:
     """Encode texts with onnxruntime: L2-normalised float32 rows, batches sorted by length."""
 
@@ -153,9 +172,8 @@ class OnnxEncoder:
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(texts)
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        lengths = [len(e.ids) for e in encodings]
+        for rows in _batches(lengths, batch_size):
             width = max(len(encodings[i].ids) for i in rows)
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros_like(ids)

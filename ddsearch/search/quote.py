@@ -37,6 +37,23 @@ def _cosines(query_vec: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return (v @ q) / norms
 
 
+SHORTLIST = 5  # sentences per passage that the model scores
+
+
+def _stems(text: str) -> set[str]:
+    from ddsearch.search.rank import query_terms
+
+    return {t[:5] for t in query_terms(text)}
+
+
+def shortlist(query: str, sentences: Sequence[str], size: int = SHORTLIST) -> list[str]:
+    """The sentences sharing most word stems with the query (ties: passage order)."""
+    terms = _stems(query)
+    overlap = [len(terms & _stems(s)) for s in sentences]
+    order = sorted(range(len(sentences)), key=lambda i: (-overlap[i], i))
+    return [sentences[i] for i in order[:size]]
+
+
 def best_quote(
     query_vec: np.ndarray,
     passage: str,

@@ -69,23 +69,26 @@ class Searcher:
         return self._last_query[1]
 
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
-        """Set each hit's quote: the sentences of its passage closest to the query."""
-        from ddsearch.search.quote import best_quote
+        """Set each hit's quote: the sentences of its passage closest to the query.
+
+        Only a shortlist of each passage's sentences (those sharing most words with the query)
+        is embedded, all hits in one batch: embedding every sentence of ten passages costs more
+        than the rest of a query together."""
+        import numpy as np
+
+        from ddsearch.search.quote import best_quote, shortlist
         from ddsearch.sentences import split_sentences
 
         if not hits:
             return
         qvec = self.encode_query(query)
-        # one batch for every hit's sentences: a model call per hit costs more than the work
-        sentences = list(dict.fromkeys(s for h in hits for s in split_sentences(h.chunk.text)))
-        known = dict(zip(sentences, self.embedder.encode(sentences)))
+        chosen = {s for h in hits for s in shortlist(query, split_sentences(h.chunk.text))}
+        ordered = sorted(chosen)
+        known = dict(zip(ordered, self.embedder.encode(ordered)))
+        zero = np.zeros_like(qvec)
 
         def encode(texts):
-            import numpy as np
-
-            missing = [t for t in texts if t not in known]
-            known.update(zip(missing, self.embedder.encode(missing)))
-            return np.stack([known[t] for t in texts])
+            return np.stack([known.get(t, zero) for t in texts])
 
         for hit in hits:
             quote = best_quote(qvec, hit.chunk.text, encode, max_sentences)

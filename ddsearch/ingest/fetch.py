@@ -411,7 +411,7 @@ def fetch_paper(
     if cached and (pinned is None or sha256_file(target) == pinned):
         return target
     if not paper.url:
-        raise FetchError(f"{paper.id}: no open-access URL, add the PDF with --from")
+        raise FetchError("no open-access URL, add the PDF with --from")
     _split_http_url(paper.url, "")
     cache_dir.mkdir(parents=True, exist_ok=True)
 

@@ -27,7 +27,9 @@ STUB_DELAY = float(os.environ.get("STUB_DELAY", "0"))
 class StubEmbedder(Embedder):
     dimension = 384
 
-    def encode(self, texts, batch_size: int = 32, progress=None):
+    backend = "stub"
+
+    def encode(self, texts, batch_size: int = 32, on_batch=None):
         time.sleep(STUB_DELAY)
         out = np.zeros((len(texts), 384), dtype=np.float32)
         for i, t in enumerate(texts):

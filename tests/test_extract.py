@@ -76,13 +76,13 @@ def test_truncated_pdf_is_a_clean_error(tmp_path: Path, keep):
     path = truncated_pdf(tmp_path / "cut.pdf", PAGES, keep=keep)
     with pytest.raises(ExtractError) as info:
         extract(path)
-    assert "not a readable PDF" in str(info.value)
+    assert "truncated or damaged PDF" in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_garbage_after_the_header(tmp_path: Path):
     path = tmp_path / "garbage.pdf"
-    path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
+    path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n")
     with pytest.raises(ExtractError, match="not a readable PDF"):
         extract(path)
 
@@ -94,20 +94,30 @@ def test_damaged_xref_is_repaired(tmp_path: Path):
     assert [lines(p.text) for p in extract(path).pages] == PAGES
 
 
+IN_PROCESS = extract_mod.Limits(isolate=False)  # so monkeypatched engines and limits apply
+
+
 def test_pypdf_takes_over_when_pdfium_fails(tmp_path: Path, monkeypatch):
     def broken(path):
         raise ExtractError("not a readable PDF (pdfium says no)")
+        yield
 
-    monkeypatch.setattr(extract_mod, "_pdfium_pages", broken)
-    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES, title="The Google File System"))
+    monkeypatch.setitem(extract_mod._ENGINES, "pdfium", broken)
+    pdf = make_pdf(tmp_path / "a.pdf", PAGES, title="The Google File System")
+    doc = extract(pdf, IN_PROCESS)
     assert doc.engine == "pypdf"
     assert [lines(p.text) for p in doc.pages] == PAGES
     assert doc.title == "The Google File System"
 
 
 def test_pypdf_is_asked_when_pdfium_finds_no_text(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(extract_mod, "_pdfium_pages", lambda path: (["", ""], None))
-    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES[:2]))
+    def blank(path):
+        yield "open", 2, None
+        yield "page", 0, ""
+        yield "page", 1, ""
+
+    monkeypatch.setitem(extract_mod._ENGINES, "pdfium", blank)
+    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES[:2]), IN_PROCESS)
     assert doc.engine == "pypdf"
     assert [lines(p.text) for p in doc.pages] == PAGES[:2]
 
@@ -123,16 +133,16 @@ def test_no_text_layer(tmp_path: Path):
 def test_page_limits(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(extract_mod, "MAX_PAGES", 2)
     with pytest.raises(ExtractError, match="3 pages, more than the limit of 2"):
-        extract(make_pdf(tmp_path / "a.pdf", PAGES))
+        extract(make_pdf(tmp_path / "a.pdf", PAGES), IN_PROCESS)
 
 
 def test_page_text_is_bounded(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(extract_mod, "MAX_PAGE_CHARS", 20)
-    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES))
+    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES), IN_PROCESS)
     assert all(len(p.text) <= 20 for p in doc.pages)
     assert doc.pages[1].text.startswith("A single master")
 
 
 def test_missing_file(tmp_path: Path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ExtractError, match="cannot read the file"):
         extract(tmp_path / "nope.pdf")

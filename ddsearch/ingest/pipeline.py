@@ -249,14 +249,13 @@ class _Prepared:
 
 
 def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool, old: tuple | None,
-             embedder: Embedder | None = None) -> _Prepared:  # fmt: skip
-    """Fetch, hash, extract and chunk one paper; runs in a worker process."""
+             embedder: Embedder) -> _Prepared:  # fmt: skip
+    """Fetch, hash, extract and chunk one paper (or find it unchanged)."""
     pdf = _obtain(source, settings, refresh)
     digest = file_sha256(pdf)
     shape = fingerprint(source.paper, settings, encoder)
     if old == (digest, shape):
         return _Prepared(source, pdf, digest, shape, None)
-    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, backend="torch")
     stages: dict[str, float] = {}
     chunks = make_chunks(source.paper, pdf, embedder, settings, stages)
     return _Prepared(source, pdf, digest, shape, chunks, stages)
@@ -266,30 +265,15 @@ PREFETCH = 2  # papers read ahead of the one being embedded
 
 
 def _prepared(todo, settings, refresh, olds, embedder):
-    """Yield (source, future-like) with extraction in a worker process overlapping embedding."""
-    import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor
+    """Yield (source, future) for each paper, reading ahead of the one being embedded.
 
-    if embedder.tokenizer is None or len(todo) < 2:  # nothing to overlap, or counting needs torch
-        for source in todo:
-            fut: Future = Future()
-            try:
-                fut.set_result(
-                    _prepare(
-                        source,
-                        settings,
-                        embedder.backend,
-                        refresh,
-                        olds.get(source.paper.id),
-                        embedder,
-                    )  # fmt: skip
-                )
-            except Exception as e:
-                fut.set_exception(e)
-            yield source, fut
-        return
-    # spawn, not fork: the parent holds onnxruntime and tokenizer threads
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    A thread is enough: extraction itself runs in the extract worker process and onnxruntime
+    releases the GIL, so reading, cleaning and chunking the next papers overlaps embedding.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = embedder.backend
+    with ThreadPoolExecutor(1, thread_name_prefix="ddsearch-read") as pool:
         pending = []
         queue = iter(todo)
         try:
@@ -298,8 +282,7 @@ def _prepared(todo, settings, refresh, olds, embedder):
                     source = next(queue, None)
                     if source is None:
                         break
-                    old = olds.get(source.paper.id)
-                    job = (source, settings, embedder.backend, refresh, old)
+                    job = (source, settings, encoder, refresh, olds.get(source.paper.id), embedder)
                     pending.append((source, pool.submit(_prepare, *job)))
                 if not pending:
                     return

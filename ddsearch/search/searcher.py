@@ -51,6 +51,12 @@ class Searcher:
             self._records = self.store.records()
         return self._records
 
+    def _has_paper(self, paper_id: str) -> bool:
+        """Whether the paper is indexed, reading the manifest again if an ingest committed since."""
+        if paper_id not in self.records:
+            self._records = None
+        return paper_id in self.records
+
     def paper(self, paper_id: str):
         """The paper's metadata: the catalog's when it has the id, else what ingest recorded."""
         stored = self.records[paper_id].paper
@@ -157,7 +163,8 @@ class Searcher:
         fused = rrf(rankings)
         order = sorted(fused, key=lambda r: -fused[r])
         chunks = self.store.chunks(order[: k * 3])
-        hits = _merge_neighbours([(chunks[r], fused[r]) for r in order[: k * 3] if r in chunks])
+        found = [r for r in order[: k * 3] if r in chunks and self._has_paper(chunks[r].paper_id)]
+        hits = _merge_neighbours([(chunks[r], fused[r]) for r in found])
         return [
             Hit(rank=i + 1, chunk=c, paper=self.paper(c.paper_id), score=s)
             for i, (c, s) in enumerate(hits[:k])

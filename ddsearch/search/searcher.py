@@ -9,7 +9,7 @@ from pathlib import Path
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit
-from ddsearch.search.rank import fts_match, rrf
+from ddsearch.search.rank import DENSE_WEIGHT, Ranking, fts_match, fuse
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
@@ -50,7 +50,8 @@ class Searcher:
     def encode_query(self, query: str):
         return self.embedder.encode([query])[0]
 
-    def dense(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
+    def dense(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
+        """(rowid, cosine) of the chunks nearest the query, best first."""
         import numpy as np
 
         rowids, matrix, owners = self._matrix()
@@ -63,9 +64,10 @@ class Searcher:
         limit = min(limit, len(scores))
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [int(rowids[i]) for i in top if np.isfinite(scores[i])]
+        return [(int(rowids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
-    def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
+    def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
+        """(rowid, bm25) of the chunks that best match the query's terms, best first."""
         match = fts_match(query)
         if not match:
             return []
@@ -74,7 +76,7 @@ class Searcher:
         if papers:
             owners = self.store.chunks(r for r, _ in rows)
             rows = [(r, s) for r, s in rows if owners[r].paper_id in papers]
-        return [r for r, _ in rows[:limit]]
+        return rows[:limit]
 
     def search(
         self,
@@ -96,15 +98,17 @@ class Searcher:
         if unknown:
             raise QueryError(f"not in the index: {', '.join(sorted(unknown))}")
 
-        rankings = []
+        runs = []
         if mode in ("hybrid", "dense"):
-            rankings.append(self.dense(query, CANDIDATES, wanted))
+            weight = DENSE_WEIGHT if mode == "hybrid" else 1.0
+            runs.append((self.dense(query, CANDIDATES, wanted), weight))
         if mode in ("hybrid", "lexical"):
-            rankings.append(self.lexical(query, CANDIDATES, wanted))
-        fused = rrf(rankings)
-        order = sorted(fused, key=lambda r: -fused[r])
-        chunks = self.store.chunks(order[: k * 3])
-        hits = _merge_neighbours([(chunks[r], fused[r]) for r in order[: k * 3] if r in chunks])
+            weight = 1.0 - DENSE_WEIGHT if mode == "hybrid" else 1.0
+            runs.append((self.lexical(query, CANDIDATES, wanted), weight))
+        fused = fuse(runs)
+        order = sorted(fused, key=lambda r: -fused[r])[: k * 3]
+        chunks = self.store.chunks(order)
+        hits = _merge_neighbours([(chunks[r], fused[r]) for r in order if r in chunks])
         return [
             Hit(rank=i + 1, chunk=c, paper=self.records[c.paper_id].paper, score=s)
             for i, (c, s) in enumerate(hits[:k])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
@@ -15,7 +17,10 @@ STOPWORDS = frozenset(
     would you your yours paper papers describe described describes say says said does did""".split()
 )
 DENSE_WEIGHT = 0.35  # the dense ranker's share in hybrid fusion; lexical has the rest
+DIVERSE_BELOW = 5  # ranks up to here stay as scored; below, papers take turns
+PER_PAPER = 2  # below DIVERSE_BELOW, a paper's hits past this many wait for the others
 Ranking = list[tuple[int, float]]  # (id, score), best first
+T = TypeVar("T")
 _TOKEN = re.compile(r"[^\W_]+", re.U)
 
 
@@ -49,3 +54,18 @@ def fuse(runs: Sequence[tuple[Ranking, float]]) -> dict[int, float]:
             share = (s - lo) / (hi - lo) if hi > lo else 1.0
             fused[item] = fused.get(item, 0.0) + weight * share
     return fused
+
+
+def diversify(ranked: Sequence[T], paper: Callable[[T], str]) -> list[T]:
+    """Keep the top DIVERSE_BELOW as ranked; below, defer hits of papers already shown PER_PAPER
+    times, so a question several papers answer sees more of them in the first page of results.
+    """
+    head, deferred, shown = [], [], Counter()
+    for item in ranked:
+        p = paper(item)
+        if len(head) < DIVERSE_BELOW or shown[p] < PER_PAPER:
+            head.append(item)
+            shown[p] += 1
+        else:
+            deferred.append(item)
+    return head + deferred

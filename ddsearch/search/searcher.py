@@ -9,7 +9,7 @@ from pathlib import Path
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit
-from ddsearch.search.rank import DENSE_WEIGHT, Ranking, fts_match, fuse
+from ddsearch.search.rank import DENSE_WEIGHT, Ranking, diversify, fts_match, fuse
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
@@ -106,9 +106,10 @@ class Searcher:
             weight = 1.0 - DENSE_WEIGHT if mode == "hybrid" else 1.0
             runs.append((self.lexical(query, CANDIDATES, wanted), weight))
         fused = fuse(runs)
-        order = sorted(fused, key=lambda r: -fused[r])[: k * 3]
+        order = sorted(fused, key=lambda r: -fused[r])
         chunks = self.store.chunks(order)
         hits = _merge_neighbours([(chunks[r], fused[r]) for r in order if r in chunks])
+        hits = diversify(hits, lambda hit: hit[0].paper_id)
         return [
             Hit(rank=i + 1, chunk=c, paper=self.records[c.paper_id].paper, score=s)
             for i, (c, s) in enumerate(hits[:k])

@@ -116,11 +116,13 @@ class Searcher:
         ]
 
 
-def _join(a: str, b: str) -> str:
-    """a followed by b, without the overlap a's end shares with b's start."""
-    for size in range(min(len(a), len(b)), 20, -1):
-        if a.endswith(b[:size]):
-            return a + b[size:]
+def _join(a: str, b: str, least: int = 21) -> str:
+    """a followed by b, less the overlap (`least` chars or more) where a ends as b starts."""
+    i = a.find(b[:least], max(0, len(a) - len(b)))
+    while i != -1:
+        if b.startswith(a[i:]):
+            return a + b[len(a) - i :]
+        i = a.find(b[:least], i + 1)
     return f"{a} {b}"
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
@@ -14,6 +16,11 @@ STOPWORDS = frozenset(
     to too under until up very was we were what when where which while who whom why will with
     would you your yours paper papers describe described describes say says said does did""".split()  # noqa: SIM905
 )
+DENSE_WEIGHT = 0.35  # the dense ranker's share in hybrid fusion; lexical has the rest
+DIVERSE_BELOW = 5  # ranks up to here stay as scored; below, papers take turns
+PER_PAPER = 2  # below DIVERSE_BELOW, a paper's hits past this many wait for the others
+Ranking = list[tuple[int, float]]  # (id, score), best first
+T = TypeVar("T")
 _TOKEN = re.compile(r"[^\W_]+", re.U)
 
 
@@ -30,11 +37,35 @@ def fts_match(text: str) -> str | None:
     return " OR ".join(f'"{t}"' for t in terms) if terms else None
 
 
-def rrf(rankings: Sequence[Sequence[int]], k: int = 60, weights: Sequence[float] | None = None):
-    """Reciprocal rank fusion of lists of ids (best first): {id: score}."""
-    weights = weights or [1.0] * len(rankings)
-    scores: dict[int, float] = {}
-    for ranking, w in zip(rankings, weights):
-        for rank, item in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + w / (k + rank + 1)
-    return scores
+def fuse(runs: Sequence[tuple[Ranking, float]]) -> dict[int, float]:
+    """A convex combination of rankers' min-max normalised scores: {id: score}.
+
+    ``runs`` holds each ranker's (id, score) candidates, best first, and its weight; an id a
+    ranker did not return counts as that ranker's worst candidate (0). Unlike rank fusion, a
+    ranker that is sure of its first answer keeps that margin.
+    """
+    fused: dict[int, float] = {}
+    for ranking, weight in runs:
+        if not ranking:
+            continue
+        scores = [s for _, s in ranking]
+        lo, hi = min(scores), max(scores)
+        for item, s in ranking:
+            share = (s - lo) / (hi - lo) if hi > lo else 1.0
+            fused[item] = fused.get(item, 0.0) + weight * share
+    return fused
+
+
+def diversify(ranked: Sequence[T], paper: Callable[[T], str]) -> list[T]:
+    """Keep the top DIVERSE_BELOW as ranked; below, defer hits of papers already shown PER_PAPER
+    times, so a question several papers answer sees more of them in the first page of results.
+    """
+    head, deferred, shown = [], [], Counter()
+    for item in ranked:
+        p = paper(item)
+        if len(head) < DIVERSE_BELOW or shown[p] < PER_PAPER:
+            head.append(item)
+            shown[p] += 1
+        else:
+            deferred.append(item)
+    return head + deferred

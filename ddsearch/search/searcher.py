@@ -9,7 +9,7 @@ from pathlib import Path
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit
-from ddsearch.search.rank import fts_match, rrf
+from ddsearch.search.rank import DENSE_WEIGHT, Ranking, diversify, fts_match, fuse
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
@@ -109,7 +109,8 @@ class Searcher:
             papers.setdefault(pid, rec.paper)
         return citation_keys(papers.values())
 
-    def dense(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
+    def dense(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
+        """(rowid, cosine) of the chunks nearest the query, best first."""
         import numpy as np
 
         rowids, matrix, owners = self._matrix()
@@ -122,9 +123,10 @@ class Searcher:
         limit = min(limit, len(scores))
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [int(rowids[i]) for i in top if np.isfinite(scores[i])]
+        return [(int(rowids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
-    def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> list[int]:
+    def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
+        """(rowid, bm25) of the chunks that best match the query's terms, best first."""
         match = fts_match(query)
         if not match:
             return []
@@ -133,7 +135,7 @@ class Searcher:
         if papers:
             owners = self.store.chunks(r for r, _ in rows)
             rows = [(r, s) for r, s in rows if owners[r].paper_id in papers]
-        return [r for r, _ in rows[:limit]]
+        return rows[:limit]
 
     def search(
         self,
@@ -155,27 +157,32 @@ class Searcher:
         if unknown:
             raise QueryError(f"not in the index: {', '.join(sorted(unknown))}")
 
-        rankings = []
+        runs = []
         if mode in ("hybrid", "dense"):
-            rankings.append(self.dense(query, CANDIDATES, wanted))
+            weight = DENSE_WEIGHT if mode == "hybrid" else 1.0
+            runs.append((self.dense(query, CANDIDATES, wanted), weight))
         if mode in ("hybrid", "lexical"):
-            rankings.append(self.lexical(query, CANDIDATES, wanted))
-        fused = rrf(rankings)
+            weight = 1.0 - DENSE_WEIGHT if mode == "hybrid" else 1.0
+            runs.append((self.lexical(query, CANDIDATES, wanted), weight))
+        fused = fuse(runs)
         order = sorted(fused, key=lambda r: -fused[r])
-        chunks = self.store.chunks(order[: k * 3])
-        found = [r for r in order[: k * 3] if r in chunks and self._has_paper(chunks[r].paper_id)]
+        chunks = self.store.chunks(order)
+        found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
         hits = _merge_neighbours([(chunks[r], fused[r]) for r in found])
+        hits = diversify(hits, lambda hit: hit[0].paper_id)
         return [
             Hit(rank=i + 1, chunk=c, paper=self.paper(c.paper_id), score=s)
             for i, (c, s) in enumerate(hits[:k])
         ]
 
 
-def _join(a: str, b: str) -> str:
-    """a followed by b, without the overlap a's end shares with b's start."""
-    for size in range(min(len(a), len(b)), 20, -1):
-        if a.endswith(b[:size]):
-            return a + b[size:]
+def _join(a: str, b: str, least: int = 21) -> str:
+    """a followed by b, less the overlap (`least` chars or more) where a ends as b starts."""
+    i = a.find(b[:least], max(0, len(a) - len(b)))
+    while i != -1:
+        if b.startswith(a[i:]):
+            return a + b[len(a) - i :]
+        i = a.find(b[:least], i + 1)
     return f"{a} {b}"
 
 

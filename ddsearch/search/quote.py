@@ -40,10 +40,19 @@ def _cosines(query_vec: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 SHORTLIST = 5  # sentences per passage that the model scores
 
 
+def _stem(word: str) -> str:
+    """A crude stem, enough to match 'copied', 'copies', 'copy' and 'sales', 'sale'."""
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: len(word) - len(suffix)] + repl
+            break
+    return word[:5]
+
+
 def _stems(text: str) -> set[str]:
     from ddsearch.search.rank import query_terms
 
-    return {t[:5] for t in query_terms(text)}
+    return {_stem(t) for t in query_terms(text)}
 
 
 def shortlist(query: str, sentences: Sequence[str], size: int = SHORTLIST) -> list[str]:

@@ -50,6 +50,8 @@ def _settings(ctx: click.Context, **overrides):
     from ddsearch.config import Settings
 
     values = {"home": ctx.obj["home"]} if ctx.obj.get("home") else {}
+    if ctx.obj.get("chroma_url"):
+        values["chroma_url"] = ctx.obj["chroma_url"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
 
@@ -63,7 +65,10 @@ def _catalog(path: Path | None):
 def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path | None = None):
     from ddsearch.search.searcher import Searcher
 
-    return Searcher(_settings(ctx).home, model=model, catalog=_catalog(catalog_path))
+    settings = _settings(ctx)
+    return Searcher(
+        settings.home, model=model, catalog=_catalog(catalog_path), chroma_url=settings.chroma_url
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,12 +78,19 @@ def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path |
     envvar="DDSEARCH_HOME",
     help="Data home (index, PDF cache). Default: $DDSEARCH_HOME or the user data dir.",
 )
+@click.option(
+    "--chroma-url",
+    envvar="DDSEARCH_CHROMA_URL",
+    metavar="http://HOST:PORT",
+    help="Keep the index on this Chroma server ('chroma run'); the home then holds a cache.",
+)
 @click.version_option(__version__, prog_name="ddsearch")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None) -> None:
+def main(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """Search the canon of distributed-systems papers; answers cite paper and page."""
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
+    ctx.obj["chroma_url"] = chroma_url
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -297,9 +309,10 @@ def cite(ctx, ids, fmt, catalog_path):
     if any(i not in known for i in ids):
         from ddsearch.index.store import Store
 
-        home = _settings(ctx).home
-        if (home / "index.db").exists():
-            store = Store(home, readonly=True)
+        settings = _settings(ctx)
+        home = settings.home
+        if (home / "index.db").exists() or settings.chroma_url:
+            store = Store(home, readonly=True, chroma_url=settings.chroma_url)
             known.update({pid: r.paper for pid, r in store.records().items() if pid not in known})
             store.close()
     unknown = [i for i in ids if i not in known]

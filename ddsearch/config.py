@@ -28,6 +28,8 @@ class Settings:
     chunk_tokens: int = 200  # passage word pieces, before the title/section context
     overlap_tokens: int = 40
     section_tokens: int = 24  # at most this much of the section title goes into the context
+    # a Chroma server (http://HOST:PORT) that holds the index; the home then keeps a cache of it
+    chroma_url: str | None = field(default_factory=lambda: os.environ.get("DDSEARCH_CHROMA_URL"))
 
     @property
     def pdf_cache(self) -> Path:

@@ -14,6 +14,7 @@ from ddsearch.catalog import Catalog, slugify
 from ddsearch.config import Settings
 from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
+from ddsearch.index.remote import ServerError
 from ddsearch.index.store import SCHEMA_VERSION, PaperRecord, Store
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages
@@ -194,7 +195,7 @@ def ingest(
     report = Report(outcomes=list(passed))
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home)
     with writer_lock(settings.home):
-        store = Store(settings.home)
+        store = Store(settings.home, chroma_url=settings.chroma_url)
         try:
             if rebuild:
                 for pid in list(store.records()):
@@ -248,6 +249,8 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
             except KeyboardInterrupt:
                 report.interrupted = True
                 break
+            except ServerError:  # the Chroma server went away: every other paper would fail too
+                raise
             except Exception as e:  # one paper's failure is reported, never fatal to the run
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 report.outcomes.append(Outcome(paper.id, "failed", re.sub(r"\s+", " ", reason)))

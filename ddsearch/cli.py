@@ -321,6 +321,38 @@ def cite(ctx, ids, fmt, catalog_path):
     click.echo(render_papers(fmt, [known[i] for i in ids], citation_keys(known.values())), nl=False)
 
 
+# ------------------------------------------------------------------------------ serve
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free port; the URL is printed).")  # fmt: skip
+@click.option("--max-pending", default=16, show_default=True, type=click.IntRange(1, 1024),
+              help="Requests in flight at once; more are refused with 503.")  # fmt: skip
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No access log on stderr.")
+@click.pass_context
+def serve(ctx, host, port, max_pending, catalog_path, quiet):
+    """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json)
+    and a search page at /. Listens on 127.0.0.1 unless --host says otherwise."""
+    from ddsearch.serve import App, make_server
+
+    app = App(_settings(ctx), _catalog(catalog_path), max_pending=max_pending)
+    try:
+        server = make_server(app, host, port, quiet=quiet)
+    except OSError as e:
+        app.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    click.echo(f"serving {app.settings.home} on {server.url}/ (Ctrl-C stops)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.close()
+
+
 # ------------------------------------------------------------------------------ eval
 @main.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

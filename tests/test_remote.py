@@ -120,9 +120,13 @@ def test_a_server_that_goes_away_mid_run(tmp_path):
 
 # ------------------------------------------------------------------ the CLI, the real model
 @pytest.mark.integration
-def test_second_home_gets_identical_results_and_eval(chroma, tmp_path):
+def test_second_home_gets_identical_results_and_eval(tmp_path):
+    with chroma_server(tmp_path / "data") as url:  # its own: the others index a test model
+        _second_home(tmp_path, ["--chroma-url", url])
+
+
+def _second_home(tmp_path, remote):
     pdfs = [f"--from={p}" for p in paper_pdfs()]
-    remote = ["--chroma-url", chroma]
     first, second, local = tmp_path / "first", tmp_path / "second", tmp_path / "local"
     out = cli("--home", str(first), *remote, "ingest", *pdfs, "--no-progress").stdout
     assert out.startswith("2 ingested")

@@ -50,6 +50,8 @@ def _settings(ctx: click.Context, **overrides):
     from ddsearch.config import Settings
 
     values = {"home": ctx.obj["home"]} if ctx.obj.get("home") else {}
+    if ctx.obj.get("chroma_url"):
+        values["chroma_url"] = ctx.obj["chroma_url"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
 
@@ -63,7 +65,10 @@ def _catalog(path: Path | None):
 def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path | None = None):
     from ddsearch.search.searcher import Searcher
 
-    return Searcher(_settings(ctx).home, model=model, catalog=_catalog(catalog_path))
+    settings = _settings(ctx)
+    return Searcher(
+        settings.home, model=model, catalog=_catalog(catalog_path), chroma_url=settings.chroma_url
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,12 +78,19 @@ def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path |
     envvar="DDSEARCH_HOME",
     help="Data home (index, PDF cache). Default: $DDSEARCH_HOME or the user data dir.",
 )
+@click.option(
+    "--chroma-url",
+    envvar="DDSEARCH_CHROMA_URL",
+    metavar="http://HOST:PORT",
+    help="Keep the index on this Chroma server ('chroma run'); the home then holds a cache.",
+)
 @click.version_option(__version__, prog_name="ddsearch")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None) -> None:
+def main(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     """Search the canon of distributed-systems papers; answers cite paper and page."""
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
+    ctx.obj["chroma_url"] = chroma_url
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -308,9 +320,10 @@ def cite(ctx, ids, fmt, catalog_path):
     if any(i not in known for i in ids):
         from ddsearch.index.store import Store
 
-        home = _settings(ctx).home
-        if (home / "index.db").exists():
-            store = Store(home, readonly=True)
+        settings = _settings(ctx)
+        home = settings.home
+        if (home / "index.db").exists() or settings.chroma_url:
+            store = Store(home, readonly=True, chroma_url=settings.chroma_url)
             known.update({pid: r.paper for pid, r in store.records().items() if pid not in known})
             store.close()
     unknown = [i for i in ids if i not in known]
@@ -350,6 +363,38 @@ def doctor(ctx, fix, as_json, catalog_path):
         )
     if not result.ok:
         ctx.exit(1)
+
+
+# ------------------------------------------------------------------------------ serve
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free port; the URL is printed).")  # fmt: skip
+@click.option("--max-pending", default=16, show_default=True, type=click.IntRange(1, 1024),
+              help="Requests in flight at once; more are refused with 503.")  # fmt: skip
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No access log on stderr.")
+@click.pass_context
+def serve(ctx, host, port, max_pending, catalog_path, quiet):
+    """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json)
+    and a search page at /. Listens on 127.0.0.1 unless --host says otherwise."""
+    from ddsearch.serve import App, make_server
+
+    app = App(_settings(ctx), _catalog(catalog_path), max_pending=max_pending)
+    try:
+        server = make_server(app, host, port, quiet=quiet)
+    except OSError as e:
+        app.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    click.echo(f"serving {app.settings.home} on {server.url}/ (Ctrl-C stops)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.close()
 
 
 # ------------------------------------------------------------------------------ eval

@@ -29,6 +29,8 @@ class Settings:
     overlap_tokens: int = 40
     section_tokens: int = 24  # at most this much of the section title goes into the context
     int8: bool = True  # embed passages with int8 weights: ~1.5x faster, same eval figures
+    # a Chroma server (http://HOST:PORT) that holds the index; the home then keeps a cache of it
+    chroma_url: str | None = field(default_factory=lambda: os.environ.get("DDSEARCH_CHROMA_URL"))
 
     @property
     def pdf_cache(self) -> Path:

@@ -26,8 +26,8 @@ class PaperStatus:
 def paper_statuses(settings: Settings, catalog: Catalog) -> list[PaperStatus]:
     """Every catalog paper and every indexed local paper, catalog order first."""
     records = {}
-    if (settings.home / "index.db").exists():
-        store = Store(settings.home, readonly=True)
+    if (settings.home / "index.db").exists() or settings.chroma_url:
+        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
         try:
             records = store.records()
         finally:

@@ -74,11 +74,11 @@ def _paper_from_json(data: str) -> Paper:
 class Store:
     """Read and write access to one data home's index."""
 
-    def __init__(self, home: Path, *, readonly: bool = False):
+    def __init__(self, home: Path, *, readonly: bool = False, chroma_url: str | None = None):
         self.home = Path(home)
         self.db_path = self.home / "index.db"
         self.readonly = readonly
-        if readonly and not self.db_path.exists():
+        if readonly and not self.db_path.exists() and not chroma_url:
             raise IndexError_(f"no index in {self.home}: run 'ddsearch ingest' first")
         self.home.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
@@ -92,7 +92,7 @@ class Store:
                 f"the index in {self.home} cannot be read ({e}): rebuild it with "
                 "'ddsearch ingest --rebuild'"
             ) from None
-        if version is None and not readonly:
+        if version is None and (not readonly or chroma_url):  # a server's cache is always made
             self.db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif version is None or version != SCHEMA_VERSION:
@@ -101,6 +101,43 @@ class Store:
                 f"{SCHEMA_VERSION}: rebuild it with 'ddsearch ingest --rebuild'"
             )
         self._collection = None
+        self.remote = None  # the Chroma server this index is a cache of (ddsearch.index.remote)
+        origin = self.meta("origin")
+        if chroma_url:
+            self._open_remote(chroma_url, origin)
+        elif origin:
+            raise IndexError_(
+                f"the index in {self.home} is a cache of a Chroma server ({origin.split()[1]}): "
+                "pass --chroma-url, or use another --home"
+            )
+
+    def _open_remote(self, url: str, origin: str | None) -> None:
+        """Check that the home caches this server (a new server: start the cache anew), sync."""
+        from ddsearch.index.remote import Remote
+
+        remote = Remote(url)
+        if origin is None and self.records():
+            raise IndexError_(
+                f"{self.home} holds a local (embedded) index; use another --home with --chroma-url"
+            )
+        if origin != remote.origin:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for pid in list(self.records()):
+                    self._delete_rows(pid)
+                self.db.execute("DELETE FROM papers")
+                self.db.execute("DELETE FROM meta WHERE key IN ('remote_tokens', 'model')")
+                self.set_meta("origin", remote.origin)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        self.remote = remote
+        self.sync()
+
+    def sync(self) -> bool:
+        """With a Chroma server: refresh this cache from it; True if anything changed."""
+        return self.remote.sync(self) if self.remote is not None else False
 
     def _schema_version(self) -> int | None:
         try:
@@ -178,6 +215,8 @@ class Store:
     # -- writing ----------------------------------------------------------------------------
     def replace_paper(self, record: PaperRecord, chunks: Sequence[Chunk], vectors, model: str):
         """Make exactly these chunks the paper's, atomically for readers."""
+        if self.remote is not None:
+            return self.remote.replace_paper(self, record, chunks, vectors, model)
         import numpy as np
 
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -197,23 +236,7 @@ class Store:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._delete_rows(paper.id)
-            for c, v in zip(chunks, vectors):
-                cur = db.execute(
-                    "INSERT INTO chunks (id, paper_id, ordinal, text, pages, printed, section, "
-                    "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (c.id, paper.id, c.ordinal, c.text, json.dumps(c.pages),
-                     json.dumps(c.printed_pages), c.section, v.tobytes()),
-                )  # fmt: skip
-                db.execute(
-                    "INSERT INTO chunks_fts (rowid, title, section, text) VALUES (?, ?, ?, ?)",
-                    (cur.lastrowid, paper.title, c.section or "", c.text),
-                )
-            db.execute(
-                "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (paper.id, json.dumps(asdict(paper)), record.sha256, record.settings,
-                 len(chunks), record.source, time.time()),
-            )  # fmt: skip
+            self._write_rows(record, chunks, [v.tobytes() for v in vectors], time.time())
             self.set_meta("model", model)
             self.set_meta(
                 "dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0)
@@ -227,12 +250,36 @@ class Store:
         if stale:
             self.collection.delete(ids=sorted(stale))
 
+    def _write_rows(self, record: PaperRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
+                    ingested_at: float | None = None) -> None:  # fmt: skip
+        """Inside a transaction: replace the paper's rows with these (vectors as float32 bytes)."""
+        paper, db = record.paper, self.db
+        self._delete_rows(paper.id)
+        for c, v in zip(chunks, vectors):
+            cur = db.execute(
+                "INSERT INTO chunks (id, paper_id, ordinal, text, pages, printed, section, "
+                "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (c.id, paper.id, c.ordinal, c.text, json.dumps(c.pages),
+                 json.dumps(c.printed_pages), c.section, v),
+            )  # fmt: skip
+            db.execute(
+                "INSERT INTO chunks_fts (rowid, title, section, text) VALUES (?, ?, ?, ?)",
+                (cur.lastrowid, paper.title, c.section or "", c.text),
+            )
+        db.execute(
+            "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (paper.id, json.dumps(asdict(paper)), record.sha256, record.settings,
+             len(chunks), record.source, ingested_at or record.ingested_at),
+        )  # fmt: skip
+
     def _delete_rows(self, paper_id: str) -> None:
         rows = self.db.execute("SELECT rowid FROM chunks WHERE paper_id=?", (paper_id,)).fetchall()
         self.db.executemany("DELETE FROM chunks_fts WHERE rowid=?", rows)
         self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
 
     def remove_paper(self, paper_id: str) -> None:
+        if self.remote is not None:
+            return self.remote.remove_paper(self, paper_id)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self._delete_rows(paper_id)
@@ -248,6 +295,8 @@ class Store:
 
     def reconcile(self) -> int:
         """Delete Chroma rows no committed chunk owns (left by a crash); return how many."""
+        if self.remote is not None:
+            return self.remote.reconcile()
         committed = {r[0] for r in self.db.execute("SELECT id FROM chunks")}
         orphans = self._chroma_ids() - committed
         if orphans:

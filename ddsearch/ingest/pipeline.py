@@ -14,6 +14,7 @@ from ddsearch.catalog import Catalog, slugify
 from ddsearch.config import Settings
 from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
+from ddsearch.index.remote import ServerError
 from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages
@@ -212,12 +213,12 @@ def ingest(
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
     with writer_lock(settings.home):
         try:
-            store = Store(settings.home)
+            store = Store(settings.home, chroma_url=settings.chroma_url)
         except IndexError_:
             if not rebuild:
                 raise
             Store.drop(settings.home)  # an old schema or a damaged file: start afresh
-            store = Store(settings.home)
+            store = Store(settings.home, chroma_url=settings.chroma_url)
         try:
             if rebuild:
                 for pid in list(store.records()):
@@ -330,6 +331,8 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
                     outcome = Outcome(pid, "skipped", "unchanged", records[pid].chunks)
                 else:
                     outcome = _store_one(ready, store, embedder, settings, report, chunk_bar.update)
+            except ServerError:  # the Chroma server went away: every other paper would fail too
+                raise
             except Exception as e:  # one paper's failure is reported, never fatal to the run
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 outcome = Outcome(pid, "failed", re.sub(r"\s+", " ", reason))

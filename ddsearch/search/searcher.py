@@ -29,8 +29,9 @@ class Searcher:
         model: str | None = None,
         embedder: Embedder | None = None,
         catalog=None,
+        chroma_url: str | None = None,
     ):
-        self.store = Store(home, readonly=True)
+        self.store = Store(home, readonly=True, chroma_url=chroma_url)
         self.catalog = catalog
         built_with = self.store.model
         if built_with is None:
@@ -44,6 +45,18 @@ class Searcher:
         self._vectors = None
         self._records = None
         self._last_query = None
+        self._generation = self.store.meta("generation")
+
+    def refresh(self) -> bool:
+        """Re-read the index if it changed since it was read (another ingest, or the Chroma
+        server's state); True when it did. A long-lived process calls this between queries."""
+        if self.store.remote is not None:
+            self.store.sync()
+        generation = self.store.meta("generation")
+        if generation == self._generation:
+            return False
+        self._generation, self._vectors, self._records = generation, None, None
+        return True
 
     @property
     def records(self):

@@ -1,0 +1,295 @@
+"""The index on a Chroma server (``--chroma-url``); the data home keeps a derived SQLite cache.
+
+The server holds everything, in two collections:
+
+* ``ddsearch_chunks``: one row per chunk and commit, id ``CHUNKID@TOKEN``, with the vector as
+  its embedding (for Chroma's own search), the text as its document, and metadata: paper,
+  token, ordinal, the chunk's pages/printed pages/section (JSON), and the exact float32 vector
+  (base64; the HTTP round trip of embeddings is not bit-exact, and identical results need
+  identical vectors).
+* ``ddsearch_papers``: the manifest, one row per committed paper: its record (Paper, sha256,
+  settings fingerprint, chunk count) as JSON, and metadata: the commit's token, time, model.
+
+A paper is written as new rows under a fresh token, then committed by upserting its manifest
+row (one atomic write), then its rows of older tokens are deleted. Readers take a paper's rows
+only under the token its manifest row names, and only when all of them are there, so a paper
+is visible whole or not at all, whatever happens to the writer or the server midway. Rows no
+manifest token owns are orphans, invisible, deleted by the next ingest once they are old.
+
+The local ``index.db`` is a cache: ``sync`` compares the manifest's tokens with the ones it
+was built from and fetches what changed, inserting papers in commit order (then chunk order),
+as an embedded index would have, so every client ranks ties the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import asdict
+from urllib.parse import urlsplit
+
+from ddsearch.index.store import IndexError_, PaperRecord, _paper_from_json
+
+CHUNKS = "ddsearch_chunks"
+PAPERS = "ddsearch_papers"
+BATCH = 500
+ORPHAN_AGE_NS = 15 * 60 * 10**9  # rows this old without a commit are a dead writer's
+
+
+class ServerError(IndexError_):
+    """The Chroma server cannot be reached or refused a request."""
+
+
+def _vec_to_b64(v) -> str:
+    return base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+
+
+def _b64_to_bytes(s: str) -> bytes:
+    return base64.b64decode(s)
+
+
+class Remote:
+    """A connection to the collections of one Chroma server."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise IndexError_(f"--chroma-url must look like http://HOST:PORT, not {url!r}")
+        self.url = f"{parts.scheme}://{parts.netloc}"
+        self._host, self._ssl = parts.hostname, parts.scheme == "https"
+        self._port = parts.port or (443 if self._ssl else 8000)
+        self._chunks = self._papers = None
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """fn(*args), with any failure turned into one line that names the server."""
+        try:
+            return fn(*args, **kwargs)
+        except ServerError:
+            raise
+        except Exception as e:
+            line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ServerError(f"Chroma server {self.url}: cannot {what}: {line}") from None
+
+    def _connect(self) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        client = self._call(
+            "connect",
+            chromadb.HttpClient,
+            host=self._host,
+            port=self._port,
+            ssl=self._ssl,
+            settings=Settings(anonymized_telemetry=False),
+        )
+        self._chunks = self._call(
+            "open the chunks collection",
+            client.get_or_create_collection,
+            CHUNKS,
+            metadata={"hnsw:space": "cosine"},
+            embedding_function=None,
+        )
+        self._papers = self._call(
+            "open the papers collection",
+            client.get_or_create_collection,
+            PAPERS,
+            embedding_function=None,
+        )
+
+    @property
+    def chunks(self):
+        if self._chunks is None:
+            self._connect()
+        return self._chunks
+
+    @property
+    def papers(self):
+        if self._papers is None:
+            self._connect()
+        return self._papers
+
+    @property
+    def origin(self) -> str:
+        """What a cache was built from: the server and its collections' identities."""
+        return f"chroma {self.url} {self.chunks.id} {self.papers.id}"
+
+    def manifest(self) -> dict[str, dict]:
+        got = self._call("read the manifest", self.papers.get, include=["metadatas"])
+        return dict(zip(got["ids"], got["metadatas"]))
+
+    # -- writing ----------------------------------------------------------------------------
+    def replace_paper(self, store, record: PaperRecord, chunks, vectors, model: str) -> None:
+        import numpy as np
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        paper = record.paper
+        token = uuid.uuid4().hex[:16]
+        now = time.time_ns()
+        for start in range(0, len(chunks), BATCH):
+            part = chunks[start : start + BATCH]
+            vecs = vectors[start : start + BATCH]
+            self._call(
+                f"store the chunks of {paper.id}",
+                self.chunks.upsert,
+                ids=[f"{c.id}@{token}" for c in part],
+                embeddings=vecs,
+                documents=[c.text for c in part],
+                metadatas=[
+                    {
+                        "paper": paper.id,
+                        "token": token,
+                        "ordinal": c.ordinal,
+                        "first_page": c.pages[0] if c.pages else 0,
+                        "written_ns": now,
+                        "chunk": json.dumps(
+                            {
+                                "id": c.id,
+                                "pages": list(c.pages),
+                                "printed": list(c.printed_pages),
+                                "section": c.section,
+                            }
+                        ),
+                        "vector": _vec_to_b64(v),
+                    }
+                    for c, v in zip(part, vecs)
+                ],
+            )
+        doc = {
+            "paper": asdict(paper),
+            "sha256": record.sha256,
+            "settings": record.settings,
+            "chunks": len(chunks),
+            "source": record.source,
+            "ingested_at": record.ingested_at,
+        }
+        dimension = int(vectors.shape[1]) if len(vectors) else 0
+        self._call(  # the commit point: one row, written atomically
+            f"commit {paper.id}",
+            self.papers.upsert,
+            ids=[paper.id],
+            embeddings=[[1.0]],
+            documents=[json.dumps(doc)],
+            metadatas=[
+                {
+                    "token": token,
+                    "committed_ns": time.time_ns(),
+                    "chunks": len(chunks),
+                    "model": model,
+                    "dimension": dimension,
+                }
+            ],
+        )
+        self._call(
+            f"delete the old chunks of {paper.id}",
+            self.chunks.delete,
+            where={"$and": [{"paper": paper.id}, {"token": {"$ne": token}}]},
+        )
+        self.sync(store)
+
+    def remove_paper(self, store, paper_id: str) -> None:
+        self._call(f"remove {paper_id}", self.papers.delete, ids=[paper_id])
+        self._call(
+            f"delete the chunks of {paper_id}", self.chunks.delete, where={"paper": paper_id}
+        )
+        self.sync(store)
+
+    def reconcile(self) -> int:
+        """Delete rows that no commit owns and that are too old to be a live writer's."""
+        tokens = [m["token"] for m in self.manifest().values()]
+        where = {"written_ns": {"$lt": time.time_ns() - ORPHAN_AGE_NS}}
+        if tokens:
+            where = {"$and": [where, {"token": {"$nin": tokens}}]}
+        ids = self._call("list orphans", self.chunks.get, where=where, include=[])["ids"]
+        for start in range(0, len(ids), BATCH):
+            self._call("delete orphans", self.chunks.delete, ids=ids[start : start + BATCH])
+        return len(ids)
+
+    # -- the cache ---------------------------------------------------------------------------
+    def sync(self, store) -> bool:
+        """Bring the local cache up to the server's committed state; True if it changed."""
+        remote = self.manifest()
+        local = json.loads(store.meta("remote_tokens") or "{}")
+        changed = [p for p, m in remote.items() if local.get(p) != m["token"]]
+        removed = [p for p in local if p not in remote]
+        if not changed and not removed:
+            return False
+        changed.sort(key=lambda p: (remote[p]["committed_ns"], p))
+        fetched = []
+        if changed:
+            got = self._call(
+                "read paper records", self.papers.get, ids=changed, include=["documents"]
+            )
+            docs = dict(zip(got["ids"], got["documents"]))
+        for pid in changed:
+            meta = remote[pid]
+            rows = self._call(
+                f"read the chunks of {pid}",
+                self.chunks.get,
+                where={"$and": [{"paper": pid}, {"token": meta["token"]}]},
+                include=["documents", "metadatas"],
+            )
+            if pid not in docs or len(rows["ids"]) != meta["chunks"]:
+                continue  # being replaced right now: keep what the cache has, retry next time
+            fetched.append((pid, meta, json.loads(docs[pid]), rows))
+        self._apply(store, removed, fetched)
+        return True
+
+    def _apply(self, store, removed, fetched) -> None:
+        from ddsearch.models import Chunk
+
+        db = store.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            tokens = json.loads(store.meta("remote_tokens") or "{}")  # another process may
+            for pid in removed:  # have synced meanwhile: decide again under the lock
+                if pid in tokens:
+                    store._delete_rows(pid)
+                    db.execute("DELETE FROM papers WHERE id=?", (pid,))
+                    del tokens[pid]
+            latest = None
+            for pid, meta, doc, rows in fetched:
+                if tokens.get(pid) == meta["token"]:
+                    continue
+                order = sorted(
+                    range(len(rows["ids"])), key=lambda i: rows["metadatas"][i]["ordinal"]
+                )
+                chunks, blobs = [], []
+                for i in order:
+                    m, extra = rows["metadatas"][i], json.loads(rows["metadatas"][i]["chunk"])
+                    chunks.append(
+                        Chunk(
+                            extra["id"],
+                            pid,
+                            m["ordinal"],
+                            rows["documents"][i],
+                            tuple(extra["pages"]),
+                            extra["section"],
+                            tuple(extra["printed"]),
+                        )
+                    )
+                    blobs.append(_b64_to_bytes(m["vector"]))
+                record = PaperRecord(
+                    _paper_from_json(json.dumps(doc["paper"])),
+                    doc["sha256"],
+                    doc["settings"],
+                    doc["chunks"],
+                    doc["source"],
+                    doc["ingested_at"],
+                )
+                store._write_rows(record, chunks, blobs)
+                tokens[pid] = meta["token"]
+                latest = meta
+            if latest is not None:
+                store.set_meta("model", latest["model"])
+                if latest["dimension"]:
+                    store.set_meta("dimension", str(latest["dimension"]))
+            store.set_meta("remote_tokens", json.dumps(tokens, sort_keys=True))
+            store.set_meta("generation", str(int(store.meta("generation") or 0) + 1))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise

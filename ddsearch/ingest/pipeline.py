@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ddsearch.catalog import Catalog, slugify
 from ddsearch.config import Settings
+from ddsearch.files import sha256_file
 from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
 from ddsearch.index.remote import ServerError
@@ -141,14 +142,6 @@ def fingerprint(paper: Paper, settings: Settings, encoder: str) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def make_chunks(
     paper: Paper, pdf: Path, embedder: Embedder, settings: Settings, stages: dict | None = None
 ) -> list[Chunk]:
@@ -253,7 +246,7 @@ def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool, ol
              embedder: Embedder) -> _Prepared:  # fmt: skip
     """Fetch, hash, extract and chunk one paper (or find it unchanged)."""
     pdf = _obtain(source, settings, refresh)
-    digest = file_sha256(pdf)
+    digest = sha256_file(pdf)
     shape = fingerprint(source.paper, settings, encoder)
     if old == (digest, shape):
         return _Prepared(source, pdf, digest, shape, None)

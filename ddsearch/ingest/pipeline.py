@@ -314,6 +314,7 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
     todo = list(todo)
     bar = tqdm(total=len(todo), desc="papers", unit="paper", disable=not progress, leave=False)
     chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
+    ready = None
     try:
         for source, future in _prepared(todo, settings, refresh, olds, embedder):
             pid = source.paper.id
@@ -330,9 +331,14 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 outcome = Outcome(pid, "failed", re.sub(r"\s+", " ", reason))
             report.outcomes.append(outcome)
+            ready = None  # reported: an interrupt from here on is between papers
             bar.update(1)
     except KeyboardInterrupt:  # between or inside papers: nothing half-stored is visible
         report.interrupted = True
+        if ready is not None and ready.chunks is not None:  # stopped after its commit?
+            rec = store.record(ready.source.paper.id)
+            if rec and (rec.sha256, rec.settings) == (ready.digest, ready.shape):
+                report.outcomes.append(Outcome(rec.paper.id, "ingested", "", rec.chunks))
     finally:
         bar.close()
         chunk_bar.close()

@@ -418,6 +418,7 @@ def eval_(ctx, file, k, modes, as_json):
         raise click.UsageError("-k must be between 1 and 10")
     questions = load_questions(file)
     searcher = _searcher(ctx)
+    searcher.warm()
     results = [evaluate(searcher, questions, k=k, mode=m).as_dict() for m in modes or ("hybrid",)]
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))

@@ -113,6 +113,7 @@ class App:
                 chroma_url=self.settings.chroma_url,
             )
         self._searcher.encode_query("warm up")  # load the model now, not on the first query
+        self._searcher.warm()
         self._keys = self._searcher.citation_keys()
         self._checked = time.monotonic()
 
@@ -124,6 +125,7 @@ class App:
             self._checked = time.monotonic()
             if s.refresh():
                 self._keys = s.citation_keys()
+                s.warm()
         return s
 
     def _run(self, fn, *args):

@@ -95,8 +95,10 @@ def test_chunks_missing_from_chroma_are_restored_from_sqlite(home):
 def test_a_lexical_index_out_of_step_is_rebuilt(home):
     _sql(home, "DELETE FROM chunks_fts WHERE rowid IN (SELECT rowid FROM chunks LIMIT 2)")
     assert _problems(home) == [("fts", True)]
+    generation = Store(home).meta("generation")
     assert _doctor(home, "--fix").exit_code == 0
     store = Store(home)
+    assert store.meta("generation") != generation  # postings built before the fix are stale
     assert (
         len(store.lexical("replica", 1000))
         == store.db.execute("SELECT count(*) FROM chunks WHERE text LIKE '%replica%'").fetchone()[0]

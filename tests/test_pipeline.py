@@ -88,6 +88,8 @@ def test_ingest_a_folder(tmp_home, small_pdfs, catalog, embedder):
     chunks = store.chunks_of("lighthouse")
     assert any("ninety seconds" in c.text and c.pages == (2,) for c in chunks)
     assert all(set(c.pages) <= {1, 2, 3} for c in chunks)
+    postings = store.postings()  # built by the ingest, for the index as committed
+    assert postings is not None and postings.generation == store.meta("generation")
     store.close()
 
 
@@ -151,6 +153,11 @@ def test_changed_pdf_is_replaced_whole(tmp_home, small_pdfs, catalog, embedder):
     store = Store(tmp_home, readonly=True)
     assert store.lexical('"beacon"', 10) == []
     store.close()
+    searcher = Searcher(tmp_home, embedder=embedder)
+    assert searcher._current_postings() is not None  # and so did the saved postings
+    assert searcher.lexical("beacon", 10) == []
+    assert searcher.lexical("lanterns", 10)
+    searcher.store.close()
 
 
 def test_changed_settings_reingest(tmp_home, small_pdfs, catalog, embedder):
@@ -341,6 +348,27 @@ def test_search_filters_and_quotes(searcher):
     answer = [h for h in hits if "two of the three clerks" in h.chunk.text]
     assert answer, "the passage that answers is among the top 2"
     assert "two of the three clerks" in answer[0].quote  # and its quote is that sentence
+
+
+@pytest.mark.parametrize(
+    "query, papers",
+    [
+        ("keeper beacon fog", None),
+        ("clerks copy sale ledger", None),
+        ("keeper trees picker", {"orchard"}),
+    ],
+)
+def test_lexical_ranking_from_postings_is_fts5s(searcher, query, papers):
+    searcher.warm()
+    assert searcher._current_postings() is not None
+    fast = searcher.lexical(query, 50, papers)
+    searcher._postings = (searcher._generation, None)  # as without saved postings: FTS5 ranks
+    slow = searcher.lexical(query, 50, papers)
+    searcher._postings = None
+    assert fast and len(fast) == len(slow)
+    for (_, a), (_, b) in zip(fast, slow):
+        assert a == pytest.approx(b, rel=1e-5)
+    assert {r for r, _ in fast} == {r for r, _ in slow}
 
 
 def test_search_errors(searcher):

@@ -8,6 +8,7 @@ Chroma rows that no committed chunk owns are invisible and are cleaned up by the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -19,6 +20,8 @@ from ddsearch.models import Chunk, Paper
 
 SCHEMA_VERSION = 1
 COLLECTION = "chunks"
+TOKENIZE = "porter unicode61"
+COLUMN_WEIGHTS = {"title": 2.0, "section": 1.5, "text": 1.0}  # bm25() weight of each FTS column
 
 
 class IndexError_(Exception):
@@ -37,7 +40,7 @@ class PaperRecord:
     ingested_at: float
 
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS papers (
     id TEXT PRIMARY KEY, paper TEXT NOT NULL, sha256 TEXT NOT NULL, settings TEXT NOT NULL,
@@ -48,7 +51,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     section TEXT, vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks (paper_id, ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, section, text, tokenize='porter unicode61');
+    title, section, text, tokenize='{TOKENIZE}');
 """
 
 
@@ -158,7 +161,7 @@ class Store:
         import shutil
 
         home = Path(home)
-        for name in ("index.db", "index.db-wal", "index.db-shm"):
+        for name in ("index.db", "index.db-wal", "index.db-shm", "postings.npz"):
             (home / name).unlink(missing_ok=True)
         shutil.rmtree(home / "chroma", ignore_errors=True)
 
@@ -336,6 +339,7 @@ class Store:
                 "SELECT c.rowid, json_extract(p.paper, '$.title'), coalesce(c.section, ''), c.text "
                 "FROM chunks c JOIN papers p ON p.id = c.paper_id"
             )
+            self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -380,10 +384,24 @@ class Store:
         )
         return rowids, matrix, [r[1] for r in rows]
 
-    def lexical(self, match: str, limit: int, weights=(2.0, 1.5, 1.0)) -> list[tuple[int, float]]:
+    def lexical(self, match: str, limit: int) -> list[tuple[int, float]]:
         """FTS5 bm25 ranking for a MATCH expression: (rowid, score) best first, score > 0."""
+        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS.values())
         sql = (
-            f"SELECT rowid, -bm25(chunks_fts, {weights[0]}, {weights[1]}, {weights[2]}) AS s "
+            f"SELECT rowid, -bm25(chunks_fts, {weights}) AS s "
             "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s DESC LIMIT ?"
         )
         return [(r[0], r[1]) for r in self.db.execute(sql, (match, limit))]
+
+    def postings(self, *, build: bool = False):
+        """The lexical index's postings for the current generation (ddsearch.index.postings):
+        loaded from the data home, else built and saved when ``build``, else None."""
+        from ddsearch.index.postings import Postings
+
+        generation = self.meta("generation") or "0"
+        found = Postings.load(self.home, generation)
+        if found is None and build:
+            found = Postings.build(self.db, COLUMN_WEIGHTS)
+            with contextlib.suppress(OSError):  # a read-only data home: keep them in memory
+                found.save(self.home)
+        return found

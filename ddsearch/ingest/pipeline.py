@@ -224,6 +224,13 @@ def ingest(
                 )
             store.reconcile()
             _run(todo, store, embedder, settings, refresh, report, progress)
+            if not report.interrupted:
+                began = time.monotonic()
+                try:
+                    store.postings(build=True)  # queries rank lexically from these
+                except KeyboardInterrupt:  # saved atomically or not at all; FTS5 answers
+                    report.interrupted = True
+                report.timed({"postings": time.monotonic() - began})
         finally:
             store.close()
     report.seconds = time.monotonic() - started

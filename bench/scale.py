@@ -67,8 +67,11 @@ def percentiles(values: list[float]) -> dict:
     return {"p50": statistics.median(values), "p95": sorted(values)[int(0.95 * (len(values) - 1))]}
 
 
-def store_papers(size: int, source_home: Path, home: Path, chroma_url: str | None = None) -> float:
-    """Seconds to write ``size`` synthetic chunks into ``home`` (or the server) via Store."""
+def store_papers(size: int, source_home: Path, home: Path,
+                 chroma_url: str | None = None) -> tuple[float, float]:  # fmt: skip
+    """Seconds to write ``size`` synthetic chunks into ``home`` (or the server) via Store, as
+    ``ddsearch ingest`` does (the lexical postings built at the end), and of those the
+    postings' seconds."""
     from ddsearch.index.store import Store
 
     source = Store(source_home, readonly=True)
@@ -78,7 +81,10 @@ def store_papers(size: int, source_home: Path, home: Path, chroma_url: str | Non
         started = time.perf_counter()
         for record, chunks, vectors in synthetic_papers(source, size, rng):
             store.replace_paper(record, chunks, vectors, source.model)
-        return time.perf_counter() - started
+        postings = time.perf_counter()
+        store.postings(build=True)
+        done = time.perf_counter()
+        return done - started, done - postings
     finally:
         store.close()
         source.close()
@@ -119,11 +125,11 @@ def measure(size: int, source_home: Path, questions: list[str], embedder) -> dic
 
     home = Path(tempfile.mkdtemp(prefix=f"ddsearch-scale-{size}-"))
     try:
-        ingest = store_papers(size, source_home, home)
+        ingest, postings = store_papers(size, source_home, home)
         searcher = Searcher(home, embedder=embedder)
         queries = query_latency(searcher, questions)
         searcher.store.close()
-        return row("embedded", size, ingest, queries)
+        return row("embedded", size, ingest, queries, postings_s=postings)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -136,15 +142,17 @@ def measure_server(size: int, source_home: Path, questions: list[str], embedder)
     tmp = Path(tempfile.mkdtemp(prefix=f"ddsearch-scale-server-{size}-"))
     try:
         with chroma_server(tmp / "chroma", timeout=120) as url:
-            ingest = store_papers(size, source_home, tmp / "writer", chroma_url=url)
+            ingest, postings = store_papers(size, source_home, tmp / "writer", chroma_url=url)
             started = time.perf_counter()
             searcher = Searcher(tmp / "reader", embedder=embedder, chroma_url=url)
+            searcher.warm()  # as `ddsearch serve` does: its own postings, built from its cache
             searcher.search(questions[0])  # the first answer: the cache filled, vectors loaded
             first_sync = time.perf_counter() - started
             queries = query_latency(searcher, questions)
             refresh = refresh_latency(searcher, len(questions))
             searcher.store.close()
-        return row("server", size, ingest, queries, first_sync_s=first_sync, refresh_ms=refresh)
+        return row("server", size, ingest, queries, postings_s=postings,
+                   first_sync_s=first_sync, refresh_ms=refresh)  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

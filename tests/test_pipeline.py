@@ -371,6 +371,19 @@ def test_lexical_ranking_from_postings_is_fts5s(searcher, query, papers):
     assert {r for r, _ in fast} == {r for r, _ in slow}
 
 
+def test_list_questions_lean_on_the_lexical_ranking(searcher, monkeypatch):
+    rowids, _, owners = searcher._matrix()
+    first = {}
+    for r, o in zip(rowids, owners):
+        first.setdefault(o, int(r))
+    a, b, c = first["lighthouse"], first["ledger"], first["orchard"]
+    # dense prefers a, lexical b: at the default share a wins, with less weight on dense b does
+    monkeypatch.setattr(searcher, "dense", lambda *_: [(a, 1.0), (c, 0.5), (b, 0.0)])
+    monkeypatch.setattr(searcher, "lexical", lambda *_: [(b, 1.0), (a, 0.7), (c, 0.0)])
+    assert searcher.search("Where do keepers light beacons?", k=1)[0].paper.id == "lighthouse"
+    assert searcher.search("Which papers light beacons?", k=1)[0].paper.id == "ledger"
+
+
 def test_search_errors(searcher):
     for bad in ("", "   ", None):
         with pytest.raises(QueryError, match="empty"):

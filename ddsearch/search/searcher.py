@@ -11,6 +11,7 @@ from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit
 from ddsearch.search.rank import (
     DENSE_WEIGHT,
+    LIST_DENSE_WEIGHT,
     Ranking,
     asks_for_many_papers,
     diversify,
@@ -210,19 +211,21 @@ class Searcher:
         if unknown:
             raise QueryError(f"not in the index: {', '.join(sorted(unknown))}")
 
+        many = asks_for_many_papers(query)
+        share = LIST_DENSE_WEIGHT if many else DENSE_WEIGHT
         runs = []
         if mode in ("hybrid", "dense"):
-            weight = DENSE_WEIGHT if mode == "hybrid" else 1.0
+            weight = share if mode == "hybrid" else 1.0
             runs.append((self.dense(query, CANDIDATES, wanted), weight))
         if mode in ("hybrid", "lexical"):
-            weight = 1.0 - DENSE_WEIGHT if mode == "hybrid" else 1.0
+            weight = 1.0 - share if mode == "hybrid" else 1.0
             runs.append((self.lexical(query, CANDIDATES, wanted), weight))
         fused = fuse(runs)
         order = sorted(fused, key=lambda r: -fused[r])
         chunks = self.store.chunks(order)
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
         hits = _merge_neighbours([(chunks[r], fused[r]) for r in found])
-        if asks_for_many_papers(query):  # a list of papers: each paper's best hit first
+        if many:  # a list of papers: each paper's best hit first
             hits = diversify(hits, lambda hit: hit[0].paper_id, free=1, per_paper=1)
         else:
             hits = diversify(hits, lambda hit: hit[0].paper_id)

@@ -4,7 +4,7 @@ FTS5 computes bm25 for every row that matches any query term, which at 200k chun
 over 100 ms a query. The same scores are a sum of per-(term, chunk) weights once the
 collection statistics are fixed, so they are computed once per index generation from
 FTS5's own vocabulary tables (same tokenizer, same counts) and saved beside the index.
-The scores equal FTS5's ``-bm25(chunks_fts, *COLUMN_WEIGHTS)`` up to float32 rounding.
+The scores equal FTS5's ``-bm25(chunks_fts, *COLUMN_WEIGHTS)`` exactly; equal scores go by rowid.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants (fts5_aux.c)
 FILE = "postings.npz"
+FORMAT = 1  # bumped when what the file holds changes; other versions are rebuilt
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Postings:
     terms: dict[str, int]
     indptr: np.ndarray  # int64, len(terms) + 1: term t's entries are [indptr[t], indptr[t+1])
     rows: np.ndarray  # int32 positions into rowids
-    weights: np.ndarray  # float32
+    weights: np.ndarray  # float64, as FTS5 computes them
 
     @classmethod
     def build(cls, db: sqlite3.Connection, columns: dict[str, float],
@@ -82,8 +83,9 @@ class Postings:
         avgdl = count.sum() / n_rows if n_rows else 1.0
         hits = np.bincount(term_of, minlength=len(index))  # rows holding the term
         idf = np.maximum(np.log((n_rows - hits + 0.5) / (hits + 0.5)), 1e-6)
+        # the operations of fts5Bm25Function in its order, so the sums come out bit for bit
         norm = K1 * (1 - B + B * length[pos] / avgdl)
-        weights = idf[term_of] * freq * (K1 + 1) / (freq + norm)
+        weights = idf[term_of] * ((freq * (K1 + 1.0)) / (freq + norm))
         indptr = np.r_[0, np.cumsum(hits)].astype(np.int64)
         return cls(
             generation=generation[0] if generation else "0",
@@ -91,7 +93,7 @@ class Postings:
             terms=index,
             indptr=indptr,
             rows=pos.astype(np.int32),
-            weights=weights.astype(np.float32),
+            weights=weights,
         )
 
     def top(self, tokens: list[str], limit: int, allowed=None) -> list[tuple[int, float]]:
@@ -99,7 +101,7 @@ class Postings:
 
         A token listed twice counts twice, as a phrase repeated in an FTS5 query does;
         ``allowed`` (a set of rowids) keeps only those chunks."""
-        scores = np.zeros(len(self.rowids), dtype=np.float32)
+        scores = np.zeros(len(self.rowids))
         for token in tokens:
             t = self.terms.get(token)
             if t is not None:
@@ -108,10 +110,10 @@ class Postings:
         if allowed is not None:
             scores[~np.isin(self.rowids, np.fromiter(allowed, dtype=np.int64))] = 0
         found = np.flatnonzero(scores > 0)
-        if len(found) > limit:
-            found = found[np.argpartition(-scores[found], limit - 1)[:limit]]
-            found.sort()  # equal scores: the lower rowid first
-        found = found[np.argsort(-scores[found], kind="stable")]
+        if len(found) > limit:  # the best `limit`, and any that tie with the last of them
+            cut = np.partition(-scores[found], limit - 1)[limit - 1]
+            found = found[-scores[found] <= cut]
+        found = found[np.lexsort((found, -scores[found]))][:limit]  # ties: lower rowid first
         return [(int(self.rowids[i]), float(scores[i])) for i in found]
 
     def save(self, home: Path) -> None:
@@ -122,6 +124,7 @@ class Postings:
             with open(tmp, "wb") as f:
                 np.savez(
                     f,
+                    format=np.array(FORMAT),
                     generation=np.array(self.generation),
                     rowids=self.rowids,
                     terms=np.array(list(self.terms), dtype=str),
@@ -138,7 +141,7 @@ class Postings:
         """The saved postings if they were built from this generation of the index."""
         try:
             with np.load(Path(home) / FILE) as z:
-                if str(z["generation"]) != str(generation):
+                if int(z["format"]) != FORMAT or str(z["generation"]) != str(generation):
                     return None
                 terms = z["terms"].tolist()
                 return cls(

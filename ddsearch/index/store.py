@@ -389,7 +389,7 @@ class Store:
         weights = ", ".join(str(w) for w in COLUMN_WEIGHTS.values())
         sql = (
             f"SELECT rowid, -bm25(chunks_fts, {weights}) AS s "
-            "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s DESC LIMIT ?"
+            "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s DESC, rowid LIMIT ?"
         )
         return [(r[0], r[1]) for r in self.db.execute(sql, (match, limit))]
 

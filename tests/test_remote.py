@@ -136,8 +136,9 @@ def _second_home(tmp_path, remote):
         args = ("query", QUESTIONS, "-k", "5", "--json")
         return cli("--home", str(home), *extra, *args).stdout
 
-    from_second = query(second, *remote)
-    assert from_second == query(first, *remote) == query(local)
+    from_second = query(second, *remote)  # ranked by FTS5: this home has no postings yet
+    assert not (second / "postings.npz").exists()
+    assert from_second == query(first, *remote) == query(local)  # the others rank from postings
     assert json.loads(from_second)["results"][0]["paper"] == "paxos-simple"
     papers = cli("--home", str(second), *remote, "papers", "--json").stdout
     assert papers == cli("--home", str(first), *remote, "papers", "--json").stdout
@@ -158,3 +159,5 @@ def _second_home(tmp_path, remote):
     ev = ("eval", str(questions), "--mode", "hybrid", "--mode", "dense", "--mode", "lexical")
     ev += ("--json",)
     assert cli("--home", str(second), *remote, *ev).stdout == cli("--home", str(local), *ev).stdout
+    assert (second / "postings.npz").exists()  # eval built them; answers stay the same
+    assert query(second, *remote) == from_second

@@ -234,6 +234,9 @@ def test_requests_beyond_the_bound_get_503():
         def refresh(self):
             return False
 
+        def warm(self):
+            pass
+
         def search(self, q, k, papers, mode):
             entered.release()
             gate.wait(30)

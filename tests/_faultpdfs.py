@@ -1,13 +1,14 @@
-"""Small PDFs for fault tests, written by hand: no dependencies, exact control over the bytes.
+"""Papers for fault tests: deterministic prose on pdfmaker's PDFs, an encrypted one, the model.
 
-``make_pdf`` writes one text line per item (Helvetica), one content stream per page, a
-cross-reference table and a trailer, so a test can also break any of those on purpose.
+pdfmaker writes the bytes by hand (one content stream per page, a cross-reference table and a
+trailer), so a test can also break any of those on purpose.
 """
 
 from __future__ import annotations
 
 import io
-import zlib
+
+from pdfmaker import pdf_bytes
 
 _WORDS = [
     "replica",
@@ -35,66 +36,6 @@ _WORDS = [
 ]
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-def text_stream(lines: list[str]) -> bytes:
-    """A content stream showing each line on its own line, top down."""
-    ops = ["BT", "/F1 10 Tf", "12 TL", "50 760 Td"]
-    for line in lines:
-        ops.append(f"({_escape(line)}) Tj T*")
-    ops.append("ET")
-    return "\n".join(ops).encode("latin-1", "replace")
-
-
-def make_pdf(
-    pages: list[list[str]] | list[bytes],
-    *,
-    title: str | None = None,
-    compress: bool = False,
-) -> bytes:
-    """A PDF with one page per item: a list of text lines, or a raw content stream (bytes)."""
-    objects: list[bytes] = []  # object n is objects[n - 1]
-    n_pages = len(pages)
-    font = 3 + 2 * n_pages
-    info = font + 1
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n_pages))
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n_pages} >>".encode())
-    for i, page in enumerate(pages):
-        content = page if isinstance(page, bytes) else text_stream(page)
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {4 + 2 * i} 0 R >>".encode()
-        )
-        if compress:
-            data = zlib.compress(content, 9)
-            head = f"<< /Length {len(data)} /Filter /FlateDecode >>".encode()
-        else:
-            data = content
-            head = f"<< /Length {len(data)} >>".encode()
-        objects.append(head + b"\nstream\n" + data + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    objects.append(f"<< /Title ({_escape(title or '')}) /Producer (faultpdfs) >>".encode())
-
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{n} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for off in offsets:
-        out.write(f"{off:010d} 00000 n \n".encode())
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info {info} 0 R >>\n"
-        f"startxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
-
-
 def prose(seed: int, lines: int = 40, words: int = 11) -> list[str]:
     """Deterministic sentence-like lines, different for each seed."""
     out = []
@@ -107,7 +48,7 @@ def prose(seed: int, lines: int = 40, words: int = 11) -> list[str]:
 def paper_pdf(seed: int, pages: int = 3, title: str | None = None, lines: int = 40) -> bytes:
     """A small multi-page text paper."""
     title = title or f"A Study of Replicated State Machines Number {seed}"
-    return make_pdf(
+    return pdf_bytes(
         [
             [title if p == 0 else f"Section {p}"] + prose(seed * 100 + p, lines)
             for p in range(pages)

@@ -9,6 +9,7 @@ Helpers for broken files: ``truncated_pdf``, ``not_a_pdf``, ``textless_pdf``.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,8 +45,17 @@ def _pdf_string(text: str) -> bytes:
     return b"(" + escape(text) + b")"
 
 
-def pdf_bytes(pages: Sequence[Sequence[str]], title: str | None = None, font_size=10) -> bytes:
-    """The bytes of a PDF with one page per item of ``pages`` (each a list of text lines)."""
+def pdf_bytes(
+    pages: Sequence[Sequence[str] | bytes],
+    title: str | None = None,
+    font_size: float = 10,
+    compress: bool = False,
+) -> bytes:
+    """The bytes of a PDF with one page per item of ``pages``.
+
+    A page is a list of text lines, or a raw content stream (bytes) for pages no text list
+    can describe. ``compress`` Flate-encodes the content streams.
+    """
     if not pages:
         raise ValueError("a PDF needs at least one page")
     objects: list[bytes] = []  # object n is objects[n - 1]
@@ -58,9 +68,13 @@ def pdf_bytes(pages: Sequence[Sequence[str]], title: str | None = None, font_siz
     tree = add(b"")
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     kids = []
-    for lines in pages:
-        stream = content_stream(lines, font_size)
-        contents = add(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    for page in pages:
+        stream = page if isinstance(page, bytes) else content_stream(page, font_size)
+        head = b"/Length %d" % len(stream)
+        if compress:
+            stream = zlib.compress(stream, 9)
+            head = b"/Length %d /Filter /FlateDecode" % len(stream)
+        contents = add(b"<< %s >>\nstream\n%s\nendstream" % (head, stream))
         kids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %d %d] "

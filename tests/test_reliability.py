@@ -25,7 +25,8 @@ from ddsearch.ingest.pipeline import IngestError, ingest, plan
 from ddsearch.models import Page
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _faultpdfs import encrypted_pdf, make_pdf, paper_pdf, shared_embedder  # noqa: E402
+from _faultpdfs import encrypted_pdf, paper_pdf, shared_embedder  # noqa: E402
+from pdfmaker import pdf_bytes  # noqa: E402
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -45,7 +46,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
         (paper_pdf(1)[: len(paper_pdf(1)) // 2], "truncated or damaged PDF"),
         (paper_pdf(1)[:-40], "truncated or damaged PDF"),
         (b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n", "not a readable PDF"),
-        (make_pdf([b"0 0 m 100 100 l S", b""]), "no extractable text"),
+        (pdf_bytes([b"0 0 m 100 100 l S", b""]), "no extractable text"),
         (encrypted_pdf("hunter2"), "encrypted: needs a password"),
     ],
     ids=["empty", "html", "half", "no-eof", "garbage", "no-text", "password"],
@@ -63,14 +64,14 @@ def test_encrypted_with_the_empty_password_is_read(tmp_path):
 
 
 def test_a_page_with_absurd_text_is_cut_and_the_others_kept(tmp_path):
-    pdf = make_pdf([["An ordinary first page of text"], ["word " * 30] * 5000], compress=True)
+    pdf = pdf_bytes([["An ordinary first page of text"], ["word " * 30] * 5000], compress=True)
     doc = extract(_write(tmp_path, "big.pdf", pdf))
     assert "ordinary first page" in doc.pages[0].text
     assert len(doc.pages[1].text) == MAX_PAGE_CHARS
 
 
 def test_a_page_over_its_time_budget_fails_the_paper_quickly(tmp_path):
-    pdf = make_pdf([["fine first page"], ["x y z " * 40] * 20000], compress=True)
+    pdf = pdf_bytes([["fine first page"], ["x y z " * 40] * 20000], compress=True)
     path = _write(tmp_path, "slow.pdf", pdf)
     started = time.monotonic()
     with pytest.raises(ExtractError, match=r"^page 2: text extraction took over 0.2s$"):
@@ -85,7 +86,7 @@ def test_a_decompression_bomb_is_bounded_and_stays_out_of_this_process(tmp_path)
     block = b" " * (1 << 20)
     bomb = z.compress(b"BT /F1 10 Tf 50 700 Td (boom) Tj ET ")
     bomb += b"".join(z.compress(block) for _ in range(768)) + z.flush()
-    pdf = make_pdf([["the page before the bomb"], b"@BOMB@"])
+    pdf = pdf_bytes([["the page before the bomb"], b"@BOMB@"])
     pdf = pdf.replace(
         b"<< /Length 6 >>\nstream\n@BOMB@",
         f"<< /Length {len(bomb)} /Filter /FlateDecode >>\nstream\n".encode() + bomb,
@@ -147,7 +148,7 @@ def test_an_ingest_of_a_folder_with_bad_files_reports_each_and_keeps_the_good(tm
     _write(src, "locked.pdf", encrypted_pdf("hunter2"))
     _write(src, "open-lock.pdf", encrypted_pdf(""))
     _write(src, "cut.pdf", paper_pdf(13)[:3000])
-    _write(src, "scan.pdf", make_pdf([b"0 0 m 9 9 l S"]))
+    _write(src, "scan.pdf", pdf_bytes([b"0 0 m 9 9 l S"]))
     _write(src, "fake.pdf", b"<html>paywall</html>")
     _write(src, "notes.txt", b"not a paper")
     home = tmp_path / "home"

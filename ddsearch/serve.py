@@ -125,7 +125,8 @@ class App:
             self._checked = time.monotonic()
             if s.refresh():
                 self._keys = s.citation_keys()
-                s.warm()
+                if remote:  # a server client builds its own postings; locally, ingest does
+                    s.warm()
         return s
 
     def _run(self, fn, *args):

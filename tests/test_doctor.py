@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ddsearch.catalog import Catalog
+from ddsearch.catalog import Catalog, load_catalog
 from ddsearch.cli import main
 from ddsearch.config import Settings
 from ddsearch.index.doctor import diagnose
 from ddsearch.index.lock import writer_lock
-from ddsearch.index.store import Store
+from ddsearch.index.postings import FILE
+from ddsearch.index.store import IndexError_, Store
 from ddsearch.ingest.pipeline import ingest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _crashdriver import StubEmbedder  # noqa: E402
-from _faultpdfs import paper_pdf  # noqa: E402
+from _faultpdfs import paper_pdf, shared_embedder  # noqa: E402
 
 
 @pytest.fixture
@@ -103,6 +105,40 @@ def test_a_lexical_index_out_of_step_is_rebuilt(home):
         len(store.lexical("replica", 1000))
         == store.db.execute("SELECT count(*) FROM chunks WHERE text LIKE '%replica%'").fetchone()[0]
     )
+
+
+def test_postings_over_a_damaged_lexical_index_are_skipped_not_a_traceback(home):
+    (home / FILE).unlink(missing_ok=True)
+    _sql(home, "DELETE FROM chunks_fts_data WHERE id > 10")  # FTS5's own pages, gone
+    store = Store(home)
+    assert store.postings(build=True) is None  # queries go to FTS5, which says what is wrong
+    assert not (home / FILE).exists()
+    store.close()
+
+
+def test_damaged_lexical_index_pages_are_found_and_rebuilt(home):
+    _sql(home, "DELETE FROM chunks_fts_data WHERE id > 10")
+    assert _problems(home) == [("fts", True)]
+    with pytest.raises(IndexError_, match="lexical index .* is damaged"):
+        Store(home).lexical('"replica"', 5)
+    fixed = _doctor(home, "--fix")
+    assert fixed.exit_code == 0 and "rebuilt the lexical (FTS) index" in fixed.output
+    assert Store(home).lexical('"replica"', 5)
+
+
+def test_catalog_papers_ingested_as_listed_are_not_flagged(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "raft.pdf").write_bytes(paper_pdf(41, pages=2, lines=10))
+    home = tmp_path / "home"
+    catalog = load_catalog()
+    assert ingest(Settings(home=home), catalog, [src], embedder=shared_embedder()).ok
+    result = _doctor(home)
+    assert result.exit_code == 0 and "no problems found" in result.output, result.output
+    raft = catalog.papers["raft"]
+    catalog.papers["raft"] = replace(raft, title=raft.title + " (revised)")
+    problems = diagnose(Settings(home=home), catalog).problems
+    assert [(f.check, f.message.split(":")[0]) for f in problems] == [("catalog", "raft")]
 
 
 def test_a_manifest_count_mismatch_names_the_ingest_that_fixes_it(home, tmp_path):

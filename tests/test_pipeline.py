@@ -13,6 +13,7 @@ from pdfmaker import make_pdf, not_a_pdf, textless_pdf
 from ddsearch.catalog import load_catalog
 from ddsearch.config import Settings
 from ddsearch.index.lock import LockedError, writer_lock
+from ddsearch.index.postings import FILE
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.ingest.pipeline import IngestError, fingerprint, ingest, plan
 from ddsearch.search.searcher import QueryError, Searcher
@@ -358,14 +359,41 @@ def test_search_filters_and_quotes(searcher):
         ("keeper trees picker", {"orchard"}),
     ],
 )
-def test_lexical_ranking_from_postings_is_fts5s(searcher, query, papers):
+def test_lexical_ranking_from_postings_is_fts5s(searcher, monkeypatch, query, papers):
     searcher.warm()
     assert searcher._current_postings() is not None
     fast = searcher.lexical(query, 50, papers)
-    searcher._postings = (searcher._generation, None)  # as without saved postings: FTS5 ranks
-    slow = searcher.lexical(query, 50, papers)
+    with monkeypatch.context() as m:  # as without saved postings: FTS5 ranks
+        m.setattr(searcher.store, "postings", lambda **_: None)
+        searcher._postings = None
+        assert searcher._current_postings() is None
+        slow = searcher.lexical(query, 50, papers)
     searcher._postings = None
     assert fast and fast == slow
+
+
+def test_postings_saved_by_an_ingest_are_picked_up_by_a_running_searcher(searcher):
+    (searcher.store.home / FILE).unlink()
+    searcher._postings = None
+    assert searcher._current_postings() is None  # FTS5 answers meanwhile
+    searcher.store.postings(build=True)  # what the ingest does when it ends
+    assert searcher._current_postings() is not None
+
+
+def test_a_recreated_index_never_takes_the_old_postings(tmp_home, small_pdfs, catalog, embedder):
+    run(tmp_home, catalog, [small_pdfs["ledger"]], embedder=embedder)
+    saved = (tmp_home / FILE).read_bytes()
+    home = tmp_home.parent / "again"  # as if the index were deleted, postings.npz left behind
+    home.mkdir()
+    (home / FILE).write_bytes(saved)
+    run(home, catalog, [small_pdfs["orchard"]], embedder=embedder)  # as many commits
+    store = Store(home, readonly=True)
+    postings = store.postings()
+    rowids, _, _ = store.vectors()
+    assert postings is not None and postings.generation == store.meta("generation")
+    assert sorted(postings.rowids.tolist()) == sorted(rowids.tolist())
+    assert (home / FILE).read_bytes() != saved
+    store.close()
 
 
 def test_list_questions_lean_on_the_lexical_ranking(searcher, monkeypatch):

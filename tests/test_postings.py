@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from ddsearch.index.postings import FILE, Postings, Tokenizer
-from ddsearch.index.store import _SCHEMA, COLUMN_WEIGHTS, TOKENIZE
+from ddsearch.index.store import _SCHEMA, COLUMN_WEIGHTS, SCHEMA_VERSION, TOKENIZE, Store
 from ddsearch.search.rank import fts_match, query_terms
 
 WORDS = (  # noqa: SIM905
@@ -112,3 +112,30 @@ def test_saved_postings_are_read_back_for_their_generation_only(tmp_path):
     assert Postings.load(tmp_path, "5") is None
     (tmp_path / FILE).unlink()
     assert Postings.load(tmp_path, "5") is None
+
+
+def test_fts5_filters_papers_before_its_limit_as_the_postings_do(tmp_path):
+    db = _fts_db(tmp_path)
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    rowids = [r for (r,) in db.execute("SELECT rowid FROM chunks_fts ORDER BY rowid")]
+    owner = {r: f"p{i % 30}" for i, r in enumerate(rowids)}  # 30 papers of 10 chunks
+    db.executemany(
+        "INSERT INTO chunks (rowid, id, paper_id, ordinal, text, pages, printed, vector) "
+        "VALUES (?, ?, ?, 0, '', '[1]', '[]', x'')",
+        [(r, f"c{r}", p) for r, p in owner.items()],
+    )
+    db.close()
+    store = Store(tmp_path, readonly=True)
+    postings = Postings.build(store.db, COLUMN_WEIGHTS)
+    query = "replica leader lease"
+    ranked = postings.top(_tokens(query), 1000)
+    best = {}  # each paper's best position in the unfiltered ranking
+    for i, (r, _) in enumerate(ranked):
+        best.setdefault(owner[r], i)
+    last = max(best, key=best.get)
+    assert best[last] >= 20  # below what a fetch of 20 x the limit would have seen
+    allowed = {r for r in rowids if owner[r] == last}
+    expected = postings.top(_tokens(query), 3, allowed)
+    assert expected and store.lexical(fts_match(query), 3, {last}) == expected
+    assert store.lexical(fts_match(query), 3, set()) == []
+    store.close()

@@ -105,12 +105,25 @@ def _repair(settings: Settings) -> list[str]:
         if missing:
             store.restore_chroma(missing)
             done.append(f"restored {len(missing)} Chroma row(s) from the SQLite copy")
-        if _fts_mismatch(store.db):
+        if _fts_damage(store.db) or _fts_mismatch(store.db):
             store.rebuild_fts()
             done.append("rebuilt the lexical (FTS) index from the chunks")
     finally:
         store.close()
     return done
+
+
+def _fts_damage(db: sqlite3.Connection) -> str | None:
+    """What FTS5's own integrity check says is wrong with its index pages, or None."""
+    try:
+        db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')")
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            return None  # a writer holds the database: checked next time
+        return str(e)
+    except sqlite3.DatabaseError as e:
+        return str(e)
+    return None
 
 
 def _fts_mismatch(db: sqlite3.Connection) -> tuple[int, ...]:
@@ -275,7 +288,17 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
                 )
             )
 
-    mismatch = _fts_mismatch(db)
+    damage = None if busy else _fts_damage(db)
+    mismatch = () if damage else _fts_mismatch(db)
+    if damage:
+        add(
+            Finding(
+                "fts",
+                f"the lexical index is damaged ({damage})",
+                "run 'ddsearch doctor --fix' (rebuilds it)",
+                fixable=True,
+            )
+        )
     if mismatch:
         add(
             Finding(
@@ -362,7 +385,9 @@ def _check_sources(records, settings: Settings, catalog, model, add) -> None:
         listed = catalog.get(pid) if catalog is not None else None
         if listed is not None:
             paper = replace(listed, path=rec.paper.path)
-            if fingerprint(paper, shaped) != rec.settings:
+            # the encoder ingest would use now; torch where the model has no ONNX export
+            encoders = ("onnx-int8" if settings.int8 else "onnx", "torch")
+            if all(fingerprint(paper, shaped, e) != rec.settings for e in encoders):
                 add(
                     Finding(
                         "catalog",

@@ -291,7 +291,7 @@ class Remote:
                 if latest["dimension"]:
                     store.set_meta("dimension", str(latest["dimension"]))
             store.set_meta("remote_tokens", json.dumps(tokens, sort_keys=True))
-            store.set_meta("generation", str(int(store.meta("generation") or 0) + 1))
+            store.bump_generation()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ class PaperRecord:
     ingested_at: float
 
 
+_FTS_TABLE = f"""CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, section, text, tokenize='{TOKENIZE}')"""
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS papers (
@@ -50,8 +54,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     ordinal INTEGER NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL, printed TEXT NOT NULL,
     section TEXT, vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks (paper_id, ordinal);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, section, text, tokenize='{TOKENIZE}');
+{_FTS_TABLE};
 """
 
 
@@ -98,6 +101,7 @@ class Store:
         if version is None and (not readonly or chroma_url):  # a server's cache is always made
             self.db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.bump_generation()
         elif version is None or version != SCHEMA_VERSION:
             raise IndexError_(
                 f"the index in {self.home} has schema version {version}, this ddsearch reads "
@@ -131,6 +135,7 @@ class Store:
                 self.db.execute("DELETE FROM papers")
                 self.db.execute("DELETE FROM meta WHERE key IN ('remote_tokens', 'model')")
                 self.set_meta("origin", remote.origin)
+                self.bump_generation()
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -172,6 +177,12 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def bump_generation(self) -> None:
+        """Mark a change of the searchable rows (inside the writer's transaction). A random
+        token, not a counter: a recreated index.db must never match postings.npz or a
+        reader's cache from an earlier one that happened to count to the same number."""
+        self.set_meta("generation", uuid.uuid4().hex)
 
     @property
     def model(self) -> str | None:
@@ -244,7 +255,7 @@ class Store:
             self.set_meta(
                 "dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0)
             )
-            self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
+            self.bump_generation()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -287,7 +298,7 @@ class Store:
         try:
             self._delete_rows(paper_id)
             self.db.execute("DELETE FROM papers WHERE id=?", (paper_id,))
-            self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
+            self.bump_generation()
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -330,16 +341,18 @@ class Store:
         return len(rows)
 
     def rebuild_fts(self) -> None:
-        """Rewrite the lexical index from the chunks table, in one transaction."""
+        """Rewrite the lexical index from the chunks table, in one transaction. The table is
+        made anew, so this also repairs an index whose own pages are damaged."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("DELETE FROM chunks_fts")
+            self.db.execute("DROP TABLE IF EXISTS chunks_fts")
+            self.db.execute(_FTS_TABLE)
             self.db.execute(
                 "INSERT INTO chunks_fts (rowid, title, section, text) "
                 "SELECT c.rowid, json_extract(p.paper, '$.title'), coalesce(c.section, ''), c.text "
                 "FROM chunks c JOIN papers p ON p.id = c.paper_id"
             )
-            self.set_meta("generation", str(int(self.meta("generation") or 0) + 1))
+            self.bump_generation()
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -384,14 +397,31 @@ class Store:
         )
         return rowids, matrix, [r[1] for r in rows]
 
-    def lexical(self, match: str, limit: int) -> list[tuple[int, float]]:
-        """FTS5 bm25 ranking for a MATCH expression: (rowid, score) best first, score > 0."""
+    def lexical(
+        self, match: str, limit: int, papers: Iterable[str] | None = None
+    ) -> list[tuple[int, float]]:
+        """FTS5 bm25 ranking for a MATCH expression: (rowid, score) best first, score > 0;
+        ``papers`` keeps only their chunks (before the limit, as postings.top does)."""
         weights = ", ".join(str(w) for w in COLUMN_WEIGHTS.values())
+        where, args = "chunks_fts MATCH ?", [match]
+        if papers is not None:
+            papers = sorted(set(papers))
+            where += (
+                " AND rowid IN (SELECT rowid FROM chunks WHERE paper_id IN "
+                f"({', '.join('?' * len(papers))}))"
+            )
+            args += papers
         sql = (
             f"SELECT rowid, -bm25(chunks_fts, {weights}) AS s "
-            "FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s DESC, rowid LIMIT ?"
+            f"FROM chunks_fts WHERE {where} ORDER BY s DESC, rowid LIMIT ?"
         )
-        return [(r[0], r[1]) for r in self.db.execute(sql, (match, limit))]
+        try:
+            return [(r[0], r[1]) for r in self.db.execute(sql, (*args, limit))]
+        except sqlite3.DatabaseError as e:
+            raise IndexError_(
+                f"the lexical index in {self.home} is damaged ({e}): repair it with "
+                "'ddsearch doctor --fix'"
+            ) from None
 
     def postings(self, *, build: bool = False):
         """The lexical index's postings for the current generation (ddsearch.index.postings):
@@ -401,7 +431,12 @@ class Store:
         generation = self.meta("generation") or "0"
         found = Postings.load(self.home, generation)
         if found is None and build:
-            found = Postings.build(self.db, COLUMN_WEIGHTS)
-            with contextlib.suppress(OSError):  # a read-only data home: keep them in memory
-                found.save(self.home)
+            try:
+                found = Postings.build(self.db, COLUMN_WEIGHTS)
+            except (sqlite3.Error, RuntimeError, MemoryError):
+                return None  # a damaged search index (doctor says so) or too little memory
+            # a writer may have committed during the build: never let these replace newer ones
+            if found.generation == (self.meta("generation") or "0"):
+                with contextlib.suppress(OSError):  # a read-only home: keep them in memory
+                    found.save(self.home)
         return found

@@ -174,15 +174,15 @@ class Searcher:
                 rowids, _, owners = self._matrix()
                 allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
             return postings.top(tokens, limit, allowed)
-        fetch = limit if not papers else limit * 20
-        rows = self.store.lexical(fts_match(query), fetch)
-        if papers:
-            owners = self.store.chunks(r for r, _ in rows)
-            rows = [(r, s) for r, s in rows if owners[r].paper_id in papers]
-        return rows[:limit]
+        return self.store.lexical(fts_match(query), limit, papers or None)
 
     def _current_postings(self):
-        if self._postings is None or self._postings[0] != self._generation:
+        # None is looked up again: an ingest saves this generation's postings when it ends
+        if (
+            self._postings is None
+            or self._postings[1] is None
+            or self._postings[0] != self._generation
+        ):
             self._postings = (self._generation, self._matching(self.store.postings()))
         return self._postings[1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import numpy as np
@@ -116,6 +117,46 @@ def test_a_server_that_goes_away_mid_run(tmp_path):
         b = Store(tmp_path / "b", readonly=True, chroma_url=url)
         assert set(b.records()) == {"lib-first"} and b.chunks_of("lib-first") == first
         a.close(), b.close()
+
+
+def test_a_writer_ends_in_commit_order_when_another_wrote_meanwhile(tmp_path):
+    from _crashdriver import StubEmbedder
+    from _faultpdfs import paper_pdf
+
+    from ddsearch.catalog import Catalog
+    from ddsearch.config import Settings
+    from ddsearch.index.postings import Postings
+    from ddsearch.ingest.pipeline import ingest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        (src / f"mine-{i}.pdf").write_bytes(paper_pdf(50 + i, pages=2, lines=10))
+    with chroma_server(tmp_path / "data") as url:
+        other = Store(tmp_path / "other", chroma_url=url)
+
+        class Interleaved(StubEmbedder):  # another writer commits before this one's first
+            def encode(self, texts, batch_size: int = 32, on_batch=None):
+                if "theirs" not in other.records():
+                    record = PaperRecord(Paper("theirs", "Theirs"), "t", "s", 1, "/t.pdf", 0.0)
+                    chunk = Chunk("theirs:0:0", "theirs", 0, "their words", (1,), None)
+                    other.replace_paper(record, [chunk], super().encode(["x"]), "stub")
+                return super().encode(texts, batch_size, on_batch)
+
+        home = tmp_path / "mine"
+        report = ingest(Settings(home=home, chroma_url=url), Catalog(None), [src],
+                        embedder=Interleaved())  # fmt: skip
+        assert report.ok
+        mine = sqlite3.connect(home / "index.db")  # the cache as the ingest left it
+        owners = [r[0] for r in mine.execute("SELECT paper_id FROM chunks ORDER BY rowid")]
+        (generation,) = mine.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        mine.close()
+        fresh = Store(tmp_path / "fresh", readonly=True, chroma_url=url)
+        assert owners == fresh.vectors()[2]  # the same papers, in the same order
+        assert owners[0] == "theirs" and len(set(owners)) == 3
+        postings = Postings.load(home, generation)
+        assert postings is not None and len(postings.rowids) == len(owners)
+        fresh.close(), other.close()
 
 
 # ------------------------------------------------------------------ the CLI, the real model

@@ -220,14 +220,18 @@ class Remote:
         removed = [p for p in local if p not in remote]
         if not changed and not removed:
             return False
-        changed.sort(key=lambda p: (remote[p]["committed_ns"], p))
+        self._apply(store, removed, self._fetch(remote, changed))
+        return True
+
+    def _fetch(self, remote: dict[str, dict], pids: list[str]) -> list[tuple]:
+        """(paper id, commit, record, rows) of these committed papers, in commit order."""
+        pids = sorted(pids, key=lambda p: (remote[p]["committed_ns"], p))
+        if not pids:
+            return []
+        got = self._call("read paper records", self.papers.get, ids=pids, include=["documents"])
+        docs = dict(zip(got["ids"], got["documents"]))
         fetched = []
-        if changed:
-            got = self._call(
-                "read paper records", self.papers.get, ids=changed, include=["documents"]
-            )
-            docs = dict(zip(got["ids"], got["documents"]))
-        for pid in changed:
+        for pid in pids:
             meta = remote[pid]
             rows = self._call(
                 f"read the chunks of {pid}",
@@ -238,10 +242,31 @@ class Remote:
             if pid not in docs or len(rows["ids"]) != meta["chunks"]:
                 continue  # being replaced right now: keep what the cache has, retry next time
             fetched.append((pid, meta, json.loads(docs[pid]), rows))
-        self._apply(store, removed, fetched)
-        return True
+        return fetched
 
-    def _apply(self, store, removed, fetched) -> None:
+    def settle(self, store) -> None:
+        """Sync, and make sure the cache holds the papers in commit order, as a new client's
+        does (equal scores go by row order). A writer's cache takes its own papers as it
+        commits them, so it is out of order only if another writer committed meanwhile;
+        then all of it is read again and replaced in one transaction."""
+        self.sync(store)
+        remote = self.manifest()
+        cached = [
+            r[0]
+            for r in store.db.execute(
+                "SELECT paper_id FROM chunks GROUP BY paper_id ORDER BY min(rowid)"
+            )
+        ]
+        ordered = sorted(
+            cached, key=lambda p: (remote[p]["committed_ns"], p) if p in remote else (0, p)
+        )
+        if cached == ordered:
+            return
+        self._apply(store, cached, self._fetch(remote, list(remote)), replace=True)
+
+    def _apply(self, store, removed, fetched, *, replace: bool = False) -> None:
+        """Remove and write papers in the cache, in one transaction; ``replace``: ``removed``
+        are all the cached papers and ``fetched`` all the server's."""
         from ddsearch.models import Chunk
 
         db = store.db
@@ -249,10 +274,10 @@ class Remote:
         try:
             tokens = json.loads(store.meta("remote_tokens") or "{}")  # another process may
             for pid in removed:  # have synced meanwhile: decide again under the lock
-                if pid in tokens:
+                if pid in tokens or replace:
                     store._delete_rows(pid)
                     db.execute("DELETE FROM papers WHERE id=?", (pid,))
-                    del tokens[pid]
+                    tokens.pop(pid, None)
             latest = None
             for pid, meta, doc, rows in fetched:
                 if tokens.get(pid) == meta["token"]:

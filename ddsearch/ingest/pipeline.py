@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -225,6 +226,11 @@ def ingest(
             store.reconcile()
             _run(todo, store, embedder, settings, refresh, report, progress)
             if not report.interrupted:
+                if store.remote is not None:
+                    # what other writers committed meanwhile, in commit order, so this cache
+                    # and its postings rank as every other client's do
+                    with contextlib.suppress(ServerError):
+                        store.remote.settle(store)
                 began = time.monotonic()
                 try:
                     store.postings(build=True)  # queries rank lexically from these

@@ -188,6 +188,8 @@ def main() -> None:
     from ddsearch.search.evaluate import load_questions
     from tests._servers import chroma_executable
 
+    if not args.sizes and not args.server_sizes:
+        ap.error("nothing to measure: give --sizes or --server-sizes")
     if args.server_sizes and chroma_executable() is None:
         ap.error("--server-sizes needs the chroma executable (pip install chromadb)")
     questions = [q.question for q in load_questions(args.questions)][: args.queries]

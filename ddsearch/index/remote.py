@@ -212,9 +212,10 @@ class Remote:
         return len(ids)
 
     # -- the cache ---------------------------------------------------------------------------
-    def sync(self, store) -> bool:
-        """Bring the local cache up to the server's committed state; True if it changed."""
-        remote = self.manifest()
+    def sync(self, store, remote: dict[str, dict] | None = None) -> bool:
+        """Bring the local cache up to the server's committed state (``remote``, the manifest
+        if already read); True if it changed."""
+        remote = self.manifest() if remote is None else remote
         local = json.loads(store.meta("remote_tokens") or "{}")
         changed = [p for p, m in remote.items() if local.get(p) != m["token"]]
         removed = [p for p in local if p not in remote]
@@ -249,8 +250,8 @@ class Remote:
         does (equal scores go by row order). A writer's cache takes its own papers as it
         commits them, so it is out of order only if another writer committed meanwhile;
         then all of it is read again and replaced in one transaction."""
-        self.sync(store)
         remote = self.manifest()
+        self.sync(store, remote)
         cached = [
             r[0]
             for r in store.db.execute(

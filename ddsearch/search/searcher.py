@@ -55,7 +55,7 @@ class Searcher:
         self._records = None
         self._last_query = None
         self._generation = self.store.meta("generation")
-        self._postings = None  # (generation, Postings or None) as last looked up
+        self._postings = None  # the lexical postings of the generation read, once found
         self._tokenizer = None
 
     def refresh(self) -> bool:
@@ -73,7 +73,7 @@ class Searcher:
         """Have the lexical index's in-memory postings ready, building them if this index
         generation has none saved (seconds per 100k chunks); a long-lived process calls this
         after loading and after each refresh. Without them, FTS5 answers the same, slower."""
-        self._postings = (self._generation, self._matching(self.store.postings(build=True)))
+        self._postings = self._matching(self.store.postings(build=True))
 
     @property
     def records(self):
@@ -178,13 +178,9 @@ class Searcher:
 
     def _current_postings(self):
         # None is looked up again: an ingest saves this generation's postings when it ends
-        if (
-            self._postings is None
-            or self._postings[1] is None
-            or self._postings[0] != self._generation
-        ):
-            self._postings = (self._generation, self._matching(self.store.postings()))
-        return self._postings[1]
+        if self._matching(self._postings) is None:
+            self._postings = self._matching(self.store.postings())
+        return self._postings
 
     def _matching(self, postings):
         """The postings if they were built from the index generation this searcher reads."""

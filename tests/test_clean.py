@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -249,13 +250,58 @@ def _segmentable(word: str, vocab: set[str]) -> bool:
 
 @settings(max_examples=300, deadline=None)
 @given(PAGES)
-def test_cleaning_never_moves_text_between_pages_or_invents_words(texts):
+def test_cleaning_moves_only_a_broken_words_tail_between_pages_and_invents_no_words(texts):
     pages = [Page(i + 1, t) for i, t in enumerate(texts)]
     out = clean_pages(pages, is_heading=heading)
     assert [p.number for p in out] == [p.number for p in pages]
-    for before, after in zip(pages, out):
+    for i, (before, after) in enumerate(zip(pages, out)):
         vocab = set(_TOKEN.findall(normalize(before.text)))
+        if i + 1 < len(pages):  # a word broken at the page break is rejoined on this page
+            vocab |= set(_TOKEN.findall(normalize(pages[i + 1].text)))
         for word in _TOKEN.findall(after.text):
             assert _segmentable(word, vocab), (word, before.text, after.text)
         assert "\n\n" not in after.text and after.text == after.text.strip()
         assert unicodedata.is_normalized("NFKC", after.text)
+
+
+def test_a_page_number_glued_into_a_broken_word_is_removed_and_the_word_rejoined():
+    """pdfium gives raft's page 6 as '... index iden\ufffe6', page 7 as 'tifying its ...'."""
+    body = "The leader appends the command to its log as a new entry and replicates it.\n"
+    pages = [  # PDF pages 1-4, printed 4-7
+        Page(
+            n - 3, body * 3 + ("Each entry has an integer index iden\ufffe6" if n == 6 else f"{n}")
+        )
+        for n in range(4, 7)
+    ] + [Page(4, "tifying its position in the log.\n" + body * 3 + "7")]
+    out = clean_pages(pages, is_heading=heading)
+    assert out[2].text.endswith("Each entry has an integer index identifying")
+    assert out[3].text.startswith("its position in the log.")
+    assert "6" not in out[2].text and "iden6" not in out[2].text
+    assert [p.printed for p in out] == ["4", "5", "6", "7"]
+
+
+def test_a_hyphen_at_a_page_break_is_resolved_like_one_at_a_line_break():
+    words = "The system associated each key-value pair with a lease. " * 3
+    pages = [Page(1, words + "\nit was associ-"), Page(2, "ated with a key-\nvalue store."),
+             Page(3, "a short key-"), Page(4, "value ends it.")]  # fmt: skip
+    out = clean_pages(pages)
+    assert out[0].text.endswith("it was associated")
+    assert out[1].text == "with a key-value store."
+    assert out[2].text == "a short key-value" and out[3].text == "ends it."
+
+
+@pytest.mark.parametrize(
+    "count, span, printed",
+    [
+        (14, (251, 264), "251"),  # the PDF is the published paper: the proceedings' pages
+        (13, (137, 150), None),  # the PDF prints 1-13, the range is 14 pages: PDF pages
+        (6, (1, 12), "1"),  # the printed numbers fit the range
+    ],
+)
+def test_printed_pages_agree_with_the_published_range(count, span, printed):
+    body = "Replicas agree on a timestamp before the commit wait ends.\n" * 4
+    pages = [Page(n, body + str(n)) for n in range(1, count + 1)]
+    out = clean_pages(pages, span=span)
+    assert out[0].printed == printed
+    if printed:
+        assert all(span[0] <= int(p.printed) <= span[1] for p in out)

@@ -20,6 +20,10 @@ _GLYPHS = re.compile(r"(?:/g\d+){2,}|(?:\(cid:\d+\)){1,}")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.U)
 _HYPHEN_END = re.compile(r"([^\W\d_]+)-$", re.U)
 _LOWER_START = re.compile(r"^([a-z][^\W\d_]*)(.*)$", re.U)
+# a page that ends inside a word broken by a soft hyphen, the page number glued on after it:
+# "... an integer index iden\ufffe6" (raft), "... that pro\ufffe223" (megastore)
+_SOFT_END = re.compile(r"([^\W\d_])[\ufffe\u00ad](?:\s*(\d{1,4}))?\s*$", re.U)
+_HARD_END = re.compile(r"([^\W\d_]-)(\d{1,4})\s*$", re.U)  # the same after a visible hyphen
 
 
 def normalize(text: str) -> str:
@@ -111,6 +115,16 @@ def _vocabulary(pages: list[list[str]]) -> Counter[str]:
     return vocab
 
 
+def _joins(head: str, tail: str, vocab: Counter[str], soft_marked: bool) -> bool:
+    """Whether 'head-' at a line end and 'tail' are one word ('associ-ated'), not 'key-value'."""
+    head, tail = head.lower(), tail.lower()
+    if vocab[head + tail] > 0:
+        return True
+    if vocab[f"{head}-{tail}"] > 0:
+        return False
+    return not soft_marked  # where soft hyphens are marked, a hard one is real
+
+
 def _dehyphenate(lines: list[str], vocab: Counter[str], soft_marked: bool) -> list[str]:
     """Join 'associ-' + 'ated' across line breaks; keep real hyphens such as 'key-value'."""
     out: list[str] = []
@@ -119,29 +133,79 @@ def _dehyphenate(lines: list[str], vocab: Counter[str], soft_marked: bool) -> li
         m = _HYPHEN_END.search(prev)
         nxt = _LOWER_START.match(line)
         if m and nxt:
-            head, tail = m.group(1).lower(), nxt.group(1).lower()
-            if vocab[head + tail] > 0:
-                joined = True
-            elif vocab[f"{head}-{tail}"] > 0:
-                joined = False
-            else:
-                joined = not soft_marked  # where soft hyphens are marked, a hard one is real
+            joined = _joins(m.group(1), nxt.group(1), vocab, soft_marked)
             out[-1] = (prev[:-1] if joined else prev) + line
         else:
             out.append(line)
     return out
 
 
+def page_range(pages: str | None) -> tuple[int, int] | None:
+    """(first, last) of a venue page range such as "205--220"; None if it is not one."""
+    m = re.match(r"\s*(\d+)\s*(?:-+|–|—)\s*(\d+)\s*$", pages or "")
+    if not m or int(m.group(2)) < int(m.group(1)):
+        return None
+    return int(m.group(1)), int(m.group(2))
+
+
+def _published_offset(lines: list[list[str]], span: tuple[int, int] | None) -> int | None:
+    """The printed-page offset, consistent with the published range ``span`` when there is one.
+
+    A PDF with exactly as many pages as the range is the published paper, whatever an authors'
+    copy prints (Spanner's 1-14 is pp. 251-264); otherwise the printed numbers are believed only
+    if they fall in the range, and a reader with the proceedings gets PDF pages instead."""
+    if span is None:
+        return _printed_offset(lines)
+    first, last = span
+    if len(lines) == last - first + 1:
+        return first - 1
+    offset = _printed_offset(lines, first)
+    if offset is None:
+        return None
+    inside = sum(first <= n + offset <= last for n in range(1, len(lines) + 1))
+    return offset if inside >= len(lines) / 2 else None
+
+
+def _join_across_pages(
+    pages: list[list[str]], soft: list[bool], vocab: Counter[str], soft_marked: bool
+) -> None:
+    """Rejoin a word broken across a page break onto the page where it starts."""
+    for i in range(len(pages) - 1):
+        prev, nxt = pages[i], pages[i + 1]
+        if not prev or not nxt:
+            continue
+        hyphen, tail = _HYPHEN_END.search(prev[-1]), _LOWER_START.match(nxt[0])
+        if not tail or not (soft[i] or hyphen):
+            continue
+        if soft[i]:  # the soft hyphen is gone already: the word just stops
+            prev[-1] += tail.group(1)
+        elif _joins(hyphen.group(1), tail.group(1), vocab, soft_marked):
+            prev[-1] = prev[-1][:-1] + tail.group(1)
+        else:
+            prev[-1] += tail.group(1)  # "key-" + "value": the word stays whole, hyphen kept
+        rest = tail.group(2).lstrip()
+        if rest:
+            nxt[0] = rest
+        else:
+            nxt.pop(0)
+
+
 def clean_pages(
-    pages: list[Page], is_heading=lambda line: False, first_page: int | None = None
+    pages: list[Page], is_heading=lambda line: False, span: tuple[int, int] | None = None
 ) -> list[Page]:
-    """Return pages with cleaned text (one line per text line) and printed page numbers set."""
-    raw = [p.text for p in pages]
+    """Return pages with cleaned text (one line per text line) and printed page numbers set.
+
+    ``span``: the paper's (first, last) page in its venue, when the catalog gives it."""
+    raw = [p.text.rstrip() for p in pages]
     soft_marked = any("\ufffe" in t or "\u00ad" in t for t in raw)
+    soft = [bool(_SOFT_END.search(t)) for t in raw]
+    # the glued page number goes on a line of its own, where footers are recognised
+    raw = [_SOFT_END.sub(lambda m: m.group(1) + "\n" + (m.group(2) or ""), t) for t in raw]
+    raw = [_HARD_END.sub(r"\1\n\2", t) for t in raw]
     lines = [[ln.strip() for ln in normalize(t).split("\n")] for t in raw]
     lines = [[re.sub(r"\s+", " ", ln) for ln in page if ln] for page in lines]
 
-    offset = _printed_offset(lines, first_page)
+    offset = _published_offset(lines, span)
     counts: Counter[str] = Counter()
     for page in lines:
         counts.update({_key(page[i]) for i in _edge_indexes(page)})
@@ -161,11 +225,12 @@ def clean_pages(
         cleaned.append(_drop_label_runs(kept, is_heading))
 
     vocab = _vocabulary(cleaned)
+    _join_across_pages(cleaned, soft, vocab, soft_marked)
     result = []
     for page, ln in zip(pages, cleaned):
-        printed = (
-            str(page.number + offset) if offset is not None and page.number + offset > 0 else None
-        )
+        number = page.number + offset if offset is not None else 0
+        inside = span is None or span[0] <= number <= span[1]
+        printed = str(number) if number > 0 and inside else None
         text = "\n".join(_dehyphenate(list(ln), vocab, soft_marked))
         result.append(replace(page, text=text, printed=printed))
     return result

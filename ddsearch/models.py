@@ -38,8 +38,19 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """A sentence of a chunk: ``chunk.text[start:end]``, on the PDF pages it stands on."""
+
+    start: int
+    end: int
+    pages: tuple[int, ...]
+    printed: tuple[str, ...] = ()
+    caption: bool = False  # a figure or table caption: searchable, never quoted
+
+
+@dataclass(frozen=True)
 class Chunk:
-    """A passage of one paper, with the PDF pages it spans."""
+    """A passage of one paper, with the PDF pages it spans and its sentences."""
 
     id: str
     paper_id: str
@@ -48,6 +59,7 @@ class Chunk:
     pages: tuple[int, ...]
     section: str | None = None
     printed_pages: tuple[str, ...] = ()
+    sentences: tuple[Sentence, ...] = ()
 
 
 @dataclass
@@ -61,3 +73,11 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)  # per-ranker evidence
     quote: str | None = None  # the sentences of the passage that answer best, when computed
     quote_span: tuple[int, int] | None = None  # where the quote stands in chunk.text
+    quote_pages: tuple[int, ...] = ()  # the PDF pages the quote stands on: what is cited
+    quote_printed: tuple[str, ...] = ()  # the same pages as printed on the paper
+    parts: tuple[Chunk, ...] = ()  # the index's chunks merged into ``chunk``, best first
+
+    @property
+    def cited_pages(self) -> tuple[int, ...]:
+        """The PDF pages the citation names: the quote's, else the passage's."""
+        return self.quote_pages or self.chunk.pages

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ddsearch.models import Chunk, Page
+from ddsearch.models import Chunk, Page, Sentence
 from ddsearch.sentences import split_spans
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -47,7 +47,8 @@ def heading(line: str) -> str | None:
     if not content:
         return None
     capitalised = sum(w[0].isupper() for w in content) / len(content)
-    if capitalised < 0.6 and len(words) > 4:
+    dotted = "." in m.group("num").rstrip(".")  # "5.4.2": sentence-case titles are common
+    if capitalised < 0.6 and len(words) > 4 and not (dotted and len(words) <= 8):
         return None
     if title.endswith(".") and capitalised < 1:
         return None  # "3. The client retries." is a numbered step, not a heading
@@ -63,39 +64,108 @@ class _Sentence:
     printed: tuple[str, ...]
     section: str | None
     tokens: int = 0
+    caption: bool = False
+
+
+_CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|TABLE|FIGURE)\s+\d+[.:]")
+_OPEN_END = re.compile(rf"(?:\b(?:{'|'.join(sorted(_SMALL_WORDS))})|[:\-–—])$", re.I)
+_CAPTION_LINES = 8  # a caption longer than this many lines is prose that starts "Figure 3:"
+
+
+def _wrapped_heading(lines: list[str], i: int) -> tuple[str | None, int]:
+    """The heading at lines[i] and how many lines it takes: a title that ends in 'and', 'of' or
+    ':' continues on the next line ("6.3 Divergent Versions: When and" / "Why?")."""
+    title = heading(lines[i])
+    if title and _OPEN_END.search(title) and i + 1 < len(lines) and len(lines[i + 1]) < 50:
+        joined = heading(f"{lines[i].strip()} {lines[i + 1].strip()}")
+        if joined:
+            return joined, 2
+    return title, 1
+
+
+def _line_width(lines: list[str]) -> float:
+    """A page's typical full text line, in characters (the median of its longer lines)."""
+    widths = sorted(len(ln) for ln in lines if len(ln.split()) >= 4)
+    return widths[len(widths) // 2] if widths else 60.0
+
+
+def _is_label(line: str, width: float) -> bool:
+    """A line of a figure's own text (axis labels, box names), not of a paragraph."""
+    s = line.strip()
+    return len(s) < 0.7 * width and not s.endswith((".", "?", "!", ";")) and len(s.split()) <= 6
+
+
+def _caption_length(lines: list[str], i: int, width: float) -> int:
+    """How many lines the caption starting at lines[i] takes: it goes on while its lines are
+    full (wrapped) and have not ended a sentence, and the next does not start one."""
+    n = 1
+    while (
+        n < _CAPTION_LINES
+        and i + n < len(lines)
+        and len(lines[i + n - 1]) >= 0.8 * width
+        and not lines[i + n - 1].rstrip().endswith((".", "?", "!"))
+        and not lines[i + n][:1].isupper()
+    ):
+        n += 1
+    return n
 
 
 def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
-    """Sentences in reading order with their section and pages; reference lists left out."""
-    blocks: list[tuple[str | None, list[tuple[int, int, str | None]], str]] = []
+    """Sentences in reading order with their section and pages; reference lists left out.
+
+    Figure and table captions come out as sentences of their own after their section's text,
+    so a caption set inside a paragraph never splits the paragraph's sentences; the figure's
+    own labels just above a caption are dropped."""
+    blocks: list[tuple[str | None, list[tuple[int, int, str | None]], str, bool]] = []
     section: str | None = None
     in_refs = False
     buf: list[str] = []
     marks: list[tuple[int, int, str | None]] = []  # (offset in block text, page, printed)
+    captions: list[tuple[str | None, list, str, bool]] = []
     length = 0
 
     def flush():
         nonlocal buf, marks, length
         if buf and not in_refs:
-            blocks.append((section, marks, " ".join(buf)))
+            blocks.append((section, marks, " ".join(buf), False))
+        if not in_refs:
+            blocks.extend(captions)
+        captions.clear()
         buf, marks, length = [], [], 0
 
     for page in pages:
-        for line in page.text.split("\n"):
-            title = heading(line)
+        lines = page.text.split("\n")
+        width = _line_width(lines)
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            title, used = _wrapped_heading(lines, i)
             if title:
                 flush()
                 section = title
                 in_refs = bool(_REFERENCES.match(line.strip()))
+                i += used
+                continue
+            if _CAPTION.match(line.strip()):
+                n = _caption_length(lines, i, width)
+                text = " ".join(ln.strip() for ln in lines[i : i + n])
+                captions.append((section, [(0, page.number, page.printed)], text, True))
+                # the figure's own text just above its caption, on this page
+                while buf and marks[-1][1] == page.number and _is_label(buf[-1], width):
+                    length -= len(buf.pop()) + 1
+                    if marks[-1][0] >= length:
+                        marks.pop()
+                i += n
                 continue
             if not marks or marks[-1][1] != page.number:
                 marks.append((length, page.number, page.printed))
             buf.append(line)
             length += len(line) + 1
+            i += 1
     flush()
 
     out: list[_Sentence] = []
-    for sec, block_marks, text in blocks:
+    for sec, block_marks, text, caption in blocks:
         starts = [m[0] for m in block_marks]
         for s, e in split_spans(text):
             covered = [
@@ -109,6 +179,7 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
                     pages=tuple(m[1] for m in covered),
                     printed=tuple(m[2] for m in covered if m[2]),
                     section=sec,
+                    caption=caption,
                 )
             )
     return out
@@ -129,8 +200,10 @@ def _split_long(sentence: _Sentence, budget: int, count: TokenCounter) -> list[_
     if cur:
         pieces.append(cur)
     return [
-        _Sentence(" ".join(p), sentence.pages, sentence.printed, sentence.section) for p in pieces
-    ]
+        _Sentence(" ".join(p), sentence.pages, sentence.printed, sentence.section,
+                  caption=sentence.caption)
+        for p in pieces
+    ]  # fmt: skip
 
 
 def _cut_word(word: str, budget: int, count: TokenCounter) -> list[tuple[str, int]]:
@@ -201,6 +274,10 @@ def chunk_pages(
     chunks = []
     for ordinal, group in enumerate(groups):
         text = " ".join(s.text for s in group)
+        spans, at = [], 0
+        for s in group:
+            spans.append(Sentence(at, at + len(s.text), s.pages, s.printed, s.caption))
+            at += len(s.text) + 1
         pages_ = sorted({p for s in group for p in s.pages})
         printed = list(dict.fromkeys(p for s in group for p in s.printed))
         sections = [s.section for s in group if s.section]
@@ -213,6 +290,7 @@ def chunk_pages(
                 pages=tuple(pages_),
                 section=sections[-1] if sections else None,
                 printed_pages=tuple(printed),
+                sentences=tuple(spans),
             )
         )
     return chunks

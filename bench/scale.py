@@ -38,11 +38,12 @@ MODES = ("hybrid", "dense", "lexical")
 
 
 def synthetic_papers(source, count: int, rng: np.random.Generator):
-    """Yield (PaperRecord, chunks, vectors) for ``count`` chunks made from the source index."""
+    """Yield (PaperRecord, chunks, vectors, sentence vectors) for ``count`` chunks made from the
+    source index (a sentence's vector is its chunk's plus noise)."""
     from ddsearch.index.store import PaperRecord
     from ddsearch.ingest.chunk import chunk_id
-    from ddsearch.models import Chunk, Paper
-    from ddsearch.sentences import split_sentences
+    from ddsearch.models import Chunk, Paper, Sentence
+    from ddsearch.sentences import split_sentences, split_spans
 
     rowids, matrix, _ = source.vectors()
     texts = source.chunks(rowids.tolist())
@@ -53,13 +54,19 @@ def synthetic_papers(source, count: int, rng: np.random.Generator):
         pid = f"synthetic-{made // PER_PAPER:05d}"
         paper = Paper(id=pid, title=f"Synthetic paper {pid}", year=2000, kind="misc")
         chunks, vectors = [], np.zeros((n, matrix.shape[1]), dtype=np.float32)
+        sentence_vectors = []
         for i in range(n):
             a, b = rng.integers(0, len(pool), size=2)
             text = " ".join(pool[a][: len(pool[a]) // 2 + 1] + pool[b][len(pool[b]) // 2 :])
             v = matrix[a] + matrix[b] + rng.normal(0, 0.02, matrix.shape[1]).astype(np.float32)
             vectors[i] = v / np.linalg.norm(v)
-            chunks.append(Chunk(chunk_id(pid, i, text), pid, i, text, (i // 5 + 1,)))
-        yield PaperRecord(paper, "0" * 64, "synthetic", n, "", time.time()), chunks, vectors
+            page = (i // 5 + 1,)
+            sentences = tuple(Sentence(a, b, page) for a, b in split_spans(text))
+            noise = rng.normal(0, 0.05, (len(sentences), matrix.shape[1])).astype(np.float32)
+            sentence_vectors.append(vectors[i] + noise)
+            chunks.append(Chunk(chunk_id(pid, i, text), pid, i, text, page, sentences=sentences))
+        record = PaperRecord(paper, "0" * 64, "synthetic", n, "", time.time())
+        yield record, chunks, vectors, sentence_vectors
         made += n
 
 
@@ -79,8 +86,8 @@ def store_papers(size: int, source_home: Path, home: Path,
     rng = np.random.default_rng(size)  # the same corpus for both stores at one size
     try:
         started = time.perf_counter()
-        for record, chunks, vectors in synthetic_papers(source, size, rng):
-            store.replace_paper(record, chunks, vectors, source.model)
+        for record, chunks, vectors, sentence_vectors in synthetic_papers(source, size, rng):
+            store.replace_paper(record, chunks, vectors, source.model, sentence_vectors)
         postings = time.perf_counter()
         store.postings(build=True)
         done = time.perf_counter()

@@ -16,6 +16,9 @@ _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d
 _BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
+EXPORT_VERSION = 2  # the ONNX graph's outputs: 2 added the token states (sentence vectors)
+
+
 class ModelError(Exception):
     """The model cannot be had or is not the one expected."""
 
@@ -170,7 +173,7 @@ class Embedder:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
         slug = "".join(c if c.isalnum() else "-" for c in self._local_dir.name)[:40]
-        return f"{slug}-{h.hexdigest()[:16]}"
+        return f"{slug}-{h.hexdigest()[:16]}-v{EXPORT_VERSION}"
 
     @property
     def backend(self) -> str:
@@ -200,3 +203,18 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vecs, dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                        batch_size: int = 32, on_batch=None):  # fmt: skip
+        """(passage vectors, per passage its sentence vectors), ``spans`` being each passage's
+        sentences as character spans of its text. On ONNX a sentence's vector pools the
+        passage's own token states (one forward pass); the torch path embeds each sentence."""
+        import numpy as np
+
+        if self.backend in ("onnx", "onnx-int8"):
+            return self.onnx.encode_spans(texts, spans, batch_size=batch_size, on_batch=on_batch)
+        vectors = self.encode(texts, batch_size=batch_size, on_batch=on_batch)
+        flat = [t[a:b] for t, sp in zip(texts, spans) for a, b in sp]
+        encoded = self.encode(flat, batch_size=batch_size)
+        bounds = np.cumsum([0] + [len(sp) for sp in spans])
+        return vectors, [encoded[bounds[i] : bounds[i + 1]] for i in range(len(spans))]

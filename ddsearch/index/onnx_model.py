@@ -69,18 +69,19 @@ def export(st, model_dir: Path, target: Path) -> None:
             else:
                 mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1), hidden
 
     dummy = torch.ones(2, 16, dtype=torch.long)
     dynamic = {n: {0: "batch", 1: "sequence"} for n in _INPUTS}
     dynamic["embedding"] = {0: "batch"}
+    dynamic["tokens"] = {0: "batch", 1: "sequence"}
 
     def build(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer chatter; the probes are the check
             torch.onnx.export(
                 Encoder(), (dummy, dummy, torch.zeros_like(dummy)), tmp,
-                input_names=list(_INPUTS), output_names=["embedding"],
+                input_names=list(_INPUTS), output_names=["embedding", "tokens"],
                 dynamic_axes=dynamic, opset_version=17, dynamo=False,
             )  # fmt: skip
 
@@ -168,11 +169,20 @@ class OnnxEncoder:
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
 
     def encode(self, texts, batch_size: int = 32, on_batch=None) -> np.ndarray:
+        return self.encode_spans(texts, None, batch_size, on_batch)[0]
+
+    def encode_spans(self, texts, spans=None, batch_size: int = 32, on_batch=None):
+        """(one vector per text, and per text one vector per (start, end) character span).
+
+        A span's vector pools the text's own token states over the span's tokens ("late
+        chunking"): each sentence is seen in its passage's context, at no extra model cost."""
         texts = list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled = [np.zeros((len(s), self.dimension), dtype=np.float32) for s in spans or ()]
         if not texts:
-            return out
+            return out, pooled
         encodings = self.tokenizer.encode_batch(texts)
+        outputs = ["embedding", "tokens"] if spans is not None else ["embedding"]
         lengths = [len(e.ids) for e in encodings]
         for rows in _batches(lengths, batch_size):
             width = max(len(encodings[i].ids) for i in rows)
@@ -183,9 +193,24 @@ class OnnxEncoder:
                 ids[r, :n] = encodings[i].ids
                 mask[r, :n] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            out[rows] = self.session.run(
-                None, {k: v for k, v in feed.items() if k in self._inputs}
-            )[0]
+            got = self.session.run(outputs, {k: v for k, v in feed.items() if k in self._inputs})
+            out[rows] = got[0]
+            for r, i in enumerate(rows) if spans is not None else ():
+                pooled[i] = pool_spans(got[1][r], encodings[i].offsets, spans[i])
             if on_batch:
                 on_batch(len(rows))
         return out
+
+
+def pool_spans(states: np.ndarray, offsets, spans) -> np.ndarray:
+    """L2-normalised mean of the token states whose characters fall in each span."""
+    starts = np.array([a for a, b in offsets])
+    ends = np.array([b for a, b in offsets])
+    real = ends > starts  # special tokens ([CLS], [SEP], padding) cover no characters
+    out = np.zeros((len(spans), states.shape[-1]), dtype=np.float32)
+    for j, (a, b) in enumerate(spans):
+        inside = real & (starts < b) & (ends > a)
+        if inside.any():
+            v = states[: len(offsets)][inside].mean(axis=0)
+            out[j] = v / (np.linalg.norm(v) or 1.0)
+    return out

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import asdict
 from urllib.parse import urlsplit
 
-from ddsearch.index.store import IndexError_, PaperRecord, _paper_from_json
+from ddsearch.index.store import IndexError_, PaperRecord, _paper_from_json, sentence_blob
 
 CHUNKS = "ddsearch_chunks"
 PAPERS = "ddsearch_papers"
@@ -120,12 +120,11 @@ class Remote:
         return dict(zip(got["ids"], got["metadatas"]))
 
     # -- writing ----------------------------------------------------------------------------
-    def replace_paper(self, store, record: PaperRecord, chunks, vectors, model: str) -> None:
+    def replace_paper(self, store, record: PaperRecord, chunks, vectors, model: str,
+                      sentence_vectors) -> None:  # fmt: skip
         import numpy as np
 
         vectors = np.asarray(vectors, dtype=np.float32)
-        if len(chunks) != len(vectors):
-            raise ValueError("one vector per chunk")
         paper = record.paper
         token = uuid.uuid4().hex[:16]
         now = time.time_ns()
@@ -142,11 +141,16 @@ class Remote:
                         "pages": list(c.pages),
                         "printed": list(c.printed_pages),
                         "section": c.section,
+                        "sentences": [
+                            [s.start, s.end, list(s.pages), list(s.printed), s.caption]
+                            for s in c.sentences
+                        ],
                     }
                 ),
                 "vector": _vec_to_b64(v),
+                "sentence_vectors": base64.b64encode(sentence_blob(sv)).decode("ascii"),
             }
-            for c, v in zip(chunks, vectors)
+            for c, v, sv in zip(chunks, vectors, sentence_vectors)
         ]
         for start in range(0, len(chunks), BATCH):
             end = start + BATCH
@@ -268,7 +272,7 @@ class Remote:
     def _apply(self, store, removed, fetched, *, replace: bool = False) -> None:
         """Remove and write papers in the cache, in one transaction; ``replace``: ``removed``
         are all the cached papers and ``fetched`` all the server's."""
-        from ddsearch.models import Chunk
+        from ddsearch.models import Chunk, Sentence
 
         db = store.db
         db.execute("BEGIN IMMEDIATE")
@@ -286,9 +290,13 @@ class Remote:
                 order = sorted(
                     range(len(rows["ids"])), key=lambda i: rows["metadatas"][i]["ordinal"]
                 )
-                chunks, blobs = [], []
+                chunks, blobs, sentence_blobs = [], [], []
                 for i in order:
                     m, extra = rows["metadatas"][i], json.loads(rows["metadatas"][i]["chunk"])
+                    sentences = tuple(
+                        Sentence(a, b, tuple(pages), tuple(printed), bool(caption))
+                        for a, b, pages, printed, caption in extra["sentences"]
+                    )
                     chunks.append(
                         Chunk(
                             extra["id"],
@@ -298,9 +306,11 @@ class Remote:
                             tuple(extra["pages"]),
                             extra["section"],
                             tuple(extra["printed"]),
+                            sentences,
                         )
                     )
                     blobs.append(_b64_to_bytes(m["vector"]))
+                    sentence_blobs.append(_b64_to_bytes(m["sentence_vectors"]))
                 record = PaperRecord(
                     _paper_from_json(json.dumps(doc["paper"])),
                     doc["sha256"],
@@ -309,7 +319,7 @@ class Remote:
                     doc["source"],
                     doc["ingested_at"],
                 )
-                store._write_rows(record, chunks, blobs)
+                store._write_rows(record, chunks, blobs, sentence_blobs)
                 tokens[pid] = meta["token"]
                 latest = meta
             if latest is not None:

@@ -17,12 +17,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ddsearch.models import Chunk, Paper
+from ddsearch.models import Chunk, Paper, Sentence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sentences with their own pages and vectors
 COLLECTION = "chunks"
 TOKENIZE = "porter unicode61"
 COLUMN_WEIGHTS = {"title": 2.0, "section": 1.5, "text": 1.0}  # bm25() weight of each FTS column
+
+
+SENTENCE_DTYPE = "<f2"  # sentence vectors pick a quote, never rank alone: half precision
+
+
+def sentence_blob(vectors) -> bytes:
+    import numpy as np
+
+    return np.asarray(vectors, dtype=SENTENCE_DTYPE).tobytes()
 
 
 class IndexError_(Exception):
@@ -54,8 +63,24 @@ CREATE TABLE IF NOT EXISTS chunks (
     ordinal INTEGER NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL, printed TEXT NOT NULL,
     section TEXT, vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_paper ON chunks (paper_id, ordinal);
+CREATE TABLE IF NOT EXISTS sentences (
+    chunk INTEGER NOT NULL, ordinal INTEGER NOT NULL, start INTEGER NOT NULL,
+    end INTEGER NOT NULL, pages TEXT NOT NULL, printed TEXT NOT NULL, caption INTEGER NOT NULL,
+    vector BLOB NOT NULL, PRIMARY KEY (chunk, ordinal)) WITHOUT ROWID;
 {_FTS_TABLE};
 """
+
+
+def _check_vectors(chunks: Sequence[Chunk], vectors, sentence_vectors) -> list:
+    """One vector per chunk and one per sentence; the sentence vectors, as a list per chunk."""
+    if len(chunks) != len(vectors):
+        raise ValueError("one vector per chunk")
+    sentence_vectors = [()] * len(chunks) if sentence_vectors is None else list(sentence_vectors)
+    if len(sentence_vectors) != len(chunks) or any(
+        len(v) != len(c.sentences) for c, v in zip(chunks, sentence_vectors)
+    ):
+        raise ValueError("one vector per sentence")
+    return sentence_vectors
 
 
 def _chroma_metadata(paper: Paper, c: Chunk) -> dict:
@@ -227,16 +252,17 @@ class Store:
         return set(self.collection.get(where=where, include=[])["ids"])
 
     # -- writing ----------------------------------------------------------------------------
-    def replace_paper(self, record: PaperRecord, chunks: Sequence[Chunk], vectors, model: str):
-        """Make exactly these chunks the paper's, atomically for readers."""
+    def replace_paper(self, record: PaperRecord, chunks: Sequence[Chunk], vectors, model: str,
+                      sentence_vectors: Sequence | None = None):  # fmt: skip
+        """Make exactly these chunks (and their sentences, with one vector each in
+        ``sentence_vectors``, per chunk) the paper's, atomically for readers."""
+        sentence_vectors = _check_vectors(chunks, vectors, sentence_vectors)
         if self.remote is not None:
-            return self.remote.replace_paper(self, record, chunks, vectors, model)
+            return self.remote.replace_paper(self, record, chunks, vectors, model, sentence_vectors)
         import numpy as np
 
         vectors = np.asarray(vectors, dtype=np.float32)
         paper = record.paper
-        if len(chunks) != len(vectors):
-            raise ValueError("one vector per chunk")
         if chunks:
             metadatas = [_chroma_metadata(paper, c) for c in chunks]
             for start in range(0, len(chunks), 1000):
@@ -250,7 +276,13 @@ class Store:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._write_rows(record, chunks, [v.tobytes() for v in vectors], time.time())
+            self._write_rows(
+                record,
+                chunks,
+                [v.tobytes() for v in vectors],
+                [sentence_blob(v) for v in sentence_vectors],
+                time.time(),
+            )
             self.set_meta("model", model)
             self.set_meta(
                 "dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0)
@@ -265,11 +297,13 @@ class Store:
             self.collection.delete(ids=sorted(stale))
 
     def _write_rows(self, record: PaperRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
+                    sentence_vectors: Sequence[bytes],
                     ingested_at: float | None = None) -> None:  # fmt: skip
-        """Inside a transaction: replace the paper's rows with these (vectors as float32 bytes)."""
+        """Inside a transaction: replace the paper's rows with these (vectors as float32 bytes,
+        each chunk's sentence vectors as one SENTENCE_DTYPE blob)."""
         paper, db = record.paper, self.db
         self._delete_rows(paper.id)
-        for c, v in zip(chunks, vectors):
+        for c, v, sv in zip(chunks, vectors, sentence_vectors):
             cur = db.execute(
                 "INSERT INTO chunks (id, paper_id, ordinal, text, pages, printed, section, "
                 "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -280,6 +314,13 @@ class Store:
                 "INSERT INTO chunks_fts (rowid, title, section, text) VALUES (?, ?, ?, ?)",
                 (cur.lastrowid, paper.title, c.section or "", c.text),
             )
+            size = len(sv) // max(1, len(c.sentences))
+            db.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(cur.lastrowid, i, s.start, s.end, json.dumps(s.pages), json.dumps(s.printed),
+                  int(s.caption), sv[i * size : (i + 1) * size])
+                 for i, s in enumerate(c.sentences)],
+            )  # fmt: skip
         db.execute(
             "INSERT OR REPLACE INTO papers VALUES (?, ?, ?, ?, ?, ?, ?)",
             (paper.id, json.dumps(asdict(paper)), record.sha256, record.settings,
@@ -289,6 +330,7 @@ class Store:
     def _delete_rows(self, paper_id: str) -> None:
         rows = self.db.execute("SELECT rowid FROM chunks WHERE paper_id=?", (paper_id,)).fetchall()
         self.db.executemany("DELETE FROM chunks_fts WHERE rowid=?", rows)
+        self.db.executemany("DELETE FROM sentences WHERE chunk=?", rows)
         self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
 
     def remove_paper(self, paper_id: str) -> None:
@@ -369,11 +411,41 @@ class Store:
             f"WHERE rowid IN ({marks})",
             rowids,
         ).fetchall()
+        sentences: dict[int, list[Sentence]] = {}
+        for r in self.db.execute(
+            "SELECT chunk, start, end, pages, printed, caption FROM sentences "
+            f"WHERE chunk IN ({marks}) ORDER BY chunk, ordinal",
+            rowids,
+        ):
+            sentences.setdefault(r[0], []).append(
+                Sentence(r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), bool(r[5]))
+            )
         return {
             r[0]: Chunk(
-                r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[7], tuple(json.loads(r[6]))
+                r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[7], tuple(json.loads(r[6])),
+                tuple(sentences.get(r[0], ())),
             )
             for r in rows
+        }  # fmt: skip
+
+    def sentence_vectors(self, chunk_ids: Iterable[str]) -> dict[str, object]:
+        """Each chunk's sentence vectors (float32 rows, in sentence order) by chunk id."""
+        import numpy as np
+
+        chunk_ids = list(chunk_ids)
+        if not chunk_ids:
+            return {}
+        dim = int(self.meta("dimension") or 0)
+        parts: dict[str, list[bytes]] = {}
+        for chunk, blob in self.db.execute(
+            "SELECT c.id, s.vector FROM sentences s JOIN chunks c ON c.rowid = s.chunk "
+            f"WHERE c.id IN ({','.join('?' * len(chunk_ids))}) ORDER BY c.id, s.ordinal",
+            chunk_ids,
+        ):
+            parts.setdefault(chunk, []).append(blob)
+        return {
+            c: np.frombuffer(b"".join(p), dtype=SENTENCE_DTYPE).reshape(-1, dim).astype(np.float32)
+            for c, p in parts.items()
         }
 
     def chunks_of(self, paper_id: str) -> list[Chunk]:

@@ -19,11 +19,11 @@ from ddsearch.index.lock import writer_lock
 from ddsearch.index.remote import ServerError
 from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
 from ddsearch.ingest.chunk import chunk_pages, heading
-from ddsearch.ingest.clean import clean_pages
+from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, extract
 from ddsearch.models import Chunk, Paper
 
-PIPELINE_VERSION = 1  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 2  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):
@@ -137,6 +137,8 @@ def fingerprint(paper: Paper, settings: Settings, encoder: str) -> str:
         "model": settings.model,
         "chunk_tokens": settings.chunk_tokens,
         "overlap_tokens": settings.overlap_tokens,
+        "section_tokens": settings.section_tokens,
+        "pages": paper.pages,  # the published range decides the printed page numbers
         "encoder": encoder,  # onnx, onnx-int8 or torch: what computed the vectors
         "title": paper.title,
     }
@@ -153,8 +155,7 @@ def make_chunks(
         stages["extract"] = time.perf_counter() - started
         stages["pages"] = len(doc.pages)
         started = time.perf_counter()
-    first = re.match(r"\s*(\d+)", paper.pages or "")
-    pages = clean_pages(doc.pages, heading, int(first.group(1)) if first else None)
+    pages = clean_pages(doc.pages, heading, page_range(paper.pages))
     context = embedder.count_tokens([paper.title + " — "])[0] + settings.section_tokens + 1
     room = embedder.max_seq_length - 2 - context
     budget = min(settings.chunk_tokens, room)
@@ -304,10 +305,15 @@ def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Set
     """Embed a prepared paper and make its chunks visible, all at once."""
     paper, chunks = ready.source.paper, ready.chunks
     started = time.perf_counter()
-    vectors = embedder.encode(_fit(paper, chunks, embedder), on_batch=on_batch)
+    texts = _fit(paper, chunks, embedder)
+    spans = [
+        [(len(t) - len(c.text) + s.start, len(t) - len(c.text) + s.end) for s in c.sentences]
+        for t, c in zip(texts, chunks)
+    ]  # each sentence in the embedded text, which is the chunk's after its context line
+    vectors, sentence_vectors = embedder.encode_passages(texts, spans, on_batch=on_batch)
     embedded = time.perf_counter()
     record = PaperRecord(paper, ready.digest, ready.shape, len(chunks), str(ready.pdf), time.time())
-    store.replace_paper(record, chunks, vectors, settings.model)
+    store.replace_paper(record, chunks, vectors, settings.model, sentence_vectors)
     stages = {k: v for k, v in ready.stages.items() if k != "pages"}
     report.timed({**stages, "embed": embedded - started, "store": time.perf_counter() - embedded})
     report.pages += int(ready.stages.get("pages", 0))

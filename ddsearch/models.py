@@ -81,3 +81,11 @@ class Hit:
     def cited_pages(self) -> tuple[int, ...]:
         """The PDF pages the citation names: the quote's, else the passage's."""
         return self.quote_pages or self.chunk.pages
+
+
+class Results(list):
+    """The hits of one query, best first, and whether even the best of them matches weakly."""
+
+    def __init__(self, hits=(), weak_match: bool = False):
+        super().__init__(hits)
+        self.weak_match = weak_match

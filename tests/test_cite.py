@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddsearch.models import Chunk, Hit, Paper
+from ddsearch.models import Chunk, Hit, Paper, Sentence
 from ddsearch.search.cite import (
     Citation,
     ascii_fold,
@@ -21,7 +21,7 @@ from ddsearch.search.cite import (
     make_citation,
     split_name,
 )
-from ddsearch.search.quote import Quote, best_quote
+from ddsearch.search.quote import Question, Quote, pick, sentence_scores
 from ddsearch.sentences import split_sentences, split_spans
 
 DYNAMO = Paper(
@@ -273,7 +273,7 @@ DIM = 512
 
 def bag_of_words(texts: list[str]) -> np.ndarray:
     """Deterministic stand-in for the embedding model: hashed, L2-normalised word counts."""
-    out = np.zeros((len(texts), DIM))
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
     for row, text in enumerate(texts):
         for word in re.findall(r"[a-z0-9]+", text.lower()):
             out[row, zlib.crc32(word.encode()) % DIM] += 1.0
@@ -282,8 +282,22 @@ def bag_of_words(texts: list[str]) -> np.ndarray:
     return out / norms
 
 
-def qvec(query: str) -> np.ndarray:
-    return bag_of_words([query])[0]
+def passage(text: str, pages=None, captions=()) -> Chunk:
+    """A chunk of text whose sentences stand on ``pages`` (one per sentence; default 1)."""
+    spans = split_spans(text)
+    pages = pages or [1] * len(spans)
+    sentences = tuple(
+        Sentence(s, e, (p,) if isinstance(p, int) else tuple(p), (), i in captions)
+        for i, ((s, e), p) in enumerate(zip(spans, pages))
+    )
+    return Chunk("x:00000:0", "x", 0, text, tuple(sorted({p for s in sentences for p in s.pages})),
+                 sentences=sentences)  # fmt: skip
+
+
+def quote_for(query: str, chunk: Chunk, n: int = 3) -> Quote | None:
+    question = Question.make(query, bag_of_words([query])[0], lambda terms: [1.0] * len(terms))
+    vectors = bag_of_words([chunk.text[s.start : s.end] for s in chunk.sentences])
+    return pick(chunk, sentence_scores(question, chunk, vectors, 0.5), n)
 
 
 PASSAGE = (
@@ -296,62 +310,55 @@ PASSAGE = (
 )
 
 
-def test_quote_is_the_best_sentence_with_offsets():
-    q = best_quote(qvec("consistent hashing ring partitioned replicated"), PASSAGE, bag_of_words)
-    assert isinstance(q, Quote)
+def test_the_quote_is_the_answering_sentence_with_offsets_and_its_page():
+    chunk = passage(PASSAGE, pages=[3, 3, 3, 4])
+    q = quote_for("consistent hashing ring partitioned replicated", chunk, 1)
     assert q.text.startswith("Data is partitioned") and q.text.endswith("range of the ring.")
     assert PASSAGE[q.start : q.end] == q.text
-    assert 0 < q.score <= 1
+    assert q.pages == (4,)  # the citation names the quote's page, not the passage's 3-4
 
 
-def test_quote_extends_to_a_neighbour_that_scores_well():
-    passage = (
-        "Paxos chooses a single value among proposals. "
-        "The proposer sends a prepare message with a ballot number to the acceptors. "
-        "The acceptors promise the proposer never to accept a lower ballot number. "
-        "Unrelated text about disks and caches follows here."
+def test_a_quote_with_a_number_answers_a_how_long_question():
+    text = (
+        "The failure detector suspects a node when its heartbeats stop arriving at the peers. "
+        "In our tests a dead node was suspected within 15 seconds of its last heartbeat. "
+        "Suspicion is gossiped to every other node in the cluster."
     )
-    q = best_quote(qvec("proposer acceptors ballot number"), passage, bag_of_words)
-    assert q.text == (
-        "The proposer sends a prepare message with a ballot number to the acceptors. "
-        "The acceptors promise the proposer never to accept a lower ballot number."
+    q = quote_for(
+        "how long does it take the failure detector to suspect a dead node?", passage(text), 1
     )
-    single = best_quote(qvec("proposer acceptors ballot number"), passage, bag_of_words, 1)
-    assert single.text.count(".") == 1
+    assert "15 seconds" in q.text
 
 
-def test_short_best_sentence_takes_a_neighbour():
-    passage = (
-        "Leases bound clock skew. "
-        "A lease holder may serve reads locally until its lease expires on the clock."
+def test_neighbours_join_within_the_margin_and_the_word_cap():
+    chunk = passage(
+        "One two three four five. Six seven eight nine ten. Eleven twelve thirteen end."
     )
-    q = best_quote(qvec("leases skew"), passage, bag_of_words)
-    assert q.start == 0 and q.end == len(passage)
-
-
-def test_long_best_sentence_stands_alone():
-    q = best_quote(qvec("consistency availability failure"), PASSAGE, bag_of_words)
-    assert q.text == (
-        "To achieve this level of availability, Dynamo sacrifices consistency under certain "
-        "failure scenarios."
+    both = "Six seven eight nine ten. Eleven twelve thirteen end."
+    assert pick(chunk, [0.0, 5.0, 4.9], margin=0.5).text == both
+    assert pick(chunk, [0.0, 5.0, 4.9], margin=0.0).text == "Six seven eight nine ten."
+    assert (
+        pick(chunk, [5.0, 4.9, 4.8], max_sentences=1, margin=1).text == "One two three four five."
     )
+    long = passage(" ".join(["word " * 45 + "end."] * 3))
+    assert len(pick(long, [1.0, 1.0, 1.0], margin=1).text.split()) <= 80
 
 
-def test_fragments_are_not_quoted():
-    passage = (
-        "Consistent hashing. "
-        "Nodes are placed on a ring using a hash of their name and position. "
-        "Figure 2."
+def test_captions_and_fragments_are_never_quoted_and_never_crossed():
+    text = (
+        "Figure 2: The ring. Nodes are placed on a ring by a hash. Fig. 3. "
+        "Keys go clockwise from their hash to a node."
     )
-    q = best_quote(qvec("consistent hashing"), passage, bag_of_words)
-    assert q.text == "Nodes are placed on a ring using a hash of their name and position."
-    # nothing but fragments: they are quoted after all
-    only = best_quote(qvec("hashing"), "Consistent hashing. Figure 2.", bag_of_words, 1)
-    assert only.text == "Consistent hashing."
+    chunk = passage(text, captions={0})
+    q = pick(chunk, [9.0, 1.0, 8.0, 0.9], margin=10)
+    assert q.text == "Nodes are placed on a ring by a hash."  # the fragment between is not crossed
+    assert pick(passage("Figure 1: Only a caption here.", captions={0}), [1.0]) is None
 
 
-def test_empty_passage():
-    assert best_quote(qvec("x"), "   ", bag_of_words) == Quote("", 0, 0)
+def test_a_sentence_across_a_page_break_cites_both_pages():
+    chunk = passage("A short one here. This sentence starts on one page and ends on the next.",
+                    pages=[5, (5, 6)])  # fmt: skip
+    assert pick(chunk, [0.0, 3.0], 1).pages == (5, 6)
 
 
 @settings(max_examples=200, deadline=None)
@@ -360,12 +367,13 @@ def test_empty_passage():
     st.text(alphabet="abc xyz", max_size=20),
     st.integers(1, 4),
 )
-def test_quote_offsets_always_point_into_the_passage(passage, query, n):
-    q = best_quote(qvec(query), passage, bag_of_words, max_sentences=n)
-    assert passage[q.start : q.end] == q.text
-    assert bool(q.text) == bool(passage.strip())
-    if q.text:
-        spans = split_spans(passage)
-        starts, ends = [s for s, _ in spans], [e for _, e in spans]
-        assert q.start in starts and q.end in ends
-        assert ends.index(q.end) - starts.index(q.start) < n
+def test_quote_offsets_always_point_into_the_passage(text, query, n):
+    chunk = passage(text)
+    q = quote_for(query, chunk, n)
+    if q is None:
+        assert not chunk.sentences
+        return
+    assert text[q.start : q.end] == q.text
+    starts, ends = [s.start for s in chunk.sentences], [s.end for s in chunk.sentences]
+    assert q.start in starts and q.end in ends
+    assert ends.index(q.end) - starts.index(q.start) < n

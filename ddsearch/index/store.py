@@ -448,6 +448,15 @@ class Store:
             for c, p in parts.items()
         }
 
+    def chunks_by_id(self, chunk_ids: Iterable[str]) -> list[Chunk]:
+        ids = list(chunk_ids)
+        if not ids:
+            return []
+        rows = self.db.execute(
+            f"SELECT rowid FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall()
+        return list(self.chunks(r[0] for r in rows).values())
+
     def chunks_of(self, paper_id: str) -> list[Chunk]:
         rows = self.db.execute(
             "SELECT rowid FROM chunks WHERE paper_id=? ORDER BY ordinal", (paper_id,)

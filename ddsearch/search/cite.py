@@ -206,12 +206,18 @@ def deep_link(paper: Paper, page: int | None) -> str | None:
 
 
 def make_citation(hit: Hit, key: str) -> Citation:
-    """The citation of one hit: who, when, what, where, which pages, and a link there."""
+    """The citation of one hit: who, when, what, where, which pages, and a link there.
+
+    The pages are the quote's, where the hit has one: what a reader checks is the quote."""
     paper, chunk = hit.paper, hit.chunk
-    printed_pages = [p for p in chunk.printed_pages if p]
+    pdf_pages = sorted(hit.cited_pages)
+    printed_pages = [
+        p for p in (hit.quote_printed if hit.quote_pages else chunk.printed_pages) if p
+    ]
     if all(p.isdigit() for p in printed_pages):
         printed_pages.sort(key=int)
-    pdf_pages = sorted(chunk.pages)
+    if len(printed_pages) != len(pdf_pages):
+        printed_pages = []  # some of the pages have no printed number: cite PDF pages
     if printed_pages:
         locator = page_range(printed_pages[0], printed_pages[-1])
         prefix = "pp." if "–" in locator else "p."

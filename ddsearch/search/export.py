@@ -384,9 +384,10 @@ def _json_result(hit: Hit, key: str) -> dict:
         "key": key,
         "title": hit.paper.title,
         "year": hit.paper.year,
-        "pages": list(hit.chunk.pages),
-        "printed_pages": list(hit.chunk.printed_pages),
+        "pages": list(hit.cited_pages),  # what the citation claims: the quote's pages
+        "printed_pages": list(hit.quote_printed if hit.quote_pages else hit.chunk.printed_pages),
         "page_label": c.pages,
+        "passage_pages": list(hit.chunk.pages),  # the whole passage's, as context
         "section": hit.chunk.section,
         "score": float(hit.score),
         "scores": {k: float(v) for k, v in hit.scores.items()},
@@ -405,7 +406,11 @@ def _json_result(hit: Hit, key: str) -> dict:
 
 
 def render_json(query: str, hits: list[Hit], keys: dict[str, str]) -> str:
-    doc = {"query": query, "results": [_json_result(h, keys[h.paper.id]) for h in hits]}
+    doc = {
+        "query": query,
+        "weak_match": bool(getattr(hits, "weak_match", False)),  # a plain list: not known weak
+        "results": [_json_result(h, keys[h.paper.id]) for h in hits],
+    }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -1,102 +1,198 @@
-"""The sentences of a passage that answer the query best, with their offsets."""
+"""The quote: the 1-3 contiguous sentences of a hit that answer the question best.
+
+Every sentence of a passage has a vector computed at ingest (ddsearch.index.embed), so picking a
+quote embeds nothing. Each sentence is described by a few signals (its similarity to the question,
+alone and against the passage's best, the share of the question's rare terms and word pairs it
+holds, numbers where the question asks for a quantity, its length and place) and scored by a
+logistic model fitted on the tuning part of the dev questions (bench/fit_quote.py writes
+quote_model.json beside this file). Captions and fragments are never quoted while a passage has
+a real sentence, and a quote never spans a caption.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
-from ddsearch.sentences import split_spans
+from ddsearch.models import Chunk
 
-# A neighbour joins the quote when it scores within this much of the best sentence ...
-NEIGHBOUR_MARGIN = 0.1
-# ... or when the quote so far is shorter than this many characters.
-SHORT_QUOTE = 60
-# Fragments with fewer words than this are not sentences (headings, "Fig. 3", page numbers).
-MIN_WORDS = 3
-
-Encoder = Callable[[list[str]], np.ndarray]
+MIN_WORDS = 4  # fewer words is a fragment, not a sentence ("Fig. 3", "For")
+MAX_QUOTE_WORDS = 80  # a longer quote is a passage, not a quote
+_NUMBER = re.compile(r"\d")
+# a question that wants a quantity: the sentence with the number is the answer
+_QUANTITY = re.compile(
+    r"\b(?:how (?:many|much|long|large|big|fast|often|quickly|soon|far|small|slow)|"
+    r"what (?:fraction|percentage|proportion|share|size|rate|number|latency|throughput)|"
+    r"by how much|how .* (?:take|last))\b",
+    re.I,
+)
+FEATURES = (
+    "cosine", "cosine_gap", "passage_cosine", "rare_terms", "terms", "pairs", "number",
+    "quantity_number", "first", "short", "long", "neighbour_cosine",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Quote:
-    """``text == passage[start:end]``; ``score`` is the cosine of its best sentence."""
+    """``text == chunk.text[start:end]``, standing on PDF ``pages`` (printed as ``printed``)."""
 
     text: str
     start: int
     end: int
-    score: float = 0.0
+    pages: tuple[int, ...]
+    printed: tuple[str, ...]
+    score: float  # the model's score of its best sentence
 
 
-def _cosines(query_vec: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    q = np.asarray(query_vec, dtype=np.float64).ravel()
-    v = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), -1)
-    norms = np.linalg.norm(v, axis=1) * (np.linalg.norm(q) or 1.0)
-    norms[norms == 0] = 1.0
-    return (v @ q) / norms
+@dataclass(frozen=True)
+class Question:
+    """What the quote model needs of the question, computed once per query."""
+
+    vector: np.ndarray
+    stems: dict[str, float]  # stem -> idf weight
+    pairs: frozenset[tuple[str, str]]  # adjacent content-word stems
+    quantity: bool
+
+    @classmethod
+    def make(cls, text: str, vector, idf: Callable[[list[str]], list[float]]) -> Question:
+        from ddsearch.search.rank import query_terms
+
+        terms = query_terms(text)
+        weights = idf(terms) if terms else []
+        stems: dict[str, float] = {}
+        for term, w in zip(terms, weights):
+            stems[stem(term)] = max(w, stems.get(stem(term), 0.0))
+        words = [stem(t) for t in query_terms_in_order(text)]
+        return cls(
+            vector=np.asarray(vector, dtype=np.float32),
+            stems=stems,
+            pairs=frozenset(zip(words, words[1:])),
+            quantity=bool(_QUANTITY.search(text)),
+        )
 
 
-SHORTLIST = 5  # sentences per passage that the model scores
+def query_terms_in_order(text: str) -> list[str]:
+    """Content words in order, repeats kept (for word pairs)."""
+    from ddsearch.search.rank import _TOKEN, STOPWORDS
+
+    return [t for t in (w.lower() for w in _TOKEN.findall(text)) if t not in STOPWORDS]
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     """A crude stem, enough to match 'copied', 'copies', 'copy' and 'sales', 'sale'."""
     for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: len(word) - len(suffix)] + repl
             break
-    return word[:5]
+    return word[:6]
 
 
-def _stems(text: str) -> set[str]:
-    from ddsearch.search.rank import query_terms
-
-    return {_stem(t) for t in query_terms(text)}
+_MODEL_PATH = Path(__file__).with_name("quote_model.json")
 
 
-def shortlist(query: str, sentences: Sequence[str], size: int = SHORTLIST) -> list[str]:
-    """The sentences sharing most word stems with the query (ties: passage order)."""
-    terms = _stems(query)
-    overlap = [len(terms & _stems(s)) for s in sentences]
-    order = sorted(range(len(sentences)), key=lambda i: (-overlap[i], i))
-    return [sentences[i] for i in order[:size]]
+@cache
+def _model() -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
+    """(weights, bias, feature means, feature scales, neighbour margin) from quote_model.json."""
+    data = json.loads(_MODEL_PATH.read_text())
+    if tuple(data["features"]) != FEATURES:
+        raise RuntimeError("quote_model.json was fitted on other features: run bench/fit_quote.py")
+    return (
+        np.array(data["weights"]),
+        float(data["bias"]),
+        np.array(data["mean"]),
+        np.array(data["scale"]),
+        float(data["neighbour_margin"]),
+    )
 
 
-def best_quote(
-    query_vec: np.ndarray,
-    passage: str,
-    encode: Encoder,
-    max_sentences: int = 3,
-) -> Quote:
-    """The best-matching window of 1 to ``max_sentences`` contiguous sentences.
+def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosine: float):
+    """One row of FEATURES per sentence of the chunk."""
+    n = len(chunk.sentences)
+    out = np.zeros((n, len(FEATURES)))
+    if n == 0:
+        return out
+    cos = vectors @ question.vector if len(vectors) else np.zeros(n)
+    total = sum(question.stems.values()) or 1.0
+    for i, s in enumerate(chunk.sentences):
+        words = query_terms_in_order(chunk.text[s.start : s.end])
+        stems = [stem(w) for w in words]
+        have = set(stems)
+        shared = [t for t in question.stems if t in have]
+        pairs = set(zip(stems, stems[1:]))
+        has_number = bool(_NUMBER.search(chunk.text[s.start : s.end]))
+        neighbours = [cos[j] for j in (i - 1, i + 1) if 0 <= j < n]
+        out[i] = (
+            cos[i],
+            cos[i] - cos.max(),
+            passage_cosine,
+            sum(question.stems[t] for t in shared) / total,
+            len(shared) / max(1, len(question.stems)),
+            len(pairs & question.pairs) / max(1, len(question.pairs)),
+            has_number,
+            has_number and question.quantity,
+            i == 0,
+            len(words) < 6,
+            math.log1p(len(words)) / 4,
+            max(neighbours, default=cos[i]),
+        )
+    return out
 
-    Starts from the sentence closest to the query and grows towards the better-scoring
-    neighbour while that neighbour scores within NEIGHBOUR_MARGIN of the best, or while
-    the quote is shorter than SHORT_QUOTE characters. Fragments under MIN_WORDS words are
-    not candidates (nor crossed) unless the passage has nothing else.
-    """
-    spans: Sequence[tuple[int, int]] = split_spans(passage)
-    if not spans:
-        return Quote("", 0, 0)
-    eligible = [len(passage[s:e].split()) >= MIN_WORDS for s, e in spans]
-    if not any(eligible):
-        eligible = [True] * len(spans)
-    idx = [i for i, ok in enumerate(eligible) if ok]
-    scores = np.full(len(spans), -np.inf)
-    vectors = encode([passage[spans[i][0] : spans[i][1]] for i in idx])
-    scores[idx] = _cosines(query_vec, vectors)
 
+def sentence_scores(question: Question, chunk: Chunk, vectors, passage_cosine: float):
+    """The model's log-odds that each sentence holds the answer."""
+    weights, bias, mean, scale, _ = _model()
+    x = (features(question, chunk, vectors, passage_cosine) - mean) / scale
+    return x @ weights + bias
+
+
+def _quotable(chunk: Chunk) -> list[bool]:
+    ok = [
+        not s.caption and len(chunk.text[s.start : s.end].split()) >= MIN_WORDS
+        for s in chunk.sentences
+    ]
+    return ok if any(ok) else [not s.caption for s in chunk.sentences]
+
+
+def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
+         margin: float | None = None) -> Quote | None:  # fmt: skip
+    """The best sentence, grown towards a neighbour that scores within ``margin`` (default: the
+    model's) of it while the quote stays a quote (at most MAX_QUOTE_WORDS words)."""
+    sentences = chunk.sentences
+    ok = _quotable(chunk)
+    if not any(ok):
+        return None
+    margin = _model()[4] if margin is None else margin
+    scores = np.where(ok, np.asarray(scores, dtype=float), -np.inf)
     best = int(np.argmax(scores))
     lo = hi = best
-    while hi - lo + 1 < max(1, max_sentences):
-        options = [i for i in (lo - 1, hi + 1) if 0 <= i < len(spans) and eligible[i]]
+
+    def words(a: int, b: int) -> int:
+        return len(chunk.text[sentences[a].start : sentences[b].end].split())
+
+    while hi - lo + 1 < max_sentences:
+        options = [i for i in (lo - 1, hi + 1) if 0 <= i < len(sentences) and ok[i]]
         if not options:
             break
         nxt = max(options, key=lambda i: (scores[i], -i))
-        short = spans[hi][1] - spans[lo][0] < SHORT_QUOTE
-        if not (scores[nxt] >= scores[best] - NEIGHBOUR_MARGIN or short):
+        a, b = min(lo, nxt), max(hi, nxt)
+        if scores[nxt] < scores[best] - margin or words(a, b) > MAX_QUOTE_WORDS:
             break
-        lo, hi = min(lo, nxt), max(hi, nxt)
-    start, end = spans[lo][0], spans[hi][1]
-    return Quote(passage[start:end], start, end, float(scores[best]))
+        lo, hi = a, b
+    first, last = sentences[lo], sentences[hi]
+    pages = tuple(dict.fromkeys(p for s in sentences[lo : hi + 1] for p in s.pages))
+    printed = tuple(dict.fromkeys(p for s in sentences[lo : hi + 1] for p in s.printed))
+    return Quote(
+        chunk.text[first.start : last.end],
+        first.start,
+        last.end,
+        pages,
+        printed,
+        float(scores[best]),
+    )

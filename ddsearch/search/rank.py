@@ -28,6 +28,14 @@ T = TypeVar("T")
 _TOKEN = re.compile(r"[^\W_]+", re.U)
 
 
+def canonical(query: str) -> str:
+    """The query as the rankers see it: case, punctuation and spacing never change a ranking."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", query).lower()
+    return " ".join(_TOKEN.findall(text))
+
+
 def query_terms(text: str) -> list[str]:
     """Lower-cased content words of a query, in order, without repeats."""
     terms = [t.lower() for t in _TOKEN.findall(text)]
@@ -41,6 +49,15 @@ def fts_match(text: str) -> str | None:
     return " OR ".join(f'"{t}"' for t in terms) if terms else None
 
 
+def normalise(ranking: Ranking) -> dict[int, float]:
+    """Min-max normalised scores of one ranker's candidates: its best 1, its worst 0."""
+    if not ranking:
+        return {}
+    scores = [s for _, s in ranking]
+    lo, hi = min(scores), max(scores)
+    return {item: (s - lo) / (hi - lo) if hi > lo else 1.0 for item, s in ranking}
+
+
 def fuse(runs: Sequence[tuple[Ranking, float]]) -> dict[int, float]:
     """A convex combination of rankers' min-max normalised scores: {id: score}.
 
@@ -50,12 +67,7 @@ def fuse(runs: Sequence[tuple[Ranking, float]]) -> dict[int, float]:
     """
     fused: dict[int, float] = {}
     for ranking, weight in runs:
-        if not ranking:
-            continue
-        scores = [s for _, s in ranking]
-        lo, hi = min(scores), max(scores)
-        for item, s in ranking:
-            share = (s - lo) / (hi - lo) if hi > lo else 1.0
+        for item, share in normalise(ranking).items():
             fused[item] = fused.get(item, 0.0) + weight * share
     return fused
 

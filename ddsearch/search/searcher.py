@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
-from ddsearch.models import Chunk, Hit
+from ddsearch.models import Chunk, Hit, Results
 from ddsearch.search.rank import (
     DENSE_WEIGHT,
     LIST_DENSE_WEIGHT,
     Ranking,
     asks_for_many_papers,
+    canonical,
     diversify,
     fts_match,
     fuse,
+    normalise,
     query_terms,
 )
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
+# Weak-match floors, set below every tuning-part dev question (bench/weak_match.py):
+WEAK_DENSE = 0.2  # the nearest passage's cosine
+WEAK_TERMS = 0.5  # the idf-weighted share of the query's words found in the index
 
 
 class QueryError(ValueError):
@@ -104,31 +110,46 @@ class Searcher:
             self._last_query = (query, self.embedder.encode([query])[0])
         return self._last_query[1]
 
+    def idf(self, terms: list[str]) -> list[float]:
+        """Inverse document frequency of each query term over the chunks (1.0 without the
+        lexical postings, which hold the counts)."""
+        postings = self._current_postings()
+        if postings is None:
+            return [1.0] * len(terms)
+        tokens = self._tokenize(terms)
+        n = max(1, len(postings.rowids))
+        out = []
+        for word in tokens:
+            dfs = [postings.document_frequency(t) for t in word] or [0]
+            out.append(math.log(1 + (n - max(dfs) + 0.5) / (max(dfs) + 0.5)))
+        return out
+
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
-        """Set each hit's quote: the sentences of its passage closest to the query.
-
-        Only a shortlist of each passage's sentences (those sharing most words with the query)
-        is embedded, all hits in one batch: embedding every sentence of ten passages costs more
-        than the rest of a query together."""
-        import numpy as np
-
-        from ddsearch.search.quote import best_quote, shortlist
-        from ddsearch.sentences import split_sentences
+        """Set each hit's quote, and so the pages its citation names: the best 1-3 sentences
+        of its passage (ddsearch.search.quote), from vectors stored at ingest."""
+        from ddsearch.search.quote import Question, pick, sentence_scores
 
         if not hits:
             return
-        qvec = self.encode_query(query)
-        chosen = {s for h in hits for s in shortlist(query, split_sentences(h.chunk.text))}
-        ordered = sorted(chosen)
-        known = dict(zip(ordered, self.embedder.encode(ordered)))
-        zero = np.zeros_like(qvec)
-
-        def encode(texts):
-            return np.stack([known.get(t, zero) for t in texts])
-
+        query = canonical(query)
+        question = Question.make(query, self.encode_query(query), self.idf)
+        vectors = self.store.sentence_vectors(c.id for h in hits for c in h.parts or (h.chunk,))
         for hit in hits:
-            quote = best_quote(qvec, hit.chunk.text, encode, max_sentences)
-            hit.quote, hit.quote_span = quote.text, (quote.start, quote.end)
+            best = None
+            for part in hit.parts or (hit.chunk,):
+                found = vectors.get(part.id)
+                if found is None or len(found) != len(part.sentences):
+                    continue
+                scores = sentence_scores(question, part, found, hit.scores.get("dense", 0.0))
+                quote = pick(part, scores, max_sentences)
+                if quote and (best is None or quote.score > best.score):
+                    best = quote
+            if best is None:
+                continue
+            start = hit.chunk.text.find(best.text)
+            hit.quote, hit.quote_span = best.text, (start, start + len(best.text))
+            hit.quote_pages, hit.quote_printed = best.pages, best.printed
+            hit.scores["sentence"] = round(best.score, 6)  # the quote model's log-odds
 
     def citation_keys(self, catalog=None) -> dict[str, str]:
         """Citation keys unique across the catalog and every indexed paper."""
@@ -162,19 +183,22 @@ class Searcher:
             return []
         postings = self._current_postings()
         if postings is not None:
-            from ddsearch.index.store import TOKENIZE
-
-            if self._tokenizer is None:
-                from ddsearch.index.postings import Tokenizer
-
-                self._tokenizer = Tokenizer(TOKENIZE)
-            tokens = [t for word in self._tokenizer(terms) for t in word]
+            tokens = [t for word in self._tokenize(terms) for t in word]
             allowed = None
             if papers:
                 rowids, _, owners = self._matrix()
                 allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
             return postings.top(tokens, limit, allowed)
         return self.store.lexical(fts_match(query), limit, papers or None)
+
+    def _tokenize(self, terms: list[str]) -> list[list[str]]:
+        """The lexical index's own tokens of each term (porter stems)."""
+        if self._tokenizer is None:
+            from ddsearch.index.postings import Tokenizer
+            from ddsearch.index.store import TOKENIZE
+
+            self._tokenizer = Tokenizer(TOKENIZE)
+        return self._tokenizer(terms)
 
     def _current_postings(self):
         # None is looked up again: an ingest saves this generation's postings when it ends
@@ -195,9 +219,12 @@ class Searcher:
         papers: Iterable[str] | None = None,
         mode: str = "hybrid",
     ) -> list[Hit]:
-        query = (query or "").strip()
-        if not query:
+        original = (query or "").strip()
+        if not original:
             raise QueryError("the query is empty")
+        query = canonical(original)
+        if not query:
+            raise QueryError(f"the query {original!r} has no words to search for")
         if not 1 <= k <= 100:
             raise QueryError(f"-k must be between 1 and 100, not {k}")
         if mode not in MODES:
@@ -207,28 +234,65 @@ class Searcher:
         if unknown:
             raise QueryError(f"not in the index: {', '.join(sorted(unknown))}")
 
-        many = asks_for_many_papers(query)
+        many = asks_for_many_papers(original)
         share = LIST_DENSE_WEIGHT if many else DENSE_WEIGHT
         runs = []
         if mode in ("hybrid", "dense"):
             weight = share if mode == "hybrid" else 1.0
-            runs.append((self.dense(query, CANDIDATES, wanted), weight))
+            runs.append(("dense", self.dense(query, CANDIDATES, wanted), weight))
         if mode in ("hybrid", "lexical"):
             weight = 1.0 - share if mode == "hybrid" else 1.0
-            runs.append((self.lexical(query, CANDIDATES, wanted), weight))
-        fused = fuse(runs)
+            runs.append(("lexical", self.lexical(query, CANDIDATES, wanted), weight))
+        fused = fuse([(ranking, weight) for _, ranking, weight in runs])
         order = sorted(fused, key=lambda r: -fused[r])
         chunks = self.store.chunks(order)
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
-        hits = _merge_neighbours([(chunks[r], fused[r]) for r in found])
+        merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found])
         if many:  # a list of papers: each paper's best hit first
-            hits = diversify(hits, lambda hit: hit[0].paper_id, free=1, per_paper=1)
+            merged = diversify(merged, lambda hit: hit[0].paper_id, free=1, per_paper=1)
         else:
-            hits = diversify(hits, lambda hit: hit[0].paper_id)
-        return [
-            Hit(rank=i + 1, chunk=c, paper=self.paper(c.paper_id), score=s)
-            for i, (c, s) in enumerate(hits[:k])
+            merged = diversify(merged, lambda hit: hit[0].paper_id)
+        raw = {name: dict(ranking) for name, ranking, _ in runs}
+        shares = {name: normalise(ranking) for name, ranking, _ in runs}
+        hits = [
+            Hit(
+                rank=i + 1,
+                chunk=c,
+                paper=self.paper(c.paper_id),
+                score=s,
+                scores={
+                    **{name: round(raw[name].get(r, 0.0), 6) for name in raw},
+                    **{f"{name}_norm": round(shares[name].get(r, 0.0), 6) for name in raw},
+                },
+                parts=parts,
+            )
+            for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
+        return Results(hits, self._weak(query, runs))
+
+    def _weak(self, query: str, runs) -> bool:
+        """Whether even the best candidates match weakly: the nearest passage is far from the
+        query, or few of the query's words (weighted by rarity) occur in the index at all."""
+        best_dense = max(
+            (s for name, r, _ in runs if name == "dense" for _, s in r[:1]), default=None
+        )
+        if best_dense is None:
+            best_dense = float(self.dense(query, 1)[0][1]) if len(self._matrix()[0]) else 0.0
+        return best_dense < WEAK_DENSE or self.term_coverage(query) < WEAK_TERMS
+
+    def term_coverage(self, query: str) -> float:
+        """The idf-weighted share of the query's words that some chunk holds (1.0 when the
+        lexical postings are not at hand to tell)."""
+        terms = query_terms(query)
+        postings = self._current_postings()
+        if not terms or postings is None:
+            return 1.0
+        present = [
+            any(postings.document_frequency(t) for t in word) for word in self._tokenize(terms)
+        ]
+        n = max(1, len(postings.rowids))
+        weights = [math.log(n + 1) if not ok else w for ok, w in zip(present, self.idf(terms))]
+        return sum(w for w, ok in zip(weights, present) if ok) / (sum(weights) or 1.0)
 
 
 def _join(a: str, b: str, least: int = 21) -> str:
@@ -242,14 +306,15 @@ def _join(a: str, b: str, least: int = 21) -> str:
 
 
 def _merge_neighbours(
-    ranked: list[tuple[Chunk, float]], max_parts: int = 3
-) -> list[tuple[Chunk, float]]:
-    """Fold a hit into a better-ranked hit on the adjacent chunk of the same paper."""
-    out: list[list] = []  # [chunk, score, lowest ordinal, highest ordinal, parts]
-    for chunk, score in ranked:
+    ranked: list[tuple[Chunk, float, int]], max_parts: int = 3
+) -> list[tuple[Chunk, float, int, tuple[Chunk, ...]]]:
+    """Fold a hit into a better-ranked hit on the adjacent chunk of the same paper; each
+    result keeps its best rowid and the chunks it is made of (best first)."""
+    out: list[list] = []  # [chunk, score, rowid, lowest ordinal, highest ordinal, parts]
+    for chunk, score, rowid in ranked:
         for entry in out:
-            kept, _, lo, hi, parts = entry
-            if kept.paper_id != chunk.paper_id or parts >= max_parts:
+            kept, _, _, lo, hi, parts = entry
+            if kept.paper_id != chunk.paper_id or len(parts) >= max_parts:
                 continue
             if chunk.ordinal == lo - 1:
                 text = _join(chunk.text, kept.text)
@@ -264,9 +329,11 @@ def _merge_neighbours(
                 text=text,
                 pages=tuple(sorted(set(kept.pages) | set(chunk.pages))),
                 printed_pages=tuple(dict.fromkeys(printed)),
+                sentences=(),  # the merged text's sentences are its parts'
             )
-            entry[2], entry[3], entry[4] = min(lo, chunk.ordinal), max(hi, chunk.ordinal), parts + 1
+            entry[3], entry[4] = min(lo, chunk.ordinal), max(hi, chunk.ordinal)
+            entry[5] = (*parts, chunk)
             break
         else:
-            out.append([chunk, score, chunk.ordinal, chunk.ordinal, 1])
-    return [(e[0], e[1]) for e in out]
+            out.append([chunk, score, rowid, chunk.ordinal, chunk.ordinal, (chunk,)])
+    return [(e[0], e[1], e[2], e[5]) for e in out]

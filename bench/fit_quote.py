@@ -1,0 +1,186 @@
+"""Fit the quote model (ddsearch/search/quote_model.json) on the tuning part of the dev questions.
+
+    python bench/fit_quote.py --home HOME [--questions ../shared/eval/dev.jsonl]
+                              [--split bench/dev-split.json]
+
+For every tuning question, each sentence of each top-10 hit from a gold paper is a sample; it is
+positive when it holds most of a gold quote (or is most of one, for quotes of several sentences).
+A logistic regression (L2, Newton steps) over ddsearch.search.quote.FEATURES gives the weights;
+then the neighbour margin (how close a neighbouring sentence must score to join the quote) is
+chosen on the tuning part's quote accuracy. Both parts' figures are printed; only the tuning
+part decides anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ddsearch.catalog import load_catalog  # noqa: E402
+from ddsearch.search import quote as quote_module  # noqa: E402
+from ddsearch.search.evaluate import (  # noqa: E402
+    PageTexts,
+    content_words,
+    evaluate,
+    load_questions,
+    load_split,
+    select,
+    summarise,
+)
+from ddsearch.search.quote import FEATURES, Question, features  # noqa: E402
+from ddsearch.search.searcher import Searcher  # noqa: E402
+
+MODEL = REPO / "ddsearch" / "search" / "quote_model.json"
+L2 = 1.0
+MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def label(sentence: str, golds: tuple[str, ...]) -> bool:
+    have = set(content_words(sentence))
+    for gold in golds:
+        want = set(content_words(gold))
+        if not want or not have:
+            continue
+        if len(want & have) >= 0.5 * len(want) or len(want & have) >= 0.7 * len(have) >= 3:
+            return True
+    return False
+
+
+def samples(searcher: Searcher, questions) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for q in questions:
+        if not q.quotes:
+            continue
+        hits = searcher.search(q.question, k=10)
+        question = Question.make(q.question, searcher.encode_query(q.question), searcher.idf)
+        parts = [c for h in hits if h.paper.id in q.gold for c in h.parts or (h.chunk,)]
+        vectors = searcher.store.sentence_vectors(c.id for c in parts)
+        for hit in hits:
+            if hit.paper.id not in q.gold:
+                continue
+            for part in hit.parts or (hit.chunk,):
+                if part.id not in vectors or not part.sentences:
+                    continue
+                xs.append(features(question, part, vectors[part.id], hit.scores.get("dense", 0)))
+                ys.extend(label(part.text[s.start : s.end], q.quotes) for s in part.sentences)
+    return np.vstack(xs), np.array(ys, dtype=float)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method; the bias is not penalised."""
+    a = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(a.shape[1])
+    penalty = np.full(a.shape[1], L2)
+    penalty[-1] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(a @ w)))
+        grad = a.T @ (p - y) + penalty * w
+        hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def standalone(searcher: Searcher) -> None:
+    """Have the searcher quote from sentences embedded one by one instead of the stored vectors."""
+    cache: dict[str, np.ndarray] = {}
+
+    def sentence_vectors(chunk_ids):
+        ids = list(chunk_ids)
+        chunks = {c.id: c for c in searcher.store.chunks_by_id(ids)}
+        todo = [i for i in ids if i not in cache and i in chunks]
+        texts = [chunks[i].text[s.start : s.end] for i in todo for s in chunks[i].sentences]
+        vectors = searcher.embedder.encode(texts) if texts else []
+        at = 0
+        for i in todo:
+            n = len(chunks[i].sentences)
+            cache[i] = np.asarray(vectors[at : at + n])
+            at += n
+        return {i: cache[i] for i in ids if i in cache}
+
+    searcher.store.sentence_vectors = sentence_vectors
+    global MODEL
+    MODEL = Path("/tmp/quote_model.standalone.json")
+    MODEL.write_text(quote_module._MODEL_PATH.read_text())
+    quote_module._MODEL_PATH = MODEL
+
+
+def write(weights, bias, mean, scale, margin, note: str) -> None:
+    MODEL.write_text(
+        json.dumps(
+            {
+                "features": list(FEATURES),
+                "weights": [round(float(v), 6) for v in weights],
+                "bias": round(bias, 6),
+                "mean": [round(float(v), 6) for v in mean],
+                "scale": [round(float(v), 6) for v in scale],
+                "neighbour_margin": margin,
+                "fitted_on": note,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    quote_module._model.cache_clear()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--questions", type=Path, default=REPO.parent / "shared/eval/dev.jsonl")
+    ap.add_argument("--split", type=Path, default=REPO / "bench/dev-split.json")
+    ap.add_argument(
+        "--vectors",
+        choices=["stored", "standalone"],
+        default="stored",
+        help="stored: the late-chunked vectors from ingest; standalone: embed each sentence "
+        "alone (with fp32 weights, at query time) to compare; writes no model",
+    )
+    args = ap.parse_args()
+
+    questions = load_questions(args.questions)
+    split = load_split(args.split)
+    tune, held = select(questions, split, "tune"), select(questions, split, "held")
+    searcher = Searcher(args.home, catalog=load_catalog())
+    searcher.warm()
+    if args.vectors == "standalone":
+        standalone(searcher)
+    x, y = samples(searcher, tune)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    weights, bias = fit_logistic((x - mean) / scale, y)
+    print(f"{len(y)} sentences, {int(y.sum())} positive")
+    for name, w in sorted(zip(FEATURES, weights), key=lambda t: -abs(t[1])):
+        print(f"  {name:<18}{w:+.3f}")
+
+    pages = PageTexts()
+    best = None
+    for margin in MARGINS:
+        write(weights, bias, mean, scale, margin, "trial")
+        figures = summarise(evaluate(searcher, tune, page_text=pages).rows, 5)
+        print(f"margin {margin}: tune quote_acc {figures['quote_acc']:.3f}")
+        if best is None or figures["quote_acc"] > best[1]:
+            best = (margin, figures["quote_acc"])
+    note = f"{args.split.name} tune part ({len(tune)} questions, {len(y)} sentences)"
+    write(weights, bias, mean, scale, best[0], note)
+    for name, part in (("tune", tune), ("held", held)):
+        figures = summarise(evaluate(searcher, part, page_text=pages).rows, 5, intervals=True)
+        print(
+            f"{name}: quote_acc {figures['quote_acc']:.3f} {figures['quote_acc_ci']}, exact@1 "
+            f"{figures['exact@1']:.3f}, hit@5 {figures['hit@5']:.3f}, "
+            f"link {figures['link=quote_page']:.3f}"
+        )
+    print(f"wrote {MODEL} (margin {best[0]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,10 @@
 """Benchmark ddsearch on the shared corpus: ingest stages, model limit, query latency, memory.
 
     python bench/run.py [--papers ../shared/papers] [--questions ../shared/eval/dev.jsonl]
+                        [--baseline DIR]
+
+``--baseline DIR`` (a checkout of an earlier ddsearch, e.g. ``git worktree add /tmp/base REV``)
+also times that code's full ingest in the same run, so the two are compared on one machine.
 
 Writes bench/out/bench.json and bench/out/bench.md. Numbers, not assertions: nothing here
 fails on a slow machine.
@@ -51,12 +55,23 @@ def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--papers", type=Path, default=ROOT.parent / "shared" / "papers")
     ap.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each cold command")
+    ap.add_argument("--baseline", type=Path, help="an earlier checkout to time ingest against")
     args = ap.parse_args()
 
     from ddsearch.catalog import load_catalog
@@ -69,7 +84,8 @@ def main() -> None:
     env = {**os.environ, "DDSEARCH_HOME": str(home)}
     exe = [sys.executable, "-m", "ddsearch.cli"]
     results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
     }
     try:
@@ -92,6 +108,26 @@ def main() -> None:
 
         wall, _, _ = wait4_measured([sys.executable, "-c", code], env)
         results["reingest_unchanged_s"] = wall
+
+        if args.baseline:
+            base_home = Path(tempfile.mkdtemp(prefix="ddsearch-bench-base-"))
+            base_env = {**env, "DDSEARCH_HOME": str(base_home),
+                        "PYTHONPATH": str(args.baseline.resolve())}  # fmt: skip
+            warm = (
+                "from ddsearch.index.embed import Embedder; from pathlib import Path; "
+                + "; ".join(
+                    f"Embedder(stamp_dir=Path({str(base_home)!r}), int8={b}).encode(['warm-up'])"
+                    for b in (False, True)
+                )
+            )
+            subprocess.run([sys.executable, "-c", warm], env=base_env, check=True)
+            base_code = code.replace(str(home), str(base_home))
+            wall, _, _ = wait4_measured([sys.executable, "-c", base_code], base_env)
+            results["baseline_ingest_s"] = wall
+            results["baseline_index_mb"] = (
+                dir_size(base_home) - dir_size(base_home / "models")
+            ) / 2**20
+            shutil.rmtree(base_home, ignore_errors=True)
 
         store = Store(home, readonly=True)
         catalog = load_catalog()
@@ -118,6 +154,10 @@ def main() -> None:
             colds.append(wall)
             rsses.append(rss)
         helps = [wait4_measured(exe + ["--help"], env)[0] for _ in range(args.repeat)]
+        floor = [sys.executable, "-c", "import numpy, onnxruntime, tokenizers"]
+        results["startup_floor_s"] = statistics.median(
+            wait4_measured(floor, env)[0] for _ in range(args.repeat)
+        )
         results["cold_query_s"] = statistics.median(colds)
         results["query_peak_rss_mb"] = max(rsses)
         results["help_s"] = statistics.median(helps)
@@ -165,13 +205,24 @@ def markdown(r: dict) -> str:
         ("raw model on the same chunks", f"{r['model_raw']['seconds']:.1f} s, {r['model_raw']['tokens_per_s']:.0f} tokens/s"),
         ("ingest vs raw model (raw/ingest)", f"{r['ingest_vs_raw_model']:.2f}"),
         ("unchanged re-ingest, wall", f"{r['reingest_unchanged_s']:.1f} s"),
-        ("cold `ddsearch query`, wall (median)", f"{r['cold_query_s']:.2f} s"),
+        ("cold `ddsearch query` (k=10, quotes), wall (median)", f"{r['cold_query_s']:.2f} s"),
+        ("start-up floor `python -c 'import numpy, onnxruntime, tokenizers'` (median)",
+         f"{r['startup_floor_s']:.2f} s (cold query = {r['cold_query_s'] / r['startup_floor_s']:.1f}x)"),
         ("`ddsearch --help`, wall (median)", f"{r['help_s']:.2f} s"),
         ("warm query p50 / p95 (search)", f"{w['p50']:.0f} / {w['p95']:.0f} ms"),
         ("warm query p50 / p95 (search + quotes)", f"{w['with_quotes_p50']:.0f} / {w['with_quotes_p95']:.0f} ms"),
         ("peak RSS ingest / query", f"{i['peak_rss_mb']:.0f} / {r['query_peak_rss_mb']:.0f} MB"),
         ("index on disk (SQLite / Chroma)", f"{r['index_mb']['sqlite']:.0f} / {r['index_mb']['chroma']:.0f} MB"),
     ]  # fmt: skip
+    if "baseline_ingest_s" in r:
+        rows.insert(
+            1,
+            (
+                "baseline full ingest (--baseline), same run",
+                f"{r['baseline_ingest_s']:.1f} s (this one {i['wall_s'] / r['baseline_ingest_s']:.2f}x)",
+            ),
+        )
+        rows.append(("baseline index on disk (all files)", f"{r['baseline_index_mb']:.0f} MB"))
     out = [f"Machine: {r['machine']}; {r['date']}.", "", "| measure | value |", "|---|---|"]
     out += [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(out) + "\n"

@@ -168,7 +168,16 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
 
 
 # ------------------------------------------------------------------------------ query
-def _print_hit(hit, key: str, width: int, full: bool) -> None:
+def _explain(hit) -> str:
+    """Each ranker's raw and normalised evidence, and the quote model's score."""
+    names = [n for n in ("dense", "lexical") if n in hit.scores]
+    parts = [f"{n} {hit.scores[n]:.4f} (norm {hit.scores.get(n + '_norm', 0):.3f})" for n in names]
+    if "sentence" in hit.scores:
+        parts.append(f"quote sentence {hit.scores['sentence']:+.2f}")
+    return "evidence: " + ", ".join(parts)
+
+
+def _print_hit(hit, key: str, width: int, full: bool, explain: bool = False) -> None:
     from ddsearch.search.cite import format_citation, make_citation
 
     c = make_citation(hit, key)
@@ -182,6 +191,8 @@ def _print_hit(hit, key: str, width: int, full: bool) -> None:
         f"score {hit.score:.4f}",
     ]
     click.echo("   " + " · ".join(w for w in where if w))
+    if explain:
+        click.echo("   " + click.style(_explain(hit), dim=True))
     click.echo("   " + click.style(format_citation(c), fg="cyan"))
     text = hit.chunk.text
     if hit.quote_span and not full:
@@ -195,6 +206,9 @@ def _print_hit(hit, key: str, width: int, full: bool) -> None:
         for line in textwrap.wrap(text, width=width - 3):
             click.echo("   " + line)
     click.echo()
+
+
+_WEAK_NOTICE = "weak match: nothing in the index is close to this question; check the results"
 
 
 @main.command()
@@ -227,8 +241,11 @@ def _print_hit(hit, key: str, width: int, full: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Overwrite existing export files.")
 @click.option("--model", help="Fail unless the index was built with this model.")
+@click.option("--explain", is_flag=True, help="Show each hit's evidence from every ranker.")
 @click.pass_context
-def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, fmt, force, model):
+def query(
+    ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, fmt, force, model, explain
+):
     """Search the index: ranked passages with paper, page and citation."""
     if qfile is not None and question:
         raise click.UsageError("give a QUESTION or --file, not both")
@@ -276,9 +293,11 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
     if not hits:
         click.echo("no results")
         return
+    if hits.weak_match:
+        click.echo(click.style(_WEAK_NOTICE, fg="red"))
     width = min(shutil.get_terminal_size((100, 20)).columns, 110)
     for hit in hits:
-        _print_hit(hit, keys[hit.paper.id], width, full)
+        _print_hit(hit, keys[hit.paper.id], width, full, explain)
 
 
 # ------------------------------------------------------------------------------ papers, cite
@@ -408,18 +427,38 @@ def serve(ctx, host, port, max_pending, catalog_path, quiet):
     type=click.Choice(["hybrid", "dense", "lexical"]),
     help="Ranking mode(s) to score (repeatable; default hybrid).",
 )
+@click.option(
+    "--split",
+    "split_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='A split file ({"tune": [ids], "held": [ids]}), for --part.',
+)
+@click.option(
+    "--part",
+    type=click.Choice(["all", "tune", "held"]),
+    default="all",
+    show_default=True,
+    help="Which part of the split to score.",
+)
+@click.option("--intervals", is_flag=True, help="Bootstrap 95% intervals for the overall figures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_context
-def eval_(ctx, file, k, modes, as_json):
-    """Score retrieval on questions with gold (paper, pages): hit@k, MRR@10, paper@1."""
-    from ddsearch.search.evaluate import evaluate, load_questions
+def eval_(ctx, file, k, modes, split_path, part, intervals, as_json):
+    """Score retrieval and citations on questions with gold (paper, pages, quote): hit@k,
+    MRR@10, paper@1, multi-paper recall, quote accuracy, exact@1, single-page, link page."""
+    from ddsearch.search.evaluate import evaluate, load_questions, load_split, select
 
     if not 1 <= k <= 10:
         raise click.UsageError("-k must be between 1 and 10")
-    questions = load_questions(file)
+    if part != "all" and split_path is None:
+        raise click.UsageError("--part goes with --split FILE")
+    questions = select(load_questions(file), load_split(split_path) if split_path else {}, part)
     searcher = _searcher(ctx)
     searcher.warm()
-    results = [evaluate(searcher, questions, k=k, mode=m).as_dict() for m in modes or ("hybrid",)]
+    results = [
+        evaluate(searcher, questions, k=k, mode=m, part=part).as_dict(intervals)
+        for m in modes or ("hybrid",)
+    ]
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
         return
@@ -427,17 +466,31 @@ def eval_(ctx, file, k, modes, as_json):
         _print_eval(r)
 
 
+_EVAL_COLUMNS = [  # (heading, field, width)
+    ("n", "questions", 5), ("hit@{k}", "hit@{k}", 8), ("MRR@10", "mrr@10", 8),
+    ("paper@1", "paper@1", 8), ("multi@10", "multi_recall@10", 9), ("quote", "quote_acc", 7),
+    ("exact@1", "exact@1", 8), ("1-page", "single_page", 7), ("link", "link=quote_page", 7),
+]  # fmt: skip
+
+
 def _print_eval(r: dict) -> None:
     k = r["k"]
-    click.echo(click.style(f"mode {r['mode']}", bold=True))
-    cols = f"{'':<10}{'n':>5}{'hit@' + str(k):>9}{'MRR@10':>9}{'paper@1':>9}{'multi@10':>10}"
-    click.echo(cols)
+    part = f" · {r['part']} part" if r["part"] != "all" else ""
+    click.echo(click.style(f"mode {r['mode']}{part}", bold=True))
+    cols = [(h.format(k=k), f.format(k=k), w) for h, f, w in _EVAL_COLUMNS]
+    click.echo(f"{'':<10}" + "".join(f"{h:>{w}}" for h, _, w in cols))
     rows = [("overall", r["overall"])] + list(r["styles"].items())
     for name, s in rows:
-        multi = f"{s['multi_recall@10']:.3f}" if s["multi_recall@10"] is not None else "-"
+        cells = []
+        for _, f, w in cols:
+            v = s.get(f)
+            cells.append(f"{'-' if v is None else (v if f == 'questions' else f'{v:.3f}'):>{w}}")
+        click.echo(f"{name:<10}" + "".join(cells))
+    cis = {f: s for f, s in r["overall"].items() if f.endswith("_ci")}
+    if cis:
         click.echo(
-            f"{name:<10}{s['questions']:>5}{s[f'hit@{k}']:>9.3f}{s['mrr@10']:>9.3f}"
-            f"{s['paper@1']:>9.3f}{multi:>10}"
+            "95% intervals: "
+            + ", ".join(f"{f[:-3]} {lo:.3f}-{hi:.3f}" for f, (lo, hi) in cis.items())
         )
     if r["missed"]:
         click.echo(f"missed at {k} ({len(r['missed'])}):")

@@ -204,3 +204,53 @@ def test_query_cli_on_real_papers(home, monkeypatch, embedder):
     assert doc["results"][0]["paper"] == "gfs"
     assert doc["results"][0]["key"] == "ghemawat2003google"
     assert doc["results"][0]["year"] == 2003
+
+
+def test_every_printed_page_falls_in_the_published_range(shared_papers, catalog):
+    """Over every shared paper whose catalog entry gives its pages: each sentence's printed page
+    is inside the range, or the sentence has none (cited as 'PDF p. N')."""
+    from ddsearch.ingest.chunk import _sentences, heading
+    from ddsearch.ingest.clean import clean_pages, page_range
+    from ddsearch.ingest.extract import Limits, extract
+
+    checked = 0
+    for pdf in sorted(shared_papers.glob("*.pdf")):
+        paper = catalog.get(pdf.stem)
+        span = page_range(paper.pages) if paper else None
+        if span is None:
+            continue
+        pages = clean_pages(extract(pdf, Limits(isolate=False)).pages, heading, span)
+        printed = [int(p) for s in _sentences(pages) for p in s.printed]
+        assert all(span[0] <= p <= span[1] for p in printed), (pdf.stem, span, set(printed))
+        checked += bool(printed)
+    assert checked >= 20  # most of the canon's PDFs are cited by the proceedings' pages
+
+
+def test_quotes_stand_on_the_page_their_citation_names(searcher, dev_questions, shared_papers):
+    from ddsearch.search.cite import make_citation
+    from ddsearch.search.evaluate import on_page
+
+    texts = {}
+    for pid in PAPERS:
+        doc = pdfium.PdfDocument(str(shared_papers / f"{pid}.pdf"))
+        texts[pid] = [doc[i].get_textpage().get_text_range() for i in range(len(doc))]
+        doc.close()
+    questions = [q.question for q in dev_questions] + [
+        "how does Raft elect a leader?",
+        "Why does GFS use a single master?",
+        "How does Dynamo handle temporary node failures?",
+        "What does a Paxos acceptor promise in phase 1?",
+    ]
+    quoted = 0
+    for question in questions:
+        hits = searcher.search(question, k=5)
+        searcher.add_quotes(question, hits)
+        for hit in hits:
+            assert hit.quote, (question, hit.rank)
+            citation = make_citation(hit, "key")
+            assert citation.pdf_page == hit.quote_pages[0]
+            assert citation.link.endswith(f"#page={citation.pdf_page}")
+            page = texts[hit.paper.id][citation.pdf_page - 1]
+            assert on_page(hit.quote, page), (question, hit.paper.id, citation.pdf_page, hit.quote)
+            quoted += 1
+    assert quoted >= 5 * len(questions) - 5

@@ -474,12 +474,23 @@ def _umask() -> int:
     return mask
 
 
+def check_target(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """The file an export will write, checked before any work: its folder exists, and
+    without force it does not exist yet. Raises FileNotFoundError or FileExistsError."""
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot write {target}: the folder {folder} {why}")
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
+    return target
+
+
 def write_atomic(path: str | os.PathLike[str], text: str, force: bool = False) -> Path:
     """Write text to path via a temporary file in the same directory, fsync and rename,
     so a reader never sees a half-written file. Without force an existing file is kept."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
+    target = check_target(path, force)
     directory = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

@@ -20,8 +20,9 @@ from click.testing import CliRunner
 
 from ddsearch.catalog import load_catalog
 from ddsearch.cli import main
+from ddsearch.models import Chunk, Hit
 from ddsearch.search.cite import citation_keys
-from ddsearch.search.export import conference_name
+from ddsearch.search.export import conference_name, render
 
 JS = Path(__file__).parent / "js"
 CATALOG = load_catalog()
@@ -167,3 +168,14 @@ def test_no_provenance_note_in_any_export(exports):
         for paper in noted:
             assert paper.note[:40] not in text, f"{fmt}: the note of {paper.id}"
     assert "note =" not in exports["bib"].read_text(encoding="utf-8")
+
+
+def test_no_provenance_note_in_search_result_exports():
+    noted = [p for p in CATALOG if p.note]
+    hits = [
+        Hit(rank=i, chunk=Chunk(f"{p.id}-0", p.id, 0, "A passage.", (1,)), paper=p, score=1.0)
+        for i, p in enumerate(noted, 1)
+    ]
+    for fmt in ("md", "json"):
+        text = " ".join(render(fmt, "q", hits, KEYS).split())
+        assert not [p.id for p in noted if p.note[:40] in text], fmt

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +121,35 @@ def load_catalog(path: Path | None = None) -> Catalog:
             raise CatalogError(f"{path}: paper #{i + 1}: duplicate id {paper.id!r}")
         catalog.papers[paper.id] = paper
     return catalog
+
+
+class UnknownIdError(ValueError):
+    """Paper ids that name no known paper, with the closest known ids for each."""
+
+
+def closest_ids(wanted: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known ids most like ``wanted``: those containing it first, then by similarity."""
+    wanted = wanted.lower()
+    known = sorted(set(known))
+    containing = [k for k in known if wanted and wanted in k]
+    similar = difflib.get_close_matches(wanted, known, n=n, cutoff=0.0)
+    return list(dict.fromkeys(containing + similar))[:n]
+
+
+def resolve_ids(ids: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The known ids that ``ids`` name, matched regardless of case ("Raft" -> "raft").
+
+    Raises UnknownIdError naming every id that matches none, with the closest known ids."""
+    known = list(known)
+    by_fold = {k.casefold(): k for k in known}
+    out, unknown = [], []
+    for i in ids:
+        match = i if i in known else by_fold.get(i.strip().casefold())
+        if match is None:
+            unknown.append(i)
+        else:
+            out.append(match)
+    if unknown:
+        hints = [f"{i} (closest: {', '.join(closest_ids(i, known)) or 'none'})" for i in unknown]
+        raise UnknownIdError("; ".join(hints))
+    return list(dict.fromkeys(out))

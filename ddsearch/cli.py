@@ -145,6 +145,7 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
             refresh=refresh,
             rebuild=rebuild,
             progress=progress,
+            log=lambda line: click.echo(line, err=True),  # one line a paper, without bars
         )
     except KeyboardInterrupt:  # before the first paper started: nothing half-done is visible
         click.echo("interrupted before any paper was ingested; run again to finish", err=True)
@@ -155,9 +156,10 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
         elif o.status == "skipped" and o.reason != "unchanged":
             click.echo(f"skipped  {o.paper_id}: {o.reason}", err=True)
     done = report.of("ingested")
+    unchanged = sum(o.reason == "unchanged" for o in report.of("skipped"))
     click.echo(
-        f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks), "
-        f"{len(report.of('skipped'))} skipped, {len(report.of('failed'))} failed "
+        f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks), {unchanged} unchanged, "
+        f"{len(report.of('skipped')) - unchanged} skipped, {len(report.of('failed'))} failed "
         f"in {report.seconds:.1f}s; index: {settings.home}"
     )
     if report.interrupted:
@@ -249,23 +251,27 @@ def query(
     """Search the index: ranked passages with paper, page and citation."""
     if qfile is not None and question:
         raise click.UsageError("give a QUESTION or --file, not both")
-    if qfile is None and not question:
+    if qfile is None and question is None:
         raise click.UsageError("give a QUESTION, or --file FILE with one question per line")
+    if qfile is None and not question.strip():  # "" and "   " are the same mistake
+        raise click.UsageError("the QUESTION is empty: give words to search for")
     if jsonl and qfile is None:
         raise click.UsageError("--jsonl goes with --file")
     if exports and qfile is not None:
         raise click.UsageError("--export goes with a QUESTION, not with --file")
     if fmt and len(exports) != 1:
         raise click.UsageError("--format goes with exactly one --export")
-    from ddsearch.search.export import export, format_from_path, render_json
+    from ddsearch.search.export import check_target, export, format_from_path, render_json
 
-    for path in exports:
+    for path in exports:  # before the search, which may take a while
         try:
             format_from_path(path, fmt)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
-        if path.exists() and not force:
-            raise click.ClickException(f"{path} already exists; pass --force to overwrite it")
+        try:
+            check_target(path, force)
+        except OSError as e:
+            raise click.ClickException(str(e)) from None
 
     searcher = _searcher(ctx, model)
     keys = searcher.citation_keys()
@@ -314,8 +320,9 @@ def papers(ctx, as_json, catalog_path):
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
         return
     width = max((len(r.id) for r in rows), default=2)
+    click.echo(f"{'id':<{width}}  year  {'status':<18} chunks  title")
     for r in rows:
-        chunks = f"{r.chunks:5d}" if r.chunks else "     "
+        chunks = f"{r.chunks:6d}" if r.chunks else "      "
         year = r.year or "    "
         click.echo(f"{r.id:<{width}}  {year}  {r.status:<18} {chunks}  {r.title}")
     indexed = sum(r.status == "indexed" for r in rows)
@@ -331,6 +338,7 @@ def papers(ctx, as_json, catalog_path):
 @click.pass_context
 def cite(ctx, ids, fmt, catalog_path):
     """Print the bibliography entries of whole papers."""
+    from ddsearch.catalog import UnknownIdError, resolve_ids
     from ddsearch.search.cite import citation_keys
     from ddsearch.search.export import render_papers
 
@@ -345,9 +353,10 @@ def cite(ctx, ids, fmt, catalog_path):
             store = Store(home, readonly=True, chroma_url=settings.chroma_url)
             known.update({pid: r.paper for pid, r in store.records().items() if pid not in known})
             store.close()
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise click.ClickException(f"unknown paper id(s): {', '.join(unknown)}")
+    try:
+        ids = resolve_ids(ids, known)
+    except UnknownIdError as e:
+        raise click.ClickException(f"unknown paper id(s): {e}") from None
     click.echo(render_papers(fmt, [known[i] for i in ids], citation_keys(known.values())), nl=False)
 
 
@@ -368,7 +377,7 @@ def doctor(ctx, fix, as_json, catalog_path):
         for line in result.fixed:
             click.echo(f"fixed    {line}")
         for f in result.findings:
-            tag = "problem" if f.problem else "ok/note"
+            tag = f.kind  # problem, note or ok
             click.echo(
                 f"{tag:<8} {f.check}: {f.message}" + (f"\n         -> {f.fix}" if f.fix else "")
             )

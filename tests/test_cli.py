@@ -17,9 +17,11 @@ from ddsearch.cli import main
 from ddsearch.index.store import Store
 
 SUMMARY = re.compile(
-    r"^(\d+) ingested \((\d+) chunks\), (\d+) skipped, (\d+) failed in [\d.]+s; index: (.+)$",
+    r"^(\d+) ingested \((\d+) chunks\), (\d+) unchanged, (\d+) skipped, (\d+) failed "
+    r"in [\d.]+s; index: (.+)$",
     re.M,
 )
+PAPER_LINE = re.compile(r"^\[\s*(\d+)/(\d+)\] ([\w.-]+): (.+)$", re.M)
 COMMANDS = ["ingest", "query", "papers", "cite", "eval"]
 
 
@@ -97,14 +99,53 @@ def test_ingest_from(tmp_home, small_pdfs, shared_model):
     out = ok(result)
     m = SUMMARY.search(out)
     assert m, out
-    assert (m[1], m[3], m[4], m[5]) == ("3", "0", "0", str(tmp_home))
+    assert (m[1], m[3], m[4], m[5], m[6]) == ("3", "0", "0", "0", str(tmp_home))
     store = Store(tmp_home, readonly=True)
     assert int(m[2]) == store.count_chunks() == store.collection.count() > 0
     store.close()
 
-    again = ok(invoke("--home", tmp_home, "ingest", "--from", folder))
-    assert SUMMARY.search(again).group(1, 2, 3, 4) == ("0", "0", "3", "0")
-    assert "unchanged" not in again  # unchanged papers are not listed one by one
+    (folder / "SOURCES.md").write_text("where the PDFs came from")
+    again = invoke("--home", tmp_home, "ingest", "--from", folder)
+    # the unchanged papers are told apart from the file that is not a PDF
+    assert SUMMARY.search(ok(again)).group(1, 2, 3, 4, 5) == ("0", "0", "3", "1", "0")
+    assert "skipped  SOURCES.md: not a PDF file" in again.stderr
+
+
+def test_ingest_logs_a_line_per_paper_without_a_terminal(tmp_home, small_pdfs, shared_model):
+    folder = small_pdfs["lighthouse"].parent
+    not_a_pdf(folder / "broken.pdf")
+    result = invoke("--home", tmp_home, "ingest", "--from", folder)  # stderr: not a terminal
+    lines = PAPER_LINE.findall(result.stderr)
+    assert [(n, total, pid) for n, total, pid, _ in lines] == [
+        ("1", "4", "broken"), ("2", "4", "ledger"), ("3", "4", "lighthouse"), ("4", "4", "orchard")
+    ]  # fmt: skip
+    said = {pid: what for _, _, pid, what in lines}
+    assert said["broken"] == "failed: not a PDF file"
+    assert re.fullmatch(r"ingested, \d+ chunks", said["ledger"])
+    again = invoke("--home", tmp_home, "ingest", "--from", folder, "lighthouse")
+    assert PAPER_LINE.findall(again.stderr) == [("1", "1", "lighthouse", "unchanged")]
+
+
+def test_ingest_says_when_it_prepares_the_model(tmp_home, small_pdfs, monkeypatch):
+    """A fresh data home first checks the model and exports it to ONNX (a quarter minute of
+    an idle bar): ingest says so. The stub encodes without that export, keeping this quick."""
+    from _crashdriver import StubEmbedder
+
+    from ddsearch.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "Embedder", StubEmbedder)
+    first = invoke("--home", tmp_home, "ingest", "--from", small_pdfs["orchard"])
+    assert "preparing the model for this data home" in ok(first) + first.stderr
+    assert re.search(r"^model ready in [\d.]+s$", first.stderr, re.M)
+
+
+def test_a_prepared_model_is_not_announced(tmp_path, embedder):
+    from ddsearch.index.embed import Embedder
+
+    embedder.encode(["warm"])  # the session's model: checked and exported in its stamp dir
+    assert embedder.prepared()
+    assert not Embedder(stamp_dir=tmp_path / "fresh").prepared()
+    assert not (tmp_path / "fresh" / "models").exists()  # asking exported nothing
 
 
 def test_ingest_reports_failures(tmp_home, small_pdfs, shared_model):
@@ -115,13 +156,15 @@ def test_ingest_reports_failures(tmp_home, small_pdfs, shared_model):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "failed   broken: not a PDF file" in result.stderr
     assert "skipped  notes.txt: not a PDF file" in result.stderr
-    assert SUMMARY.search(result.stdout).group(1, 3, 4) == ("3", "1", "1")
+    assert SUMMARY.search(result.stdout).group(1, 3, 4, 5) == ("3", "0", "1", "1")
 
 
 def test_ingest_ids_with_from(tmp_home, small_pdfs, shared_model):
     folder = small_pdfs["lighthouse"].parent
-    out = ok(invoke("--home", tmp_home, "ingest", "ledger", "--from", folder))
-    assert SUMMARY.search(out).group(1, 3, 4) == ("1", "0", "0")
+    (folder / "SOURCES.md").write_text("where the PDFs came from")
+    result = invoke("--home", tmp_home, "ingest", "ledger", "--from", folder)
+    assert SUMMARY.search(ok(result)).group(1, 3, 4, 5) == ("1", "0", "0", "0")
+    assert "SOURCES.md" not in result.output  # not asked for: not worth a word
     msg = user_error(invoke("--home", tmp_home, "ingest", "gfs", "--from", folder))
     assert "not among the given PDFs: gfs" in msg
 
@@ -273,8 +316,11 @@ def test_query_paper_filter(home, shared_model):
         ok(invoke("--home", home, "query", q, "--json", "--paper", "orchard", "--paper", "ledger"))
     )
     assert {r["paper"] for r in doc["results"]} == {"orchard", "ledger"}
-    msg = user_error(invoke("--home", home, "query", q, "--paper", "nope"))
-    assert "not in the index: nope" in msg
+    msg = user_error(invoke("--home", home, "query", q, "--paper", "ledgr"))
+    assert "not in the index: ledgr (closest: ledger" in msg
+    # an id in another case names the indexed paper
+    doc = json.loads(ok(invoke("--home", home, "query", q, "--json", "--paper", "Orchard")))
+    assert doc["results"] and {r["paper"] for r in doc["results"]} == {"orchard"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
@@ -295,8 +341,8 @@ def test_query_lexical_no_results(home, shared_model):
     "args, code, needle",
     [
         (["query"], 2, "give a QUESTION"),
-        (["query", ""], 2, "give a QUESTION"),
-        (["query", "   "], 1, "the query is empty"),
+        (["query", ""], 2, "the QUESTION is empty"),
+        (["query", "   "], 2, "the QUESTION is empty"),
         (["query", "beacon", "-k", "0"], 1, "-k must be between 1 and 100"),
         (["query", "beacon", "-k", "101"], 1, "-k must be between 1 and 100"),
         (["query", "beacon", "-k", "many"], 2, "'many' is not a valid integer"),
@@ -356,8 +402,14 @@ def test_exports(home, tmp_path, shared_model):
 def test_export_into_a_missing_folder(home, tmp_path, shared_model):
     target = tmp_path / "no" / "such" / "folder" / "x.md"
     msg = user_error(invoke("--home", home, "query", "apples", "-k", 1, "--export", target))
-    assert "No such file or directory" in msg
+    assert msg == f"Error: cannot write {target}: the folder {target.parent} does not exist"
     assert not target.parent.exists()
+    # checked before the search: a home without an index fails on the folder, not the index
+    msg = user_error(invoke("--home", tmp_path / "none", "query", "apples", "--export", target))
+    assert "the folder" in msg and "no index" not in msg
+    (tmp_path / "file").write_text("")
+    msg = user_error(invoke("--home", home, "query", "apples", "--export", tmp_path / "file/x.md"))
+    assert msg.endswith("is not a folder")
 
 
 def test_export_with_explicit_format(home, tmp_path, shared_model):
@@ -398,7 +450,8 @@ def test_papers_text(home):
     store = Store(home, readonly=True)
     assert int(m[2]) == store.count_chunks()
     store.close()
-    assert int(m[1]) == len(lines) - 1
+    assert int(m[1]) == len(lines) - 2
+    assert re.fullmatch(r"id\s+year\s+status\s+chunks\s+title", lines[0])
     assert any(re.match(r"^ledger\s+indexed\s+\d+\s+Quorum Ledger", ln) for ln in lines)
     assert any(
         re.match(r"^gfs\s+2003\s+not downloaded\s+The Google File System", ln) for ln in lines
@@ -447,7 +500,7 @@ def test_query_home_from_environment(home, shared_model):
 def test_ingest_home_from_environment(tmp_path, small_pdfs, shared_model):
     home = tmp_path / "envhome"
     out = ok(invoke("ingest", "--from", small_pdfs["orchard"], env={"DDSEARCH_HOME": str(home)}))
-    assert SUMMARY.search(out)[5] == str(home)
+    assert SUMMARY.search(out)[6] == str(home)
     assert (home / "index.db").is_file()
 
 
@@ -467,6 +520,7 @@ def test_cite_formats():
     assert "Giuseppe DeCandia" in bib or "DeCandia, Giuseppe" in bib
     csl = json.loads(ok(invoke("cite", "dynamo", "--format", "csl")))
     assert csl[0]["title"].startswith("Dynamo") and csl[0]["issued"]["date-parts"][0][0] == 2007
+    assert ok(invoke("cite", "Dynamo")) == ok(invoke("cite", "dynamo"))
     ris = ok(invoke("cite", "raft", "--format", "ris"))
     assert ris.startswith("TY  - ") and "PY  - 2014" in ris and ris.rstrip().endswith("ER  -")
 
@@ -477,7 +531,8 @@ def test_cite_local_paper(home):
 
 
 def test_cite_errors(home):
-    assert "unknown paper id(s): nope" in user_error(invoke("--home", home, "cite", "gfs", "nope"))
+    msg = user_error(invoke("--home", home, "cite", "gfs", "dynamo2"))
+    assert "unknown paper id(s): dynamo2 (closest: dynamo" in msg
     user_error(invoke("cite"), 2)
     user_error(invoke("cite", "gfs", "--format", "md"), 2)
 

@@ -62,6 +62,17 @@ def test_a_healthy_index_passes(home):
     assert doc["ok"] is True and not doc["fixed"]
 
 
+def test_lines_are_labelled_by_kind(home, tmp_path):
+    lines = _doctor(home).output.splitlines()
+    assert not any("ok/note" in ln for ln in lines)
+    assert any(ln.startswith("ok       schema: schema version") for ln in lines)
+    assert any(ln.startswith("ok       chroma: ") for ln in lines)
+    kinds = {f["check"]: f["kind"] for f in json.loads(_doctor(home, "--json").output)["findings"]}
+    assert kinds["schema"] == kinds["model"] == "ok"
+    fresh = _doctor(tmp_path / "fresh").output
+    assert fresh.startswith("note     database: no index in"), fresh
+
+
 def test_orphan_chroma_rows_are_found_and_fixed(home):
     store = Store(home)
     store.collection.upsert(

@@ -209,7 +209,8 @@ def test_cli_bad_input_is_one_line_never_a_traceback(tmp_path):
         (["ingest", "--from", str(tmp_path / "missing")], 1, "no such file or folder"),
         (["ingest", "--catalog", str(dup)], 1, "duplicate id 'lamport78'"),
         (["ingest", "no-such-paper"], 1, "unknown paper id(s): no-such-paper"),
-        (["query", ""], 2, "give a QUESTION"),
+        (["query", ""], 2, "the QUESTION is empty"),
+        (["query", "   "], 2, "the QUESTION is empty"),
         (["query", "consensus"], 1, "no index in"),
         (["papers", "--catalog", str(tmp_path / "none.toml")], 1, "catalog file not found"),
     ]
@@ -243,10 +244,9 @@ def small_index(tmp_path_factory, embedder) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["query", "   "], "the query is empty"),
         (["query", "quorum", "-k", "0"], "-k must be between 1 and 100, not 0"),
         (["query", "quorum", "-k", "101"], "-k must be between 1 and 100, not 101"),
-        (["query", "quorum", "--paper", "nope"], "not in the index: nope"),
+        (["query", "quorum", "--paper", "nope"], "not in the index: nope (closest: "),
     ],
 )
 def test_cli_bad_queries(small_index, args, message):

@@ -185,7 +185,7 @@ def _second_home(tmp_path, remote):
     assert papers == cli("--home", str(first), *remote, "papers", "--json").stdout
     # incremental across homes: nothing to do for the second one either
     again = cli("--home", str(second), *remote, "ingest", *pdfs, "--no-progress").stdout
-    assert again.startswith("0 ingested (0 chunks), 2 skipped")
+    assert again.startswith("0 ingested (0 chunks), 2 unchanged, 0 skipped")
 
     questions = tmp_path / "q.jsonl"
     questions.write_text(

@@ -24,8 +24,14 @@ class Finding:
     check: str  # schema, database, model, chunks, fts, chroma, source, catalog, cache, lock
     message: str
     fix: str = ""  # what to do about it
-    problem: bool = True  # False: a note
+    problem: bool = True  # False: a note, or a check that passed
     fixable: bool = False  # doctor --fix repairs it
+    passed: bool = False  # a check that found everything in order
+
+    @property
+    def kind(self) -> str:
+        """'problem', 'ok' (a check passed) or 'note' (worth knowing; nothing is wrong)."""
+        return "problem" if self.problem else "ok" if self.passed else "note"
 
 
 @dataclass
@@ -44,7 +50,7 @@ class Diagnosis:
     def as_dict(self) -> dict:
         return {
             "ok": self.ok,
-            "findings": [asdict(f) for f in self.findings],
+            "findings": [{**asdict(f), "kind": f.kind} for f in self.findings],
             "fixed": self.fixed,
         }
 
@@ -204,7 +210,7 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
             )
         )
         return
-    add(Finding("schema", f"schema version {SCHEMA_VERSION}", problem=False))
+    add(Finding("schema", f"schema version {SCHEMA_VERSION}", problem=False, passed=True))
     records = store.records()
     model = store.model
     if records and not model:
@@ -284,7 +290,10 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
         if not busy and not orphans and not missing:
             add(
                 Finding(
-                    "chroma", f"{len(committed)} chunks, Chroma and SQLite agree", problem=False
+                    "chroma",
+                    f"{len(committed)} chunks, Chroma and SQLite agree",
+                    problem=False,
+                    passed=True,
                 )
             )
 
@@ -342,7 +351,7 @@ def _check_model(store: Store, model: str, add) -> None:
                 )
             )
             return
-    add(Finding("model", f"model {model!r} found", problem=False))
+    add(Finding("model", f"model {model!r} found", problem=False, passed=True))
 
 
 def _check_sources(records, settings: Settings, catalog, model, add) -> None:

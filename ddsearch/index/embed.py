@@ -160,6 +160,18 @@ class Embedder:
                 raise
             return None
 
+    def prepared(self) -> bool:
+        """Whether the data home already holds what the first encode would otherwise spend
+        seconds on: the bundled weights checked and the model exported to ONNX."""
+        if "onnx" in self.__dict__ or self._backend == "torch" or self._stamp_dir is None:
+            return True
+        if self._local_dir is None:  # a hub model: loaded, never exported
+            return True
+        target = self._stamp_dir / "models" / f"{self._fingerprint()}.onnx"
+        if self.int8:
+            target = target.with_name(f"{target.stem}-int8.onnx")
+        return target.is_file()
+
     def _fingerprint(self) -> str:
         """Names the model's files by content, so a changed model gets a new export."""
         h = hashlib.sha256(str(self._local_dir).encode())

@@ -6,8 +6,9 @@ import contextlib
 import hashlib
 import json
 import re
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def plan(
         unknown = [i for i in ids if i not in planned]
         if unknown:
             raise IngestError(f"not among the given PDFs: {', '.join(unknown)}")
+        # the folder's other files were not asked for: passing over them is no news
+        passed = [o for o in passed if o.paper_id in ids]
         return [planned[i] for i in dict.fromkeys(ids)], passed
     return list(planned.values()), passed
 
@@ -200,8 +203,12 @@ def ingest(
     rebuild: bool = False,
     progress: bool = False,
     embedder: Embedder | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Report:
-    """Bring the index up to date with the chosen papers. One paper failing stops no other."""
+    """Bring the index up to date with the chosen papers. One paper failing stops no other.
+
+    ``progress`` shows bars (for a terminal); otherwise ``log``, when given, gets one line per
+    paper (for a log file or CI). Either way a model's one-time preparation is announced."""
     started = time.monotonic()
     todo, passed = plan(catalog, sources, ids)
     report = Report(outcomes=list(passed))
@@ -225,7 +232,7 @@ def ingest(
                     f"{settings.model!r} re-ingest with --rebuild, or choose another --home"
                 )
             store.reconcile()
-            _run(todo, store, embedder, settings, refresh, report, progress)
+            _run(todo, store, embedder, settings, refresh, report, progress, log)
             if not report.interrupted:
                 if store.remote is not None:
                     # what other writers committed meanwhile, in commit order, so this cache
@@ -320,9 +327,33 @@ def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Set
     return Outcome(paper.id, "ingested", "", len(chunks))
 
 
+def _line(n: int, total: int, outcome: Outcome) -> str:
+    """'[ 3/45] raft: ingested, 312 chunks': one paper's outcome, for a log."""
+    head = f"[{n:>{len(str(total))}}/{total}] {outcome.paper_id}: "
+    if outcome.status == "ingested":
+        return head + f"ingested, {outcome.chunks} chunks"
+    if outcome.reason == "unchanged":
+        return head + "unchanged"
+    return head + f"{outcome.status}: {outcome.reason}"
+
+
 def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Settings,
-         refresh: bool, report: Report, progress: bool) -> None:  # fmt: skip
+         refresh: bool, report: Report, progress: bool,
+         log: Callable[[str], None] | None = None) -> None:  # fmt: skip
     from tqdm import tqdm
+
+    def say(line: str) -> None:
+        if progress:
+            tqdm.write(line, file=sys.stderr)
+        elif log is not None:
+            log(line)
+
+    if not embedder.prepared():  # else a fresh home sits silent at 0% for a quarter minute
+        say("preparing the model for this data home: checking its weights, exporting it to "
+            "ONNX (once, about 15 s)")  # fmt: skip
+        began = time.monotonic()
+        embedder.backend  # noqa: B018 - the property does the work
+        say(f"model ready in {time.monotonic() - began:.1f}s")
 
     records = store.records()
     olds = {
@@ -335,7 +366,7 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
     chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
     ready = None
     try:
-        for source, future in _prepared(todo, settings, refresh, olds, embedder):
+        for n, (source, future) in enumerate(_prepared(todo, settings, refresh, olds, embedder), 1):
             pid = source.paper.id
             bar.set_postfix_str(pid)
             try:
@@ -352,6 +383,8 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
             report.outcomes.append(outcome)
             ready = None  # reported: an interrupt from here on is between papers
             bar.update(1)
+            if not progress and log is not None:
+                log(_line(n, len(todo), outcome))
     except KeyboardInterrupt:  # between or inside papers: nothing half-stored is visible
         report.interrupted = True
         if ready is not None and ready.chunks is not None:  # stopped after its commit?

@@ -1,4 +1,8 @@
-"""Export search results (Markdown, JSON) and their bibliography (BibTeX, CSL-JSON, RIS)."""
+"""Export search results (Markdown, JSON) and their bibliography (BibTeX, CSL-JSON, RIS).
+
+A Paper's ``note`` is the catalog's provenance (which copy the PDF is, why there is no url):
+it is for whoever keeps the catalog, not for a reader's bibliography, so no export writes it.
+"""
 
 from __future__ import annotations
 
@@ -190,7 +194,7 @@ def bibtex_entry(paper: Paper, key: str) -> str:
     span = _page_span(_extra(paper, "pages"))
     if span:
         fields.append(("pages", bib_escape(span[0] + (f"--{span[1]}" if span[1] else ""))))
-    if publisher:
+    if publisher and kind != "article":  # biblatex's @article has no publisher
         fields.append(("publisher", bib_escape(publisher)))
     if institution and kind not in ("techreport", "phdthesis", "mastersthesis"):
         fields.append(("organization", bib_escape(institution)))
@@ -200,8 +204,6 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields.append(("doi", _bib_verbatim(paper.doi)))
     if paper.url:
         fields.append(("url", _bib_verbatim(paper.url)))
-    if paper.note:
-        fields.append(("note", bib_escape(paper.note)))
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
     return f"@{kind}{{{key},\n{body}\n}}\n"
 
@@ -236,7 +238,15 @@ def csl_item(paper: Paper, key: str) -> dict:
         item["issued"] = {"date-parts": [[int(paper.year)]]}
     publisher = _extra(paper, "publisher") or _extra(paper, "institution")
     if paper.venue and paper.venue != publisher:
-        item["container-title"] = paper.venue
+        # container-title is a journal or proceedings (styles print "In ..."). Elsewhere the
+        # venue is who issued it (as BibTeX readers take institution, school, howpublished:
+        # publisher) or, beside a publisher, its kind ("Microsoft Research Technical Report").
+        if kind in ("inproceedings", "article"):
+            item["container-title"] = paper.venue
+        elif not publisher:
+            publisher = paper.venue
+        else:
+            item["genre"] = paper.venue
     if paper.doi:
         item["DOI"] = paper.doi
     if paper.url:
@@ -252,8 +262,6 @@ def csl_item(paper: Paper, key: str) -> dict:
             item[field] = value
     if publisher:
         item["publisher"] = publisher
-    if paper.note:
-        item["note"] = paper.note
     return item
 
 
@@ -274,37 +282,60 @@ _RIS_TYPES = {
 }
 
 
+def conference_name(proceedings: str) -> str:
+    """The conference a proceedings title names: "Proceedings of the 21st ACM Symposium on
+    Operating Systems Principles (SOSP '07)" -> "21st ACM Symposium on ... (SOSP '07)"."""
+    m = re.search(r"\bProceedings of (?:the )?(.+)$", proceedings, re.IGNORECASE)
+    return m.group(1).strip() if m else proceedings
+
+
 def ris_record(paper: Paper, key: str) -> str:
-    """One RIS record: starts with TY, ends with ER, one 'XX  - value' tag a line."""
+    """One RIS record: starts with TY, ends with ER, one 'XX  - value' tag a line.
+
+    Tags are the ones Zotero's RIS translator and citation-js read for each type: a CONF
+    has its conference name in T2 and its proceedings title in C3, and its date in DA
+    (citation-js reads PY alone as the date of the event); a JOUR has its journal in T2 (JO
+    is read as an abbreviation) and no publisher; a RPRT has its institution in PB, its
+    number in SN and its kind in M3. A tag the reader has no field for becomes a note there.
+    """
     kind = _bib_type(paper.kind)
     ty = _RIS_TYPES.get(kind, "GEN")
     lines = [("TY", ty), ("ID", key)]
     lines += [("AU", _ris_name(a)) for a in paper.authors]
     lines.append(("TI", paper.title))
     if paper.year:
-        lines.append(("PY", str(paper.year)))
-    if paper.venue:
-        lines.append(("T2", paper.venue))
-        if ty == "JOUR":
-            lines.append(("JO", paper.venue))
-    for name, tag in (("volume", "VL"), ("number", "IS")):
-        value = _extra(paper, name)
-        if value:
-            lines.append((tag, value))
+        lines += [("PY", str(paper.year)), ("DA", f"{paper.year}///")]
+    publisher = _extra(paper, "publisher") or _extra(paper, "institution")
+    venue = paper.venue
+    if venue and ty == "CONF":
+        lines += [("T2", conference_name(venue)), ("C3", venue)]
+    elif venue and ty == "JOUR":
+        lines.append(("T2", venue))
+    elif venue and publisher and venue != publisher:
+        lines.append(("M3", venue))  # the kind of report, thesis or document
+    elif venue:
+        publisher = venue
+    if ty == "JOUR":
+        publisher = None  # a journal article has no publisher field (Zotero, biblatex)
+    value = _extra(paper, "volume")
+    if value and ty != "RPRT":
+        lines.append(("VL", value))
+    value = _extra(paper, "number")
+    if value and ty in ("JOUR", "GEN"):
+        lines.append(("IS", value))
+    elif value and ty == "RPRT":
+        lines.append(("SN", value))
     span = _page_span(_extra(paper, "pages"))
     if span:
         lines.append(("SP", span[0]))
         if span[1]:
             lines.append(("EP", span[1]))
-    publisher = _extra(paper, "publisher") or _extra(paper, "institution")
     if publisher:
         lines.append(("PB", publisher))
     if paper.doi:
         lines.append(("DO", paper.doi))
     if paper.url:
         lines.append(("UR", paper.url))
-    if paper.note:
-        lines.append(("N1", paper.note))
     text = "".join(f"{tag}  - {' '.join(value.split())}\n" for tag, value in lines)
     return text + "ER  - \n"
 
@@ -448,12 +479,23 @@ def _umask() -> int:
     return mask
 
 
+def check_target(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """The file an export will write, checked before any work: its folder exists, and
+    without force it does not exist yet. Raises FileNotFoundError or FileExistsError."""
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot write {target}: the folder {folder} {why}")
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
+    return target
+
+
 def write_atomic(path: str | os.PathLike[str], text: str, force: bool = False) -> Path:
     """Write text to path via a temporary file in the same directory, fsync and rename,
     so a reader never sees a half-written file. Without force an existing file is kept."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
+    target = check_target(path, force)
     directory = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from ddsearch.catalog import UnknownIdError, resolve_ids
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit, Results
@@ -229,10 +230,10 @@ class Searcher:
             raise QueryError(f"-k must be between 1 and 100, not {k}")
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-        wanted = set(papers or ())
-        unknown = wanted - set(self.records)
-        if unknown:
-            raise QueryError(f"not in the index: {', '.join(sorted(unknown))}")
+        try:  # "Raft" names raft; an unknown id is told with the closest ones
+            wanted = set(resolve_ids(papers or (), self.records))
+        except UnknownIdError as e:
+            raise QueryError(f"not in the index: {e}") from None
 
         many = asks_for_many_papers(original)
         share = LIST_DENSE_WEIGHT if many else DENSE_WEIGHT

@@ -5,7 +5,8 @@
 
 For every tuning question, each sentence of each top-10 hit from a gold paper is a sample; it is
 positive when it holds most of a gold quote (or is most of one, for quotes of several sentences).
-A logistic regression (L2, Newton steps) over ddsearch.search.quote.FEATURES gives the weights;
+A conditional logit (softmax over each chunk's sentences, L2, L-BFGS) over
+ddsearch.search.quote.FEATURES gives the weights;
 then the neighbour margin (how close a neighbouring sentence must score to join the quote) is
 chosen on the tuning part's quote accuracy. Both parts' figures are printed; only the tuning
 part decides anything.
@@ -39,7 +40,7 @@ from ddsearch.search.searcher import Searcher  # noqa: E402
 
 MODEL = REPO / "ddsearch" / "search" / "quote_model.json"
 L2 = 1.0
-MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+MARGINS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0)
 
 
 def label(sentence: str, golds: tuple[str, ...]) -> bool:
@@ -53,8 +54,9 @@ def label(sentence: str, golds: tuple[str, ...]) -> bool:
     return False
 
 
-def samples(searcher: Searcher, questions) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
+def samples(searcher: Searcher, questions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels, group) of every sentence; a group is one chunk of one question."""
+    xs, ys, groups = [], [], []
     for q in questions:
         if not q.quotes:
             continue
@@ -70,10 +72,11 @@ def samples(searcher: Searcher, questions) -> tuple[np.ndarray, np.ndarray]:
                     continue
                 xs.append(features(question, part, vectors[part.id], hit.scores.get("dense", 0)))
                 ys.extend(label(part.text[s.start : s.end], q.quotes) for s in part.sentences)
-    return np.vstack(xs), np.array(ys, dtype=float)
+                groups.extend([len(xs)] * len(part.sentences))
+    return np.vstack(xs), np.array(ys, dtype=float), np.array(groups)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+def fit_logistic(x: np.ndarray, y: np.ndarray, groups=None) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression by Newton's method; the bias is not penalised."""
     a = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros(a.shape[1])
@@ -88,6 +91,33 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
         if np.abs(step).max() < 1e-8:
             break
     return w[:-1], float(w[-1])
+
+
+def fit_choice(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, float]:
+    """A conditional logit: within each chunk, softmax over its sentences, fitted to put the
+    probability on the sentences that hold the answer (L2-regularised, L-BFGS). The quote is
+    chosen among one hit's sentences, so only differences within a chunk matter."""
+    from scipy.optimize import minimize
+
+    keep = np.isin(groups, np.unique(groups[y > 0]))  # chunks with an answer sentence
+    x, y, groups = x[keep], y[keep], groups[keep]
+    _, g = np.unique(groups, return_inverse=True)
+    n_groups = g.max() + 1
+
+    def loss(w):
+        s = x @ w
+        peak = np.full(n_groups, -np.inf)
+        np.maximum.at(peak, g, s)
+        e = np.exp(s - peak[g])
+        z = np.bincount(g, e, n_groups)
+        p = e / z[g]
+        target = y / np.bincount(g, y, n_groups)[g]  # spread over a chunk's answer sentences
+        value = -(target * np.log(p + 1e-12)).sum() + 0.5 * L2 * w @ w
+        grad_s = p * np.bincount(g, target, n_groups)[g] - target
+        return value, x.T @ grad_s + L2 * w
+
+    w = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+    return w, 0.0
 
 
 def standalone(searcher: Searcher) -> None:
@@ -145,6 +175,12 @@ def main() -> None:
         help="stored: the late-chunked vectors from ingest; standalone: embed each sentence "
         "alone (with fp32 weights, at query time) to compare; writes no model",
     )
+    ap.add_argument(
+        "--fit",
+        choices=["logistic", "choice"],
+        default="logistic",
+        help="pointwise logistic regression, or a softmax within each chunk",
+    )
     args = ap.parse_args()
 
     questions = load_questions(args.questions)
@@ -154,10 +190,11 @@ def main() -> None:
     searcher.warm()
     if args.vectors == "standalone":
         standalone(searcher)
-    x, y = samples(searcher, tune)
+    x, y, groups = samples(searcher, tune)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    weights, bias = fit_logistic((x - mean) / scale, y)
+    fit = fit_choice if args.fit == "choice" else fit_logistic
+    weights, bias = fit((x - mean) / scale, y, groups)
     print(f"{len(y)} sentences, {int(y.sum())} positive")
     for name, w in sorted(zip(FEATURES, weights), key=lambda t: -abs(t[1])):
         print(f"  {name:<18}{w:+.3f}")

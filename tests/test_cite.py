@@ -320,13 +320,11 @@ def test_the_quote_is_the_answering_sentence_with_offsets_and_its_page():
 
 def test_a_quote_with_a_number_answers_a_how_long_question():
     text = (
-        "The failure detector suspects a node when its heartbeats stop arriving at the peers. "
-        "In our tests a dead node was suspected within 15 seconds of its last heartbeat. "
-        "Suspicion is gossiped to every other node in the cluster."
+        "Each dead node is eventually suspected by the failure detector of its peers. "
+        "Gossip spreads the news to the rest of the cluster quickly. "
+        "A dead node is suspected by the failure detector within 15 seconds."
     )
-    q = quote_for(
-        "how long does it take the failure detector to suspect a dead node?", passage(text), 1
-    )
+    q = quote_for("how long until the failure detector suspects a dead node?", passage(text), 1)
     assert "15 seconds" in q.text
 
 
@@ -340,7 +338,7 @@ def test_neighbours_join_within_the_margin_and_the_word_cap():
     assert (
         pick(chunk, [5.0, 4.9, 4.8], max_sentences=1, margin=1).text == "One two three four five."
     )
-    long = passage(" ".join(["word " * 45 + "end."] * 3))
+    long = passage(" ".join(["Word " + "word " * 44 + "end."] * 3))
     assert len(pick(long, [1.0, 1.0, 1.0], margin=1).text.split()) <= 80
 
 

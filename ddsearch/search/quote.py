@@ -34,8 +34,9 @@ _QUANTITY = re.compile(
     re.I,
 )
 FEATURES = (
-    "cosine", "cosine_gap", "passage_cosine", "rare_terms", "terms", "pairs", "number",
-    "quantity_number", "first", "short", "long", "neighbour_cosine",
+    "cosine", "cosine_gap", "cosine_rank", "rare_terms", "rare_density", "rarest", "terms",
+    "pairs", "number", "quantity_number", "first", "short", "long", "neighbour_cosine",
+    "neighbour_rare",
 )  # fmt: skip
 
 
@@ -113,26 +114,37 @@ def _model() -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
 
 
 def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosine: float):
-    """One row of FEATURES per sentence of the chunk."""
+    """One row of FEATURES per sentence of the chunk (``passage_cosine`` is the chunk's own)."""
     n = len(chunk.sentences)
     out = np.zeros((n, len(FEATURES)))
     if n == 0:
         return out
     cos = vectors @ question.vector if len(vectors) else np.zeros(n)
+    order = np.argsort(-cos, kind="stable")
+    rank = np.empty(n)
+    rank[order] = np.arange(n)
     total = sum(question.stems.values()) or 1.0
+    rarest = max(question.stems.values(), default=0.0) or 1.0
+    rare = np.zeros(n)
+    rows = []
     for i, s in enumerate(chunk.sentences):
         words = query_terms_in_order(chunk.text[s.start : s.end])
         stems = [stem(w) for w in words]
         have = set(stems)
         shared = [t for t in question.stems if t in have]
+        rare[i] = sum(question.stems[t] for t in shared) / total
         pairs = set(zip(stems, stems[1:]))
         has_number = bool(_NUMBER.search(chunk.text[s.start : s.end]))
-        neighbours = [cos[j] for j in (i - 1, i + 1) if 0 <= j < n]
+        rows.append((words, shared, pairs, has_number))
+    for i, (words, shared, pairs, has_number) in enumerate(rows):
+        neighbours = [j for j in (i - 1, i + 1) if 0 <= j < n]
         out[i] = (
             cos[i],
             cos[i] - cos.max(),
-            passage_cosine,
-            sum(question.stems[t] for t in shared) / total,
+            rank[i] / n,
+            rare[i],
+            rare[i] / math.sqrt(max(1, len(words))),
+            max((question.stems[t] for t in shared), default=0.0) / rarest,
             len(shared) / max(1, len(question.stems)),
             len(pairs & question.pairs) / max(1, len(question.pairs)),
             has_number,
@@ -140,7 +152,8 @@ def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosi
             i == 0,
             len(words) < 6,
             math.log1p(len(words)) / 4,
-            max(neighbours, default=cos[i]),
+            max((cos[j] for j in neighbours), default=cos[i]),
+            max((rare[j] for j in neighbours), default=rare[i]),
         )
     return out
 

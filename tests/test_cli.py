@@ -334,7 +334,28 @@ def test_query_lexical_no_results(home, shared_model):
     out = ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical"))
     assert out.strip() == "no results"
     doc = json.loads(ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical", "--json")))
-    assert doc == {"query": "zyzzyva", "results": []}
+    assert doc == {"query": "zyzzyva", "weak_match": True, "results": []}
+
+
+def test_nonsense_is_a_weak_match_and_no_words_is_an_error(home, shared_model):
+    doc = json.loads(ok(invoke("--home", home, "query", "zzqqxxy blorf", "--json", "-k", "3")))
+    assert doc["weak_match"] is True and doc["results"]  # shown, but said to be weak
+    out = ok(invoke("--home", home, "query", "zzqqxxy blorf", "-k", "1"))
+    assert out.startswith("weak match:")
+    real = json.loads(ok(invoke("--home", home, "query", "How many clerks copy a sale?", "--json")))
+    assert real["weak_match"] is False
+    result = invoke("--home", home, "query", "🙂 🚀 ?!")
+    assert result.exit_code == 1 and "has no words to search for" in result.output
+
+
+def test_explain_prints_each_rankers_evidence(home, shared_model):
+    out = ok(
+        invoke("--home", home, "query", "How many clerks copy a sale?", "-k", "1", "--explain")
+    )
+    assert "evidence: dense " in out and "lexical " in out and "quote sentence" in out
+    doc = json.loads(ok(invoke("--home", home, "query", "How many clerks copy a sale?", "--json")))
+    scores = doc["results"][0]["scores"]
+    assert {"dense", "dense_norm", "lexical", "lexical_norm", "sentence"} <= set(scores)
 
 
 @pytest.mark.parametrize(

@@ -254,3 +254,18 @@ def test_quotes_stand_on_the_page_their_citation_names(searcher, dev_questions, 
             assert on_page(hit.quote, page), (question, hit.paper.id, citation.pdf_page, hit.quote)
             quoted += 1
     assert quoted >= 5 * len(questions) - 5
+
+
+def test_case_and_punctuation_never_change_the_ranking(searcher, dev_questions):
+    import re
+
+    for q in dev_questions:
+        variants = [
+            q.question.lower(),
+            q.question.upper(),
+            re.sub(r"[^\w\s]", " ", q.question),
+            q.question.rstrip("?") + " ?!",
+        ]
+        want = [h.chunk.id for h in searcher.search(q.question, k=10)]
+        for v in variants:
+            assert [h.chunk.id for h in searcher.search(v, k=10)] == want, (q.question, v)

@@ -14,6 +14,7 @@ from ddsearch.models import Chunk, Hit, Results
 from ddsearch.search.rank import (
     DENSE_WEIGHT,
     LIST_DENSE_WEIGHT,
+    SENTENCE_WEIGHT,
     Ranking,
     asks_for_many_papers,
     canonical,
@@ -26,6 +27,7 @@ from ddsearch.search.rank import (
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
+RERANK = 30  # the fused top that the best-sentence evidence re-weighs
 # Weak-match floors, set below every tuning-part dev question (bench/weak_match.py):
 WEAK_DENSE = 0.2  # the nearest passage's cosine
 WEAK_TERMS = 0.5  # the idf-weighted share of the query's words found in the index
@@ -247,6 +249,10 @@ class Searcher:
         fused = fuse([(ranking, weight) for _, ranking, weight in runs])
         order = sorted(fused, key=lambda r: -fused[r])
         chunks = self.store.chunks(order)
+        if mode == "hybrid" and SENTENCE_WEIGHT:
+            runs.append(self._sentence_run(query, order[:RERANK], chunks))
+            fused = fuse([(ranking, weight) for _, ranking, weight in runs])
+            order = sorted(fused, key=lambda r: -fused[r])
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
         merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found])
         if many:  # a list of papers: each paper's best hit first
@@ -270,6 +276,18 @@ class Searcher:
             for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
         return Results(hits, self._weak(query, runs))
+
+    def _sentence_run(self, query: str, rowids: list[int], chunks: dict[int, Chunk]):
+        """("sentence", the best sentence's cosine of each candidate, weight): a passage with
+        one sentence right on the question is evidence that a topical passage is not."""
+        vectors = self.store.sentence_vectors(chunks[r].id for r in rowids if r in chunks)
+        qvec = self.encode_query(query)
+        ranking = [
+            (r, float((vectors[chunks[r].id] @ qvec).max()))
+            for r in rowids
+            if r in chunks and len(vectors.get(chunks[r].id, ()))
+        ]
+        return "sentence", sorted(ranking, key=lambda t: -t[1]), SENTENCE_WEIGHT
 
     def _weak(self, query: str, runs) -> bool:
         """Whether even the best candidates match weakly: the nearest passage is far from the

@@ -258,6 +258,13 @@ def test_no_proxy_bypasses_the_proxy(server, cache, monkeypatch, pdf_bytes):
     assert fetch_paper(_paper(f"{server.base}/pdf"), cache, FAST).read_bytes() == pdf_bytes
 
 
+def test_unusable_proxy_setting_is_one_clear_line(cache, monkeypatch):
+    monkeypatch.setenv("http_proxy", "ftp://proxy.invalid:21")
+    with pytest.raises(FetchError, match=r"^unusable proxy setting in the environment: .*ftp"):
+        fetch_paper(_paper("http://papers.invalid/pdf"), cache, FAST)
+    assert list(cache.iterdir()) == []
+
+
 # --- cache ----------------------------------------------------------------------------------
 
 

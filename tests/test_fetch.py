@@ -354,6 +354,21 @@ def test_non_http_url_is_refused(cache, url):
     assert list(cache.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("http://h:abc/x.pdf", r"^malformed URL 'http://h:abc/x.pdf': Invalid port"),
+        ("http://xn--a.com/x.pdf", r"^malformed URL 'http://xn--a.com/x.pdf': "),
+        ("http:///x.pdf", r"^URL has no host: 'http:///x.pdf'$"),
+    ],
+)
+def test_malformed_url_is_one_line(cache, url, match):
+    with pytest.raises(FetchError, match=match) as err:
+        fetch_paper(_paper(url), cache, FAST)
+    assert "\n" not in str(err.value)
+    assert list(cache.iterdir()) == []
+
+
 @pytest.mark.parametrize("pid", ["../escape", "a/b", ".hidden", ""])
 def test_unsafe_paper_id_is_refused(server, tmp_path, pid):
     cache = tmp_path / "cache"

@@ -116,11 +116,12 @@ def _human(n: float) -> str:
 def _check_url(url: str, what: str) -> None:
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError) as exc:  # ValueError: a host IDNA cannot encode
+        scheme, host = parsed.scheme, parsed.host  # .host decodes IDNA, and may fail
+    except (httpx.InvalidURL, ValueError) as exc:  # ValueError: a host IDNA cannot handle
         raise FetchError(f"malformed URL {url!r}{what}: {exc}") from None
-    if parsed.scheme not in ("http", "https"):
+    if scheme not in ("http", "https"):
         raise FetchError(f"refusing non-HTTP(S) URL {url!r}{what}")
-    if not parsed.host:
+    if not host:
         raise FetchError(f"URL has no host: {url!r}{what}")
 
 

@@ -183,6 +183,44 @@ def test_sources_gone_or_changed(home, tmp_path):
     assert "ddsearch ingest --from" in problem.fix
 
 
+def _source_findings(home: Path) -> list[str]:
+    return [f.message for f in diagnose(Settings(home=home)).findings if f.check == "source"]
+
+
+def test_sources_are_stored_absolute_and_doctor_agrees_from_anywhere(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "doc-0.pdf").write_bytes(paper_pdf(30, pages=2, lines=10))
+    home = tmp_path / "home"
+    monkeypatch.chdir(tmp_path)
+    assert ingest(Settings(home=home), Catalog(None), [Path("src")], embedder=StubEmbedder()).ok
+    [record] = Store(home).records().values()
+    assert record.source == str(tmp_path / "src" / "doc-0.pdf")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert _source_findings(home) == []
+    result = _doctor(home)
+    assert result.exit_code == 0 and "no problems found" in result.output
+
+
+def test_old_relative_sources_are_found_from_anywhere(home, tmp_path, monkeypatch):
+    # As an older ingest run in tmp_path stored them: a --from file, and a cached download.
+    (home / "pdfs").mkdir()
+    (home / "pdfs" / "doc-1.pdf").write_bytes((tmp_path / "src" / "doc-1.pdf").read_bytes())
+    _sql(home, "UPDATE papers SET source = 'src/doc-0.pdf' WHERE id = 'doc-0'")
+    _sql(
+        home,
+        "UPDATE papers SET source = 'home/pdfs/doc-1.pdf', "
+        "paper = json_set(paper, '$.path', NULL) WHERE id = 'doc-1'",
+    )
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert _source_findings(home) == []
+    (tmp_path / "src" / "doc-0.pdf").write_bytes(paper_pdf(99, pages=1))
+    [changed] = _source_findings(home)
+    assert changed.startswith(f"doc-0: {tmp_path / 'src' / 'doc-0.pdf'} changed")
+
+
 def test_an_incompatible_schema_is_reported_not_raised(home):
     _sql(home, "UPDATE meta SET value = '0' WHERE key = 'schema_version'")
     result = _doctor(home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import hashlib
@@ -9,6 +10,7 @@ import io
 import os
 import shutil
 import socket
+import socketserver
 import ssl
 import subprocess
 import threading
@@ -256,6 +258,13 @@ def test_no_proxy_bypasses_the_proxy(server, cache, monkeypatch, pdf_bytes):
     assert fetch_paper(_paper(f"{server.base}/pdf"), cache, FAST).read_bytes() == pdf_bytes
 
 
+def test_unusable_proxy_setting_is_one_clear_line(cache, monkeypatch):
+    monkeypatch.setenv("http_proxy", "ftp://proxy.invalid:21")
+    with pytest.raises(FetchError, match=r"^unusable proxy setting in the environment: .*ftp"):
+        fetch_paper(_paper("http://papers.invalid/pdf"), cache, FAST)
+    assert list(cache.iterdir()) == []
+
+
 # --- cache ----------------------------------------------------------------------------------
 
 
@@ -342,6 +351,21 @@ def test_no_url_points_at_from(cache):
 def test_non_http_url_is_refused(cache, url):
     with pytest.raises(FetchError, match=r"non-HTTP\(S\) URL"):
         fetch_paper(_paper(url), cache, FAST)
+    assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("http://h:abc/x.pdf", r"^malformed URL 'http://h:abc/x.pdf': Invalid port"),
+        ("http://xn--a.com/x.pdf", r"^malformed URL 'http://xn--a.com/x.pdf': "),
+        ("http:///x.pdf", r"^URL has no host: 'http:///x.pdf'$"),
+    ],
+)
+def test_malformed_url_is_one_line(cache, url, match):
+    with pytest.raises(FetchError, match=match) as err:
+        fetch_paper(_paper(url), cache, FAST)
+    assert "\n" not in str(err.value)
     assert list(cache.iterdir()) == []
 
 
@@ -509,50 +533,116 @@ def test_connection_refused_is_retried(cache, sleeps):
     assert list(cache.iterdir()) == []
 
 
-# --- TLS ------------------------------------------------------------------------------------
+# --- TLS and HTTPS through a proxy -------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-def test_https_verifies_certificates(tmp_path, cache, pdf_bytes):
+@pytest.fixture
+def tls_cert(tmp_path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: untrusted unless SSL_CERT_FILE names it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ]
-        + [
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        + ["-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True,
         capture_output=True,
     )
+    return cert, key
+
+
+@pytest.fixture
+def https_server(tls_cert, pdf_bytes):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(*tls_cert)
     state = _State(pdf_bytes)
     httpd, thread = _serve(state, lambda s: context.wrap_socket(s, server_side=True))
-    try:
-        url = f"https://127.0.0.1:{httpd.server_address[1]}/pdf"
-        with pytest.raises(FetchError, match="certificate verification failed"):
-            fetch_paper(_paper(url), cache, _policy(retries=2))
-        assert state.hits["/pdf"] == 0  # refused during the handshake, before any request
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    state.base = f"https://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    state.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+class _ConnectProxy(socketserver.ThreadingTCPServer):
+    """A real CONNECT proxy: records each request head, then pipes bytes both ways."""
+
+    daemon_threads = True
+    heads: list[bytes]
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = self.request.recv(4096)
+                if not data:
+                    return
+                head += data
+            head, _, rest = head.partition(b"\r\n\r\n")
+            self.server.heads.append(head)
+            host, _, port = head.split()[1].decode().rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=5) as upstream:
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                upstream.sendall(rest)
+                back = threading.Thread(target=_pipe, args=(upstream, self.request), daemon=True)
+                back.start()
+                _pipe(self.request, upstream)
+                back.join(5)
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def connect_proxy():
+    proxy = _ConnectProxy(("127.0.0.1", 0), _ConnectProxy.Handler)
+    proxy.heads = []
+    thread = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+    thread.join(5)
+
+
+def test_https_verifies_certificates(https_server, cache):
+    url = f"{https_server.base}/pdf"
+    with pytest.raises(FetchError, match="certificate verification failed"):
+        fetch_paper(_paper(url), cache, _policy(retries=2))
+    assert https_server.hits["/pdf"] == 0  # refused during the handshake, before any request
     assert list(cache.iterdir()) == []
+
+
+def test_https_goes_through_a_connect_proxy(
+    https_server, connect_proxy, tls_cert, cache, monkeypatch, pdf_bytes
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_cert[0]))  # trust the test certificate
+    port = connect_proxy.server_address[1]
+    monkeypatch.setenv("https_proxy", f"http://reader:s%40cret@127.0.0.1:{port}")
+    path = fetch_paper(_paper(f"{https_server.base}/pdf"), cache, FAST)
+    assert path.read_bytes() == pdf_bytes
+    (head,) = connect_proxy.heads
+    line, *fields = head.decode().split("\r\n")
+    assert line.startswith(f"CONNECT {https_server.base.removeprefix('https://')} ")
+    headers = {name.lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
+    token = base64.b64encode(b"reader:s@cret").decode()
+    assert headers["proxy-authorization"] == f"Basic {token}"
+    assert https_server.hits["/pdf"] == 1  # the request itself went through the tunnel
+
+
+def test_http_proxy_credentials_are_sent(server, cache, monkeypatch):
+    port = urlsplit(server.base).port
+    monkeypatch.setenv("http_proxy", f"http://reader:s%40cret@127.0.0.1:{port}")
+    fetch_paper(_paper("http://papers.invalid/pdf"), cache, FAST)
+    _, headers = server.requests[-1]
+    assert headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"reader:s@cret").decode()
 
 
 # --- check_pdf_bytes / sha256_file ----------------------------------------------------------

@@ -92,6 +92,52 @@ def test_a_home_is_either_local_or_a_cache(chroma, tmp_path):
         Store(tmp_path / "cache", readonly=True)
 
 
+def test_doctor_on_a_healthy_server_index_passes(chroma, tmp_path):
+    from click.testing import CliRunner
+
+    from ddsearch.cli import main
+    from ddsearch.index.embed import DEFAULT_MODEL
+
+    writer = Store(tmp_path / "w", chroma_url=chroma)
+    rng = np.random.default_rng(40)
+    chunks = [Chunk(f"lib-doc:{i}:40", "lib-doc", i, f"doctor passage {i}", (1,)) for i in range(3)]
+    record = PaperRecord(Paper("lib-doc", "Doc"), "sha40", "s", 3, "/lib-doc.pdf", time.time())
+    writer.replace_paper(record, chunks, rng.standard_normal((3, 8)), DEFAULT_MODEL)
+    writer.close()
+    for name in ("w", "reader"):  # the writer's cache and a new one
+        home = str(tmp_path / name)
+        result = CliRunner().invoke(main, ["--home", home, "--chroma-url", chroma, "doctor"])
+        assert result.exit_code == 0, result.output
+        assert "--rebuild" not in result.output and "no problems found" in result.output
+        assert "the cache and the Chroma server agree" in result.output
+    # an interrupted writer's rows on the server: found, and --fix deletes them (not --rebuild)
+    writer = Store(tmp_path / "w", chroma_url=chroma)
+    writer.remote.chunks.upsert(
+        ids=["lib-doc:9:41@deadbeef"],
+        embeddings=[[0.0] * 8],
+        metadatas=[{"paper": "lib-doc", "token": "deadbeef", "written_ns": 0}],
+    )
+    writer.close()
+    home = str(tmp_path / "reader")
+    result = CliRunner().invoke(main, ["--home", home, "--chroma-url", chroma, "doctor"])
+    assert result.exit_code == 1 and "no commit owns" in result.output
+    assert "--rebuild" not in result.output
+    result = CliRunner().invoke(main, ["--home", home, "--chroma-url", chroma, "doctor", "--fix"])
+    assert result.exit_code == 0 and "deleted 1 Chroma row(s)" in result.output, result.output
+    assert writer.remote.chunks.get(ids=["lib-doc:9:41@deadbeef"])["ids"] == []
+
+
+def test_doctor_without_chroma_url_on_a_cache_says_to_pass_it(chroma, tmp_path):
+    from click.testing import CliRunner
+
+    from ddsearch.cli import main
+
+    Store(tmp_path / "cache", chroma_url=chroma).close()
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "cache"), "doctor"])
+    assert result.exit_code == 1
+    assert "--rebuild" not in result.output and "pass --chroma-url" in result.output
+
+
 def test_a_server_that_is_down_is_one_line(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerError, match=f"Chroma server {url}: cannot connect"):

@@ -5,6 +5,8 @@ action. ``fix=True`` repairs only what can be rebuilt from what the index alread
 rows no committed chunk owns (deleted), committed chunks missing from Chroma (re-written from
 SQLite's copy of their vectors), a lexical index out of step with the chunks (rebuilt), and
 stale ``.part`` downloads (deleted). Everything else names the command that fixes it.
+With ``settings.chroma_url`` the home is a cache of a Chroma server: doctor syncs it, compares
+it with the server's committed chunks, and ``fix`` deletes rows a dead writer left there.
 """
 
 from __future__ import annotations
@@ -96,10 +98,10 @@ def _repair(settings: Settings) -> list[str]:
         for part in sorted(cache.glob("*.part")):
             part.unlink(missing_ok=True)
             done.append(f"removed stale download {part.name}")
-    if not (settings.home / "index.db").exists():
+    if not settings.chroma_url and not (settings.home / "index.db").exists():
         return done
     try:
-        store = Store(settings.home)
+        store = Store(settings.home, chroma_url=settings.chroma_url)
     except IndexError_:
         return done
     try:
@@ -107,7 +109,7 @@ def _repair(settings: Settings) -> list[str]:
         if orphans:
             done.append(f"deleted {orphans} Chroma row(s) no committed chunk owns")
         committed = {r[0] for r in store.db.execute("SELECT id FROM chunks")}
-        missing = committed - store._chroma_ids()
+        missing = set() if store.remote else committed - store._chroma_ids()
         if missing:
             store.restore_chroma(missing)
             done.append(f"restored {len(missing)} Chroma row(s) from the SQLite copy")
@@ -153,19 +155,59 @@ def _examine(settings: Settings, catalog: Catalog | None, *, busy: bool) -> Diag
             )
         )
     _check_cache(settings, catalog, busy, add)
-    if not (settings.home / "index.db").exists():
+    if not settings.chroma_url and not (settings.home / "index.db").exists():
         add(Finding("database", f"no index in {settings.home} yet", "run 'ddsearch ingest'", False))
         return out
     try:
-        store = Store(settings.home, readonly=True)
+        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
     except IndexError_ as e:
-        add(Finding("schema", str(e).split(": rebuild")[0], "run 'ddsearch ingest --rebuild'"))
+        add(_cannot_open(e))
         return out
     try:
         _check_index(store, settings, catalog, busy, add)
     finally:
         store.close()
     return out
+
+
+def _cannot_open(e: IndexError_) -> Finding:
+    """Why the index cannot be opened, with the step that fixes it (a rebuild only if needed)."""
+    from ddsearch.index.remote import ServerError
+
+    text = str(e)
+    if isinstance(e, ServerError):
+        return Finding("chroma", text, "start the Chroma server, or check --chroma-url")
+    for tail, fix in (
+        (": rebuild", "run 'ddsearch ingest --rebuild'"),
+        (
+            ": pass --chroma-url",
+            "pass --chroma-url (or set DDSEARCH_CHROMA_URL), or another --home",
+        ),
+        ("; use another --home", "use another --home with --chroma-url"),
+    ):
+        if tail in text:
+            return Finding("schema", text.split(tail)[0], fix)
+    return Finding("schema", text)
+
+
+def _server_rows(store: Store) -> tuple[set[str], set[str]]:
+    """With a Chroma server: (chunk ids its commits own, ids of rows a dead writer left)."""
+    import time
+
+    from ddsearch.index import remote as server
+
+    manifest = store.remote.manifest()
+    owned: set[str] = set()
+    for pid, meta in manifest.items():
+        where = {"$and": [{"paper": pid}, {"token": meta["token"]}]}
+        owned |= {
+            i.rsplit("@", 1)[0] for i in store.remote.chunks.get(where=where, include=[])["ids"]
+        }
+    where = {"written_ns": {"$lt": time.time_ns() - server.ORPHAN_AGE_NS}}
+    tokens = [m["token"] for m in manifest.values()]
+    if tokens:
+        where = {"$and": [where, {"token": {"$nin": tokens}}]}
+    return owned, set(store.remote.chunks.get(where=where, include=[])["ids"])
 
 
 def _check_cache(settings: Settings, catalog: Catalog | None, busy: bool, add) -> None:
@@ -221,17 +263,11 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
     # chunk counts: manifest vs SQLite vs Chroma, per paper
     counts = dict(db.execute("SELECT paper_id, count(*) FROM chunks GROUP BY paper_id").fetchall())
     committed = {r[0] for r in db.execute("SELECT id FROM chunks")}
-    try:
-        in_chroma = store._chroma_ids()
-    except Exception as e:  # a damaged Chroma directory
-        add(
-            Finding(
-                "chroma",
-                f"Chroma cannot be read ({type(e).__name__}: {e})".splitlines()[0],
-                "run 'ddsearch ingest --rebuild'",
-            )
-        )
+    if store.remote is not None:
+        _check_server(store, committed, busy, add)
         in_chroma = None
+    else:
+        in_chroma = _local_chroma_ids(store, add)
     for pid, rec in sorted(records.items()):
         n = counts.get(pid, 0)
         if n != rec.chunks:
@@ -321,6 +357,57 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
     _check_sources(records, settings, catalog, model, add)
 
 
+def _local_chroma_ids(store: Store, add) -> set[str] | None:
+    try:
+        return store._chroma_ids()
+    except Exception as e:  # a damaged Chroma directory
+        add(
+            Finding(
+                "chroma",
+                f"Chroma cannot be read ({type(e).__name__}: {e})".splitlines()[0],
+                "run 'ddsearch ingest --rebuild'",
+            )
+        )
+        return None
+
+
+def _check_server(store: Store, committed: set[str], busy: bool, add) -> None:
+    try:
+        owned, orphans = _server_rows(store)
+    except Exception as e:
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        add(Finding("chroma", f"Chroma server {store.remote.url}: {line}", "check the server"))
+        return
+    if orphans and not busy:
+        add(
+            Finding(
+                "chroma",
+                f"{len(orphans)} row(s) on the Chroma server no commit owns (left by an "
+                f"interrupted ingest) in {_id_list({_chroma_paper(i) for i in orphans})}",
+                "run 'ddsearch doctor --fix' or any 'ddsearch ingest'",
+                fixable=True,
+            )
+        )
+    differ = owned ^ committed
+    if differ and not busy:
+        add(
+            Finding(
+                "chroma",
+                f"the cache in {store.home} is out of step with the Chroma server in "
+                f"{_id_list({_chroma_paper(i) for i in differ})}",
+                f"delete {store.db_path}: the next command rebuilds the cache from the server",
+            )
+        )
+    elif not differ:
+        add(
+            Finding(
+                "chroma",
+                f"{len(committed)} chunks, the cache and the Chroma server agree",
+                problem=False,
+            )
+        )
+
+
 def _check_model(store: Store, model: str, add) -> None:
     from ddsearch.index.embed import Embedder, ModelError
 
@@ -354,6 +441,21 @@ def _check_model(store: Store, model: str, add) -> None:
     add(Finding("model", f"model {model!r} found", problem=False, passed=True))
 
 
+def _source_path(rec, cache: Path) -> Path:
+    """Where a paper's PDF is, whatever the working directory.
+
+    Ingest stores absolute paths; older ones stored them relative to where ingest ran, so
+    those are found from what does not move: a --from file's path (resolved when planned),
+    else the download cache.
+    """
+    src = Path(rec.source)
+    if src.is_absolute():
+        return src.resolve()
+    if rec.paper.path:
+        return Path(rec.paper.path).resolve()
+    return cache / src.name
+
+
 def _check_sources(records, settings: Settings, catalog, model, add) -> None:
     from ddsearch.files import sha256_file
     from ddsearch.ingest.pipeline import fingerprint
@@ -361,8 +463,8 @@ def _check_sources(records, settings: Settings, catalog, model, add) -> None:
     cache = settings.pdf_cache.resolve()
     shaped = replace(settings, model=model) if model else settings
     for pid, rec in sorted(records.items()):
-        src = Path(rec.source)
-        ours = src.resolve().parent == cache
+        src = _source_path(rec, cache)
+        ours = src.parent == cache
         if not src.is_file():
             if ours:
                 add(

@@ -1,18 +1,18 @@
 """Download a paper's PDF into the cache: bounded, retried, validated, written atomically.
 
-Standard library only. Redirects are followed by hand so every hop can be checked
-(http/https only, at most ``max_redirects``); HTTPS uses the default, verified SSL
-context. Proxies from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``)
-are honoured, as urllib does.
+HTTP is httpx, with its ``trust_env``: proxies come from ``http_proxy``, ``https_proxy``,
+``all_proxy`` and ``no_proxy`` (either case; HTTPS through a CONNECT tunnel). Certificates
+are verified against the system's CA store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override it).
+Redirects are followed by hand so every hop is checked (http/https only, at most
+``max_redirects``).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
+import functools
 import hashlib
-import http.client
 import os
 import random
 import re
@@ -21,18 +21,18 @@ import ssl
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+
+import httpx
 
 from ddsearch.files import sha256_file
 from ddsearch.models import Paper
 
 __all__ = ["FetchError", "FetchPolicy", "check_pdf_bytes", "fetch_paper", "sha256_file"]
 
-_CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PDF_HEAD = 1024  # '%PDF-' must start within this many leading bytes
 _PDF_TAIL = 2048  # '%%EOF' must appear within this many trailing bytes
@@ -64,7 +64,7 @@ class _Retryable(FetchError):
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0  # TCP, proxy tunnel and TLS handshake
     read_timeout: float = 60.0  # per socket read (a stalled trickle fails)
     total_timeout: float = 300.0  # whole attempt: connect, redirects, headers, body
     max_bytes: int = 200 * 1024 * 1024
@@ -72,9 +72,7 @@ class FetchPolicy:
     backoff: float = 1.0  # seconds, doubled each retry (with small jitter), capped
     max_retry_after: float = 60.0  # Retry-After honoured up to this; also caps the back-off
     max_redirects: int = 5
-    user_agent: str = (
-        f"ddsearch/{_version()} (distributed-systems paper search; Python http.client)"
-    )
+    user_agent: str = f"ddsearch/{_version()} (distributed-systems paper search; httpx)"
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -115,84 +113,37 @@ def _human(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _split_http_url(url: str, what: str) -> urllib.parse.SplitResult:
+def _check_url(url: str, what: str) -> None:
     try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise FetchError(f"malformed URL {url!r}{what}") from None
-    if parts.scheme.lower() not in ("http", "https"):
+        parsed = httpx.URL(url)
+        scheme, host = parsed.scheme, parsed.host  # .host decodes IDNA, and may fail
+    except (httpx.InvalidURL, ValueError) as exc:  # ValueError: a host IDNA cannot handle
+        raise FetchError(f"malformed URL {url!r}{what}: {exc}") from None
+    if scheme not in ("http", "https"):
         raise FetchError(f"refusing non-HTTP(S) URL {url!r}{what}")
-    if not parts.hostname:
+    if not host:
         raise FetchError(f"URL has no host: {url!r}{what}")
-    return parts
 
 
-def _request_target(parts: urllib.parse.SplitResult) -> str:
-    # Quote anything http.client would refuse to send (spaces, non-ASCII), keep escapes.
-    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
-    query = urllib.parse.quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
-    return f"{path}?{query}" if query else path
+@functools.cache
+def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """The system's CA store, as the standard library reads it (OpenSSL honours SSL_CERT_FILE
+    and SSL_CERT_DIR), not httpx's certifi bundle; loaded once per setting (~20 ms)."""
+    return ssl.create_default_context()
 
 
-def _proxy_for(scheme: str, host: str) -> urllib.parse.SplitResult | None:
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(host):
-        return None
-    if "://" not in proxy:
-        proxy = "http://" + proxy
-    parts = urllib.parse.urlsplit(proxy)
-    if parts.scheme.lower() != "http" or not parts.hostname:
-        raise FetchError(f"unsupported proxy {proxy!r} (only http:// proxies are supported)")
-    return parts
-
-
-def _proxy_auth(proxy: urllib.parse.SplitResult) -> dict[str, str]:
-    if proxy.username is None:
-        return {}
-    user = urllib.parse.unquote(proxy.username)
-    password = urllib.parse.unquote(proxy.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return {"Proxy-Authorization": f"Basic {token}"}
-
-
-def _connect(
-    parts: urllib.parse.SplitResult, policy: FetchPolicy, deadline: float
-) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
-    """Open a connection for ``parts``; return it, the request target and extra headers."""
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    port = parts.port or (443 if scheme == "https" else 80)
-    proxy = _proxy_for(scheme, host)
-    timeout = max(0.001, min(policy.connect_timeout, deadline - time.monotonic()))
-    target = _request_target(parts)
-    headers: dict[str, str] = {}
-    conn: http.client.HTTPConnection
-    if scheme == "https":
-        context = ssl.create_default_context()
-        if proxy is not None:
-            conn = http.client.HTTPSConnection(
-                proxy.hostname or "",
-                proxy.port or 8080,
-                timeout=timeout,
-                context=context,
-            )
-            conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
-        else:
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-    elif proxy is not None:
-        conn = http.client.HTTPConnection(proxy.hostname or "", proxy.port or 8080, timeout=timeout)
-        target = urllib.parse.urlunsplit((scheme, parts.netloc.rpartition("@")[2], target, "", ""))
-        headers.update(_proxy_auth(proxy))
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def _client(policy: FetchPolicy) -> httpx.Client:
+    headers = {
+        "User-Agent": policy.user_agent,
+        "Accept": "application/pdf,*/*;q=0.8",
+        "Accept-Encoding": "identity",  # the bytes hashed and size-capped are the file's
+        "Connection": "close",  # every attempt starts on a fresh connection
+    }
     try:
-        conn.connect()  # TCP, proxy tunnel and TLS handshake, all under connect_timeout
-    except BaseException:
-        conn.close()
-        raise
-    return conn, target, headers
+        verify = _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        return httpx.Client(headers=headers, verify=verify, trust_env=True)
+    except (httpx.InvalidURL, ValueError, ImportError) as exc:  # a bad *_proxy variable
+        raise FetchError(f"unusable proxy setting in the environment: {exc}") from None
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -211,104 +162,94 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _network_error(exc: BaseException, url: str, stage: str, policy: FetchPolicy) -> FetchError:
-    """Translate a socket/TLS/HTTP-protocol exception into a (possibly retryable) FetchError."""
-    if isinstance(exc, http.client.InvalidURL):
-        return FetchError(f"malformed URL {url!r}")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return FetchError(f"TLS certificate verification failed for {url}: {exc.verify_message}")
-    if isinstance(exc, socket.gaierror):
-        message = f"cannot resolve host of {url}: {exc.strerror or exc}"
-        return _Retryable(message) if exc.errno == socket.EAI_AGAIN else FetchError(message)
-    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
-        if stage == "connect":
-            return _Retryable(f"timed out connecting to {url} (after {policy.connect_timeout:g}s)")
+def _network_error(
+    exc: httpx.TransportError, url: str, stage: str, policy: FetchPolicy
+) -> FetchError:
+    """Translate an httpx transport error into a (possibly retryable) FetchError."""
+    root: BaseException = exc
+    while inner := root.__cause__ or next(  # httpx -> httpcore -> the socket or TLS error
+        (a for a in root.args if isinstance(a, BaseException)), None
+    ):
+        root = inner
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return FetchError(f"TLS certificate verification failed for {url}: {root.verify_message}")
+    if isinstance(root, socket.gaierror):
+        message = f"cannot resolve host of {url}: {root.strerror or root}"
+        return _Retryable(message) if root.errno == socket.EAI_AGAIN else FetchError(message)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return _Retryable(f"timed out connecting to {url} (after {policy.connect_timeout:g}s)")
+    if isinstance(exc, httpx.TimeoutException):
         return _Retryable(f"stalled: no data for {policy.read_timeout:g}s from {url}")
-    if isinstance(exc, http.client.HTTPException):
-        return _Retryable(f"broken HTTP response from {url}: {type(exc).__name__}")
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return _Retryable(f"network error ({stage}) for {url}: {reason}")
+    reason = " ".join(str(getattr(root, "strerror", None) or root).split())
+    if isinstance(exc, httpx.ProtocolError):
+        return _Retryable(f"broken HTTP response from {url}: {reason or type(root).__name__}")
+    if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
+        stage = "connect"
+    return _Retryable(f"network error ({stage}) for {url}: {reason or type(root).__name__}")
+
+
+def _too_slow(policy: FetchPolicy, url: str) -> FetchError:
+    return FetchError(f"download took longer than {policy.total_timeout:g}s from {url}")
 
 
 def _check_deadline(deadline: float, policy: FetchPolicy, url: str) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise FetchError(f"download took longer than {policy.total_timeout:g}s from {url}")
+        raise _too_slow(policy, url)
     return remaining
 
 
-def _download_once(url: str, out, policy: FetchPolicy, pinned: str | None) -> str:
+def _download_once(
+    client: httpx.Client, url: str, out, policy: FetchPolicy, pinned: str | None
+) -> str:
     """One attempt: follow redirects, stream the body into ``out``; return its sha256."""
     deadline = time.monotonic() + policy.total_timeout
     start = url
-    for hops in range(policy.max_redirects + 1):
-        parts = _split_http_url(url, "" if hops == 0 else " (redirect target)")
-        _check_deadline(deadline, policy, url)
+    for _ in range(policy.max_redirects + 1):
+        remaining = _check_deadline(deadline, policy, url)
+        # httpx has no whole-request timeout and fixes a request's read timeout when it is
+        # sent, so the deadline is also checked after every block: a stall that starts late
+        # can overrun it by up to one read_timeout.
+        connect, read = min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)
+        stage = "request"
         try:
-            conn, target, headers = _connect(parts, policy, deadline)
-        except FetchError:
-            raise
-        except (OSError, http.client.HTTPException) as exc:
-            raise _network_error(exc, url, "connect", policy) from None
-        except ValueError as exc:  # e.g. a host name IDNA cannot encode
-            raise FetchError(f"malformed URL {url!r}: {exc}") from None
-        try:
-            sock = conn.sock
-            stage = "request"
-            try:
-                sock.settimeout(min(policy.read_timeout, _check_deadline(deadline, policy, url)))
-                conn.request(
-                    "GET",
-                    target,
-                    headers={
-                        "User-Agent": policy.user_agent,
-                        "Accept": "application/pdf,*/*;q=0.8",
-                        "Accept-Encoding": "identity",
-                        "Connection": "close",
-                        **headers,
-                    },
-                )
-                resp = conn.getresponse()
-                status = resp.status
+            with client.stream("GET", url, timeout=httpx.Timeout(read, connect=connect)) as resp:
+                status = resp.status_code
                 if status in _REDIRECTS:
-                    location = resp.getheader("Location")
+                    location = resp.headers.get("Location")
                     if not location:
                         raise FetchError(f"HTTP {status} redirect without a Location from {url}")
                     new_url = urllib.parse.urljoin(url, location.strip())
-                    _split_http_url(new_url, f" (redirect from {url})")
+                    _check_url(new_url, f" (redirect from {url})")
                     url = new_url
                     continue
                 if status == 429 or status >= 500:
                     raise _Retryable(
-                        f"HTTP {status} {resp.reason} from {url}",
-                        _parse_retry_after(resp.getheader("Retry-After")),
+                        f"HTTP {status} {resp.reason_phrase} from {url}",
+                        _parse_retry_after(resp.headers.get("Retry-After")),
                     )
                 if status not in (200, 203):
-                    raise FetchError(f"HTTP {status} {resp.reason} from {url}")
+                    raise FetchError(f"HTTP {status} {resp.reason_phrase} from {url}")
                 length = _content_length(resp)
                 if length is not None and length > policy.max_bytes:
                     limit = _human(policy.max_bytes)
                     raise FetchError(f"file is {_human(length)}, over the {limit} limit, at {url}")
                 stage = "read"
-                return _stream_body(resp, sock, out, length, deadline, policy, url, pinned)
-            except FetchError:
-                raise
-            except TimeoutError as exc:
-                if time.monotonic() >= deadline:
-                    raise FetchError(
-                        f"download took longer than {policy.total_timeout:g}s from {url}"
-                    ) from None
-                raise _network_error(exc, url, stage, policy) from None
-            except (OSError, http.client.HTTPException) as exc:
-                raise _network_error(exc, url, stage, policy) from None
-        finally:
-            conn.close()
+                return _stream_body(resp, out, length, deadline, policy, url, pinned)
+        except httpx.TimeoutException as exc:
+            # A wait cut short by the deadline rather than by its own limit is the deadline's.
+            limit = connect if isinstance(exc, httpx.ConnectTimeout) else read
+            if limit == remaining or time.monotonic() >= deadline:
+                raise _too_slow(policy, url) from None
+            raise _network_error(exc, url, stage, policy) from None
+        except httpx.TransportError as exc:
+            raise _network_error(exc, url, stage, policy) from None
     raise FetchError(f"too many redirects (more than {policy.max_redirects}) starting at {start}")
 
 
-def _content_length(resp: http.client.HTTPResponse) -> int | None:
-    value = resp.getheader("Content-Length")
-    if value is None or resp.getheader("Transfer-Encoding"):
+def _content_length(resp: httpx.Response) -> int | None:
+    value = resp.headers.get("Content-Length")
+    if value is None or "Transfer-Encoding" in resp.headers:
         return None
     try:
         length = int(value.strip())
@@ -317,24 +258,25 @@ def _content_length(resp: http.client.HTTPResponse) -> int | None:
     return length if length >= 0 else None
 
 
-def _stream_body(resp, sock, out, length, deadline, policy, url, pinned) -> str:
+def _stream_body(resp, out, length, deadline, policy, url, pinned) -> str:
     digest = hashlib.sha256()
-    head = b""
-    tail = b""
+    head = tail = b""
     total = 0
-    while True:
-        sock.settimeout(min(policy.read_timeout, _check_deadline(deadline, policy, url)))
-        block = resp.read1(_CHUNK)
-        if not block:
-            break
-        total += len(block)
-        if total > policy.max_bytes:
-            raise FetchError(f"download exceeded the {_human(policy.max_bytes)} limit at {url}")
-        out.write(block)
-        digest.update(block)
-        if len(head) < _PDF_HEAD:
-            head += block[: _PDF_HEAD - len(head)]
-        tail = (tail + block)[-_PDF_TAIL:]
+    try:
+        for block in resp.iter_raw():  # raw: the bytes on the wire, never decoded
+            total += len(block)
+            if total > policy.max_bytes:
+                limit = _human(policy.max_bytes)
+                raise FetchError(f"download exceeded the {limit} limit at {url}")
+            out.write(block)
+            digest.update(block)
+            if len(head) < _PDF_HEAD:
+                head += block[: _PDF_HEAD - len(head)]
+            tail = (tail + block)[-_PDF_TAIL:]
+            _check_deadline(deadline, policy, url)
+    except httpx.RemoteProtocolError:
+        if length is None or total >= length:
+            raise  # not a short body: _download_once reports it
     if length is not None and total < length:
         raise _Retryable(f"connection closed after {total} of {length} bytes from {url}")
     _check_pdf(head, tail, total, url)
@@ -407,9 +349,17 @@ def fetch_paper(
         return target
     if not paper.url:
         raise FetchError("no open-access URL, add the PDF with --from")
-    _split_http_url(paper.url, "")
+    _check_url(paper.url, "")
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with _client(policy) as client:
+        return _download_into(client, paper, target, policy, pinned)
 
+
+def _download_into(
+    client: httpx.Client, paper: Paper, target: Path, policy: FetchPolicy, pinned: str | None
+) -> Path:
+    """Download with retries into a ``.part`` file beside ``target``, then rename it."""
+    cache_dir = target.parent
     attempts = max(0, policy.retries) + 1
     for attempt in range(attempts):
         # Opened before the try (closed by its `with`) so cleanup always has the name.
@@ -418,7 +368,7 @@ def fetch_paper(
         )
         try:
             with tmp:
-                _download_once(paper.url, tmp, policy, pinned)
+                _download_once(client, paper.url, tmp, policy, pinned)
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp.name, target)

@@ -185,12 +185,13 @@ def _fit(paper: Paper, chunks: list[Chunk], embedder: Embedder) -> list[str]:
 
 
 def _obtain(source: Source, settings: Settings, refresh: bool) -> Path:
+    """The paper's PDF, as an absolute path: the index records it, read from any folder."""
     if source.path is not None:
-        return source.path
+        return source.path.resolve()
     from ddsearch.ingest.fetch import fetch_paper
 
     settings.pdf_cache.mkdir(parents=True, exist_ok=True)
-    return fetch_paper(source.paper, settings.pdf_cache, refresh=refresh)
+    return fetch_paper(source.paper, settings.pdf_cache, refresh=refresh).resolve()
 
 
 def ingest(

@@ -172,10 +172,10 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
 # ------------------------------------------------------------------------------ query
 def _explain(hit) -> str:
     """Each ranker's raw and normalised evidence, and the quote model's score."""
-    names = [n for n in ("dense", "lexical") if n in hit.scores]
+    names = [n for n in ("dense", "lexical", "best_sentence") if n in hit.scores]
     parts = [f"{n} {hit.scores[n]:.4f} (norm {hit.scores.get(n + '_norm', 0):.3f})" for n in names]
-    if "sentence" in hit.scores:
-        parts.append(f"quote sentence {hit.scores['sentence']:+.2f}")
+    if "quote" in hit.scores:
+        parts.append(f"quote {hit.scores['quote']:+.2f}")
     return "evidence: " + ", ".join(parts)
 
 

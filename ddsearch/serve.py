@@ -419,7 +419,7 @@ def openapi_spec(indexed: list[str] | None = None, citable: list[str] | None = N
                 "type": "string",
                 "minLength": 1,
                 "maxLength": MAX_QUERY_CHARS,
-                "pattern": r"\S",
+                "pattern": r"[A-Za-z0-9]",  # a query must hold a word to search for
             },
         },
         {

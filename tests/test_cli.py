@@ -352,10 +352,12 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
     out = ok(
         invoke("--home", home, "query", "How many clerks copy a sale?", "-k", "1", "--explain")
     )
-    assert "evidence: dense " in out and "lexical " in out and "quote sentence" in out
+    assert "evidence: dense " in out and "lexical " in out and "quote " in out
     doc = json.loads(ok(invoke("--home", home, "query", "How many clerks copy a sale?", "--json")))
     scores = doc["results"][0]["scores"]
-    assert {"dense", "dense_norm", "lexical", "lexical_norm", "sentence"} <= set(scores)
+    assert {"dense", "dense_norm", "lexical", "lexical_norm", "best_sentence", "quote"} <= set(
+        scores
+    )
 
 
 @pytest.mark.parametrize(

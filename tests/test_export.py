@@ -220,6 +220,7 @@ def test_json_export():
         "year": 2007,
         "pages": [5],
         "printed_pages": ["209"],
+        "passage_pages": [5],
         "page_label": "p. 209",
         "section": "4.2 Partitioning",
         "score": 1.0,
@@ -456,7 +457,11 @@ def test_render_papers_for_the_cite_command():
 
 
 def test_empty_results():
-    assert json.loads(render("json", "nothing", [], {})) == {"query": "nothing", "results": []}
+    assert json.loads(render("json", "nothing", [], {})) == {
+        "query": "nothing",
+        "weak_match": False,
+        "results": [],
+    }
     assert "No results." in render("md", "nothing", [], {})
     assert render("bib", "nothing", [], {}) == ""
     assert json.loads(render("csl", "nothing", [], {})) == []

@@ -96,11 +96,6 @@ class Postings:
             weights=weights,
         )
 
-    def document_frequency(self, token: str) -> int:
-        """How many chunks hold the token."""
-        t = self.terms.get(token)
-        return 0 if t is None else int(self.indptr[t + 1] - self.indptr[t])
-
     def top(self, tokens: list[str], limit: int, allowed=None) -> list[tuple[int, float]]:
         """(rowid, score) of the best chunks for an OR of these tokens, best first, score > 0.
 

@@ -504,6 +504,21 @@ class Store:
                 "'ddsearch doctor --fix'"
             ) from None
 
+    def document_frequencies(self, tokens) -> tuple[dict[str, int], int]:
+        """({token: chunks holding it}, chunks) from FTS5's own vocabulary."""
+        tokens = sorted(set(tokens))
+        self.db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_rows "
+            "USING fts5vocab(main, chunks_fts, row)"
+        )
+        n = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if not tokens:
+            return {}, max(1, n)
+        marks = ",".join("?" * len(tokens))
+        sql = f"SELECT term, doc FROM temp.chunks_fts_rows WHERE term IN ({marks})"
+        rows = self.db.execute(sql, tokens).fetchall()
+        return dict(rows), max(1, n)
+
     def postings(self, *, build: bool = False):
         """The lexical index's postings for the current generation (ddsearch.index.postings):
         loaded from the data home, else built and saved when ``build``, else None."""

@@ -279,7 +279,9 @@ def chunk_pages(
             spans.append(Sentence(at, at + len(s.text), s.pages, s.printed, s.caption))
             at += len(s.text) + 1
         pages_ = sorted({p for s in group for p in s.pages})
-        printed = list(dict.fromkeys(p for s in group for p in s.printed))
+        printed = sorted(  # by number: captions come after their section's text
+            {p for s in group for p in s.printed}, key=lambda p: (not p.isdigit(), p.zfill(8))
+        )
         sections = [s.section for s in group if s.section]
         chunks.append(
             Chunk(

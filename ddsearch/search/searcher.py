@@ -29,8 +29,8 @@ MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100
 RERANK = 30  # the fused top that the best-sentence evidence re-weighs
 # Weak-match floors, set below every tuning-part dev question (bench/weak_match.py):
-WEAK_DENSE = 0.2  # the nearest passage's cosine
-WEAK_TERMS = 0.5  # the idf-weighted share of the query's words found in the index
+WEAK_DENSE = 0.3  # the nearest passage's cosine (tuning part: min 0.399)
+WEAK_TERMS = 0.5  # the idf-weighted share of query words the index holds (tuning min 0.65)
 
 
 class QueryError(ValueError):
@@ -114,17 +114,14 @@ class Searcher:
         return self._last_query[1]
 
     def idf(self, terms: list[str]) -> list[float]:
-        """Inverse document frequency of each query term over the chunks (1.0 without the
-        lexical postings, which hold the counts)."""
-        postings = self._current_postings()
-        if postings is None:
-            return [1.0] * len(terms)
+        """Inverse document frequency of each query term over the chunks, from the lexical
+        index's own counts (the same on every client of an index)."""
         tokens = self._tokenize(terms)
-        n = max(1, len(postings.rowids))
+        df, n = self.store.document_frequencies({t for word in tokens for t in word})
         out = []
         for word in tokens:
-            dfs = [postings.document_frequency(t) for t in word] or [0]
-            out.append(math.log(1 + (n - max(dfs) + 0.5) / (max(dfs) + 0.5)))
+            most = max((df.get(t, 0) for t in word), default=0)
+            out.append(math.log(1 + (n - most + 0.5) / (most + 0.5)))
         return out
 
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
@@ -152,7 +149,7 @@ class Searcher:
             start = hit.chunk.text.find(best.text)
             hit.quote, hit.quote_span = best.text, (start, start + len(best.text))
             hit.quote_pages, hit.quote_printed = best.pages, best.printed
-            hit.scores["sentence"] = round(best.score, 6)  # the quote model's log-odds
+            hit.scores["quote"] = round(best.score, 6)  # the quote model's log-odds
 
     def citation_keys(self, catalog=None) -> dict[str, str]:
         """Citation keys unique across the catalog and every indexed paper."""
@@ -287,7 +284,7 @@ class Searcher:
             for r in rowids
             if r in chunks and len(vectors.get(chunks[r].id, ()))
         ]
-        return "sentence", sorted(ranking, key=lambda t: -t[1]), SENTENCE_WEIGHT
+        return "best_sentence", sorted(ranking, key=lambda t: -t[1]), SENTENCE_WEIGHT
 
     def _weak(self, query: str, runs) -> bool:
         """Whether even the best candidates match weakly: the nearest passage is far from the
@@ -300,16 +297,13 @@ class Searcher:
         return best_dense < WEAK_DENSE or self.term_coverage(query) < WEAK_TERMS
 
     def term_coverage(self, query: str) -> float:
-        """The idf-weighted share of the query's words that some chunk holds (1.0 when the
-        lexical postings are not at hand to tell)."""
+        """The idf-weighted share of the query's words that some chunk holds."""
         terms = query_terms(query)
-        postings = self._current_postings()
-        if not terms or postings is None:
+        if not terms:
             return 1.0
-        present = [
-            any(postings.document_frequency(t) for t in word) for word in self._tokenize(terms)
-        ]
-        n = max(1, len(postings.rowids))
+        tokens = self._tokenize(terms)
+        df, n = self.store.document_frequencies({t for word in tokens for t in word})
+        present = [any(df.get(t, 0) for t in word) for word in tokens]
         weights = [math.log(n + 1) if not ok else w for ok, w in zip(present, self.idf(terms))]
         return sum(w for w, ok in zip(weights, present) if ok) / (sum(weights) or 1.0)
 

@@ -240,3 +240,39 @@ def test_ingest_update_prune_and_pandoc(library: Path, tmp_path: Path, embedder)
     store = Store(home, readonly=True)
     assert "picker-2017" not in store.records()
     store.close()
+
+
+@pytest.mark.integration
+def test_merged_catalog_paper_keeps_the_users_key(tmp_path: Path, embedder):
+    """Ingested from the catalog first, then named in a .bib: not embedded again, cited with
+    the user's key; a later catalog ingest keeps the key, --prune gives it back."""
+    from ddsearch.files import sha256_file
+    from ddsearch.search.searcher import Searcher
+
+    light = pdf(tmp_path / "pdfs" / "lighthouse.pdf", "lighthouse")
+    listed = Paper("lighthouse", "Lighthouse: Gossip Among Keepers", ("Kay Eeper",), 2019,
+                   venue="LH", sha256=sha256_file(light))  # fmt: skip
+    catalog = Catalog(None, {"lighthouse": listed})
+    settings = Settings(home=tmp_path / "home")
+    first = ingest(settings, catalog, [light], embedder=embedder)
+    assert [o.status for o in first.outcomes] == ["ingested"]
+    bib = tmp_path / "mine.bib"
+    bib.write_text(f"@misc{{Eeper:LH, title={{Mine}}, file={{{light}}}}}\n")
+    merged = ingest(settings, catalog, bibs=[bib], embedder=embedder)
+    assert [(o.paper_id, o.status) for o in merged.outcomes] == [("lighthouse", "updated")]
+
+    def key() -> str:
+        s = Searcher(settings.home, embedder=embedder, catalog=catalog)
+        try:
+            hit = s.search("beacon", 1)[0]
+            return s.citation_keys()[hit.paper.id]
+        finally:
+            s.store.close()
+
+    assert key() == "Eeper:LH"
+    again = ingest(settings, catalog, [light], embedder=embedder)
+    assert [o.status for o in again.outcomes] == ["skipped"] and key() == "Eeper:LH"
+    bib.write_text("")
+    pruned = ingest(settings, catalog, bibs=[bib], prune=True, embedder=embedder)
+    assert [(o.paper_id, o.status) for o in pruned.outcomes] == [("lighthouse", "pruned")]
+    assert key() == "eeper2019lighthouse"

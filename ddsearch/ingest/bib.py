@@ -249,7 +249,8 @@ def read_bib(path: Path) -> tuple[list[BibEntry], list[tuple[str, str]]]:
     except (OSError, UnicodeDecodeError) as e:
         raise BibError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     parser_log = logging.getLogger("bibtexparser")
-    level, parser_log.level = parser_log.level, logging.CRITICAL  # we report failures ourselves
+    level = parser_log.level
+    parser_log.setLevel(logging.CRITICAL)  # failed blocks are reported by us, with the entry
     try:
         library = bibtexparser.parse_string(text)
     finally:

@@ -104,6 +104,15 @@ def main(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     help="A local PDF or a folder of PDFs (repeatable). Without it, downloads.",
 )
 @click.option(
+    "--bib",
+    "bibs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A BibTeX export (Zotero, Better BibTeX, JabRef): its entries' PDFs, cited with "
+    "their own keys (repeatable).",
+)
+@click.option("--prune", is_flag=True, help="Remove papers whose entries left their --bib file.")
+@click.option(
     "--catalog",
     "catalog_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -125,7 +134,8 @@ def main(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
     "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
 )
 @click.pass_context
-def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, progress):
+def ingest(ctx, ids, sources, bibs, prune, catalog_path, model, precision, refresh, rebuild,
+           progress):  # fmt: skip
     """Fetch, extract, chunk and embed papers into the index.
 
     IDS restricts the run to those papers. A paper whose PDF, settings and model are unchanged
@@ -133,6 +143,8 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
     """
     from ddsearch.ingest.pipeline import ingest as run
 
+    if prune and not bibs:
+        raise click.UsageError("--prune goes with --bib")
     settings = _settings(ctx, model=model, int8=precision == "int8")
     if progress is None:
         progress = sys.stderr.isatty()
@@ -146,6 +158,8 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
             rebuild=rebuild,
             progress=progress,
             log=lambda line: click.echo(line, err=True),  # one line a paper, without bars
+            bibs=list(bibs),
+            prune=prune,
         )
     except KeyboardInterrupt:  # before the first paper started: nothing half-done is visible
         click.echo("interrupted before any paper was ingested; run again to finish", err=True)
@@ -153,13 +167,16 @@ def ingest(ctx, ids, sources, catalog_path, model, precision, refresh, rebuild, 
     for o in report.outcomes:
         if o.status == "failed":
             click.echo(f"failed   {o.paper_id}: {o.reason}", err=True)
-        elif o.status == "skipped" and o.reason != "unchanged":
-            click.echo(f"skipped  {o.paper_id}: {o.reason}", err=True)
+        elif o.status in ("stale", "pruned", "skipped") and o.reason != "unchanged":
+            click.echo(f"{o.status:<8} {o.paper_id}: {o.reason}", err=True)
     done = report.of("ingested")
     unchanged = sum(o.reason == "unchanged" for o in report.of("skipped"))
+    also = "".join(f", {len(report.of(s))} {s}" for s in ("updated", "stale", "pruned")
+                   if report.of(s))  # fmt: skip
     click.echo(
-        f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks), {unchanged} unchanged, "
-        f"{len(report.of('skipped')) - unchanged} skipped, {len(report.of('failed'))} failed "
+        f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks){also}, {unchanged} "
+        f"unchanged, {len(report.of('skipped')) - unchanged} skipped, "
+        f"{len(report.of('failed'))} failed "
         f"in {report.seconds:.1f}s; index: {settings.home}"
     )
     if report.interrupted:

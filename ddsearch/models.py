@@ -26,6 +26,7 @@ class Paper:
     institution: str | None = None
     note: str | None = None  # e.g. why there is no open-access URL
     path: str | None = None  # local PDF, when the paper came from --from
+    key: str | None = None  # the user's own citation key (from --bib), cited exactly as given
 
 
 @dataclass(frozen=True)

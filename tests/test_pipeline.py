@@ -118,12 +118,17 @@ def test_reingest_skips_unchanged(tmp_path, catalog, embedder):
         o.paper_id: o.chunks for o in first.outcomes
     }
     assert counts(home) == before
-    # the same bytes in another place are still the same paper
+    # the same bytes in another place are still the same paper: not embedded again, but its
+    # record (and so its file:// links) follows the file
     moved = tmp_path / "moved"
     moved.mkdir()
     for p in pdfs.values():
         (moved / p.name).write_bytes(p.read_bytes())
-    assert set(statuses(run(home, catalog, [moved], embedder=embedder)).values()) == {"skipped"}
+    assert set(statuses(run(home, catalog, [moved], embedder=embedder)).values()) == {"updated"}
+    assert counts(home) == before
+    store = Store(home, readonly=True)
+    assert {Path(r.paper.path).parent for r in store.records().values()} == {moved.resolve()}
+    store.close()
 
 
 def test_changed_pdf_is_replaced_whole(tmp_home, small_pdfs, catalog, embedder):

@@ -65,6 +65,7 @@ class Source:
 
     paper: Paper
     path: Path | None = None
+    digest: str | None = None  # the PDF's sha256, when planning already read it
 
 
 def _first_line_title(pdf: Path) -> str | None:
@@ -80,9 +81,94 @@ def _first_line_title(pdf: Path) -> str | None:
 
 
 def plan(
+    catalog: Catalog,
+    sources: Sequence[Path] = (),
+    ids: Sequence[str] = (),
+    bibs: Sequence[Path] = (),
+) -> tuple[list[Source], list[Outcome]]:
+    """The papers a run will ingest, and the files and entries it passes over (with why)."""
+    todo, passed, _ = _plan(catalog, sources, ids, bibs)
+    return todo, passed
+
+
+def _plan(catalog: Catalog, sources: Sequence[Path], ids: Sequence[str], bibs: Sequence[Path]):
+    """plan(), and each .bib's entries as {paper id: key} (what --prune compares against)."""
+    if not bibs:
+        return (*_plan_files(catalog, sources, ids), {})
+    todo, passed = _plan_files(catalog, sources, ()) if sources else ([], [])
+    more, skipped, listed = _plan_bibs(catalog, bibs, {s.paper.id for s in todo})
+    todo, passed = todo + more, passed + skipped
+    if ids:
+        named = {s.paper.id: s for s in todo} | {s.paper.key: s for s in todo if s.paper.key}
+        unknown = [i for i in ids if i not in named]
+        if unknown:
+            raise IngestError(f"not among the given PDFs and entries: {', '.join(unknown)}")
+        todo = list({named[i].paper.id: named[i] for i in ids}.values())
+    return todo, passed, listed
+
+
+def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
+    """Sources from .bib entries: a catalog paper (same DOI or PDF) keeps its id and takes the
+    user's key; any other is the key's slug, with a hash of the key when the slug is taken."""
+    from ddsearch.ingest.bib import BibError, disambiguated, normal_doi, read_bib
+
+    by_doi = {normal_doi(p.doi): p for p in catalog if p.doi}
+    by_sha = {p.sha256: p for p in catalog if p.sha256}
+    passed: list[Outcome] = []
+    entries, first = [], {}
+    listed: dict[str, dict[str, str]] = {}
+    for bib in bibs:
+        bib = Path(bib).expanduser()
+        if not bib.is_file():
+            raise IngestError(f"no such .bib file: {bib}")
+        listed[str(bib.resolve())] = {}  # an emptied .bib still has its removed entries
+        try:
+            got, problems = read_bib(bib)
+        except BibError as e:
+            raise IngestError(str(e)) from None
+        passed += [Outcome(label, "failed", reason) for label, reason in problems]
+        for e in got:
+            if e.key in first:
+                passed.append(Outcome(e.key, "failed", f"duplicate key: first in {first[e.key]}"))
+                continue
+            first[e.key] = f"{bib.name} line {e.line}"
+            entries.append(e)
+    slugs: dict[str, set[str]] = {}
+    for e in entries:
+        slugs.setdefault(e.paper.id, set()).add(e.key)
+    todo: list[Source] = []
+    holder: dict[str, str] = {}  # paper id or PDF digest -> the key that has it
+    for e in entries:
+        digest = sha256_file(e.pdf) if e.pdf else None
+        match = by_doi.get(normal_doi(e.paper.doi)) or (by_sha.get(digest) if digest else None)
+        if match:
+            pid = match.id
+        elif len(slugs[e.paper.id]) > 1 or e.paper.id in catalog or e.paper.id in taken:
+            pid = disambiguated(e.key)
+        else:
+            pid = e.paper.id
+        listed[str(e.bib.expanduser().resolve())][pid] = e.key
+        if e.problem and (e.fatal or not match):
+            passed.append(Outcome(e.key, "failed" if e.fatal else "skipped", e.problem))
+            continue
+        same = holder.get(pid) or (holder.get(digest) if digest else None)
+        if same:
+            passed.append(Outcome(e.key, "skipped", f"the same paper as {same}"))
+            continue
+        holder[pid] = e.key
+        if digest:
+            holder[digest] = e.key
+        if match:  # the catalog's metadata, the user's key; its own PDF, else the catalog's
+            paper = replace(match, key=e.key, path=str(e.pdf) if e.pdf else None)
+        else:
+            paper = replace(e.paper, id=pid, path=str(e.pdf))
+        todo.append(Source(paper, e.pdf, digest))
+    return todo, passed, listed
+
+
+def _plan_files(
     catalog: Catalog, sources: Sequence[Path] = (), ids: Sequence[str] = ()
 ) -> tuple[list[Source], list[Outcome]]:
-    """The papers a run will ingest, and the files it passes over (with the reason)."""
     passed: list[Outcome] = []
     if not sources:
         unknown = [i for i in ids if i not in catalog]
@@ -205,13 +291,18 @@ def ingest(
     progress: bool = False,
     embedder: Embedder | None = None,
     log: Callable[[str], None] | None = None,
+    bibs: Sequence[Path] = (),
+    prune: bool = False,
 ) -> Report:
     """Bring the index up to date with the chosen papers. One paper failing stops no other.
 
     ``progress`` shows bars (for a terminal); otherwise ``log``, when given, gets one line per
-    paper (for a log file or CI). Either way a model's one-time preparation is announced."""
+    paper (for a log file or CI). Either way a model's one-time preparation is announced.
+    ``bibs``: BibTeX exports whose entries are ingested with their PDFs and keys; an entry
+    gone from one since the last run is reported, and with ``prune`` removed from the index.
+    """
     started = time.monotonic()
-    todo, passed = plan(catalog, sources, ids)
+    todo, passed, listed = _plan(catalog, sources, ids, bibs)
     report = Report(outcomes=list(passed))
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
     with writer_lock(settings.home):
@@ -235,6 +326,7 @@ def ingest(
             store.reconcile()
             _run(todo, store, embedder, settings, refresh, report, progress, log)
             if not report.interrupted:
+                _settle_bibs(listed, store, catalog, settings, prune, report)
                 if store.remote is not None:
                     # what other writers committed meanwhile, in commit order, so this cache
                     # and its postings rank as every other client's do
@@ -260,18 +352,27 @@ class _Prepared:
     pdf: Path
     digest: str
     shape: str
-    chunks: list[Chunk] | None  # None: unchanged since the last ingest
+    chunks: list[Chunk] | None  # None: the chunks and vectors indexed are still right
     stages: dict[str, float] = field(default_factory=dict)
+    relabel: bool = False  # only the metadata changed: store it, keep the chunks and vectors
 
 
-def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool, old: tuple | None,
-             embedder: Embedder) -> _Prepared:  # fmt: skip
-    """Fetch, hash, extract and chunk one paper (or find it unchanged)."""
+def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool,
+             old: PaperRecord | None, embedder: Embedder) -> _Prepared:  # fmt: skip
+    """Fetch, hash, extract and chunk one paper (or find it unchanged, or changed only in
+    metadata that neither its chunks nor its vectors depend on)."""
     pdf = _obtain(source, settings, refresh)
-    digest = sha256_file(pdf)
+    digest = source.digest or sha256_file(pdf)
     shape = fingerprint(source.paper, settings, encoder)
-    if old == (digest, shape):
-        return _Prepared(source, pdf, digest, shape, None)
+    if old is not None and (old.sha256, old.settings) == (digest, shape):
+        paper = source.paper
+        if paper.key is None and old.paper.key:  # the user's key stays until --prune drops it
+            paper = replace(paper, key=old.paper.key, path=paper.path or old.paper.path)
+        source = replace(source, paper=paper)
+        if paper == old.paper:
+            return _Prepared(source, pdf, digest, shape, None)
+        if paper.pages == old.paper.pages:  # the printed page numbers of the chunks hold
+            return _Prepared(source, pdf, digest, shape, None, relabel=True)
     stages: dict[str, float] = {}
     chunks = make_chunks(source.paper, pdf, embedder, settings, stages)
     return _Prepared(source, pdf, digest, shape, chunks, stages)
@@ -298,7 +399,8 @@ def _prepared(todo, settings, refresh, olds, embedder):
                     source = next(queue, None)
                     if source is None:
                         break
-                    job = (source, settings, encoder, refresh, olds.get(source.paper.id), embedder)
+                    old = olds.get(source.paper.id)
+                    job = (source, settings, encoder, refresh, old, embedder)
                     pending.append((source, pool.submit(_prepare, *job)))
                 if not pending:
                     return
@@ -357,11 +459,7 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
         say(f"model ready in {time.monotonic() - began:.1f}s")
 
     records = store.records()
-    olds = {
-        pid: (r.sha256, r.settings)
-        for pid, r in records.items()
-        if store.count_chunks(pid) == r.chunks
-    }
+    olds = {pid: r for pid, r in records.items() if store.count_chunks(pid) == r.chunks}
     todo = list(todo)
     bar = tqdm(total=len(todo), desc="papers", unit="paper", disable=not progress, leave=False)
     chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
@@ -372,7 +470,10 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
             bar.set_postfix_str(pid)
             try:
                 ready = future.result()
-                if ready.chunks is None:
+                if ready.relabel:
+                    _relabel(ready.source.paper, store, settings, ready.digest, ready.shape)
+                    outcome = Outcome(pid, "updated", "metadata only", records[pid].chunks)
+                elif ready.chunks is None:
                     outcome = Outcome(pid, "skipped", "unchanged", records[pid].chunks)
                 else:
                     outcome = _store_one(ready, store, embedder, settings, report, chunk_bar.update)
@@ -395,3 +496,52 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
     finally:
         bar.close()
         chunk_bar.close()
+
+
+def _relabel(paper: Paper, store: Store, settings: Settings, digest: str | None = None,
+             shape: str | None = None) -> None:  # fmt: skip
+    """Store new metadata for an indexed paper, with the chunks and vectors it has."""
+    import numpy as np
+
+    old = store.record(paper.id)
+    chunks = store.chunks_of(paper.id)
+    stored = dict(store.db.execute("SELECT id, vector FROM chunks WHERE paper_id=?", (paper.id,)))
+    dim = int(store.meta("dimension") or 0)
+    vectors = np.stack([np.frombuffer(stored[c.id], dtype=np.float32) for c in chunks])
+    if not len(chunks):  # pragma: no cover - an indexed paper always has chunks
+        vectors = np.zeros((0, dim), dtype=np.float32)
+    record = PaperRecord(paper, digest or old.sha256, shape or old.settings, len(chunks),
+                         old.source, time.time())  # fmt: skip
+    by_chunk = store.sentence_vectors(c.id for c in chunks)
+    sentence_vectors = [by_chunk.get(c.id, np.zeros((0, dim), np.float32)) for c in chunks]
+    store.replace_paper(record, chunks, vectors, settings.model, sentence_vectors)
+
+
+BIB_META = "bib "  # + a .bib's resolved path: its entries' {paper id: key} at the last run
+
+
+def _settle_bibs(listed: dict[str, dict[str, str]], store: Store, catalog: Catalog,
+                 settings: Settings, prune: bool, report: Report) -> None:  # fmt: skip
+    """Report (or with prune remove) the papers whose entries left their .bib since the last
+    run; a catalog paper stays, without the key. Then remember each .bib's entries."""
+    records = store.records()
+    for bib, now in listed.items():
+        before = json.loads(store.meta(BIB_META + bib) or "{}")
+        keep = dict(now)
+        name = Path(bib).name
+        for pid, key in sorted(before.items()):
+            rec = records.get(pid)
+            if pid in now or rec is None or rec.paper.key != key:
+                continue  # not ours any more: another entry, or another .bib, holds the id
+            if not prune:
+                keep[pid] = key
+                why = f"{key} is no longer in {name}; --prune removes it"
+                report.outcomes.append(Outcome(pid, "stale", why, rec.chunks))
+            elif pid in catalog:
+                _relabel(replace(rec.paper, key=None, path=None), store, settings)
+                why = f"{key} is no longer in {name}; the catalog paper stays, without the key"
+                report.outcomes.append(Outcome(pid, "pruned", why))
+            else:
+                store.remove_paper(pid)
+                report.outcomes.append(Outcome(pid, "pruned", f"{key} is no longer in {name}"))
+        store.set_meta(BIB_META + bib, json.dumps(keep, sort_keys=True))

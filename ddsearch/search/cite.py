@@ -133,23 +133,37 @@ def _suffix(n: int) -> str:
 def citation_keys(papers: Iterable[Paper]) -> dict[str, str]:
     """Paper id -> citation key, unique across papers.
 
-    Papers whose keys collide get 'a', 'b', ... appended in order of paper id, so the same
-    set of papers always gets the same keys.
+    A paper's own key (the user's, from their .bib) is used as given; when two papers claim
+    one, the first by paper id keeps it. The others get generated keys, which never equal a
+    user's key (not even in case: BibTeX compares keys case-insensitively). Papers whose
+    generated keys collide get 'a', 'b', ... appended in order of paper id, so the same set
+    of papers always gets the same keys.
     """
     by_id = {p.id: p for p in papers}
+    keys: dict[str, str] = {}
+    reserved: set[str] = set()  # the users' keys, lowercased
+    for pid in sorted(by_id):
+        own = by_id[pid].key
+        if own and own.lower() not in reserved:
+            keys[pid] = own
+            reserved.add(own.lower())
     groups: dict[str, list[str]] = defaultdict(list)
     for pid in sorted(by_id):
-        groups[base_key(by_id[pid])].append(pid)
-    keys: dict[str, str] = {}
-    taken = {base for base, ids in groups.items() if len(ids) == 1}
+        if pid not in keys:
+            groups[base_key(by_id[pid])].append(pid)
+    taken = {base for base, ids in groups.items() if len(ids) == 1 and base not in reserved}
     for base in sorted(groups):
         ids = groups[base]
-        if len(ids) == 1:
+        if len(ids) == 1 and base not in reserved:
             keys[ids[0]] = base
             continue
         n = 0
         for pid in ids:
-            while base + _suffix(n) in taken or base + _suffix(n) in groups:
+            while (
+                base + _suffix(n) in taken
+                or base + _suffix(n) in groups
+                or base + _suffix(n) in reserved
+            ):
                 n += 1
             keys[pid] = base + _suffix(n)
             taken.add(keys[pid])

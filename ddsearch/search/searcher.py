@@ -97,10 +97,11 @@ class Searcher:
         return paper_id in self.records
 
     def paper(self, paper_id: str):
-        """The paper's metadata: the catalog's when it has the id, else what ingest recorded."""
+        """The paper's metadata: the catalog's when it has the id (with the user's key, from
+        --bib), else what ingest recorded."""
         stored = self.records[paper_id].paper
         listed = self.catalog.get(paper_id) if self.catalog is not None else None
-        return replace(listed, path=stored.path) if listed else stored
+        return replace(listed, path=stored.path, key=stored.key) if listed else stored
 
     def _matrix(self):
         if self._vectors is None:
@@ -157,7 +158,7 @@ class Searcher:
 
         papers = {p.id: p for p in (catalog or self.catalog or ())}
         for pid, rec in self.records.items():
-            papers.setdefault(pid, rec.paper)
+            papers[pid] = replace(papers[pid], key=rec.paper.key) if pid in papers else rec.paper
         return citation_keys(papers.values())
 
     def dense(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:

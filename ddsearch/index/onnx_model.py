@@ -199,7 +199,7 @@ class OnnxEncoder:
                 pooled[i] = pool_spans(got[1][r], encodings[i].offsets, spans[i])
             if on_batch:
                 on_batch(len(rows))
-        return out
+        return out, pooled
 
 
 def pool_spans(states: np.ndarray, offsets, spans) -> np.ndarray:

@@ -167,7 +167,7 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
     out: list[_Sentence] = []
     for sec, block_marks, text, caption in blocks:
         starts = [m[0] for m in block_marks]
-        for s, e in split_spans(text):
+        for s, e in _page_bounded(text, split_spans(text), starts):
             covered = [
                 m
                 for i, m in enumerate(block_marks)
@@ -182,6 +182,25 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
                     caption=caption,
                 )
             )
+    return out
+
+
+def _page_bounded(
+    text: str, spans: list[tuple[int, int]], starts: list[int]
+) -> list[tuple[int, int]]:
+    """A 'sentence' over more than two pages is text without full stops (slides, lists): cut
+    it where each page starts, so nothing is quoted across pages it does not need."""
+    out = []
+    for s, e in spans:
+        cuts = [p for p in starts if s < p < e]
+        if len(cuts) < 2:
+            out.append((s, e))
+            continue
+        for a, b in zip([s, *cuts], [*cuts, e]):
+            while b > a and text[b - 1].isspace():
+                b -= 1
+            if b > a:
+                out.append((a, b))
     return out
 
 

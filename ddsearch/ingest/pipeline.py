@@ -24,7 +24,7 @@ from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, extract
 from ddsearch.models import Chunk, Paper
 
-PIPELINE_VERSION = 2  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 3  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):

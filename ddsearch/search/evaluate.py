@@ -131,10 +131,11 @@ def _squash(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
-def on_page(quote: str, page_text: str) -> bool:
-    """Whether the quote's opening stands on the page (letters and digits compared only)."""
-    head = _squash(quote)[:40]
-    return bool(head) and head in _squash(page_text)
+def on_page(quote: str, page_text: str, crosses: bool = False) -> bool:
+    """Whether the quote's opening stands on the page (letters and digits compared only); a
+    quote that ``crosses`` onto the next page may leave this one after 20 characters."""
+    head, page = _squash(quote), _squash(page_text)
+    return bool(head) and (head[:40] in page or (crosses and head[:20] in page))
 
 
 def _relevant(hit: Hit, q: Question) -> bool:
@@ -166,7 +167,7 @@ def score_question(q: Question, hits: list[Hit], k: int, page_text: Callable) ->
             page = make_citation(first, "").pdf_page
             text = page_text(first.paper, page) if page else None
             if text is not None:
-                d["link_page"] = on_page(first.quote, text)
+                d["link_page"] = on_page(first.quote, text, len(first.cited_pages) > 1)
     return d
 
 

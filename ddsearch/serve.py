@@ -247,7 +247,10 @@ class App:
         fmt = p.get("format", ["bib"])[0]
         if fmt not in CITE_FORMATS:
             raise ApiError(400, f"parameter 'format' must be one of: {', '.join(CITE_FORMATS)}")
-        paper_id = unquote(paper_id, errors="strict")
+        try:
+            paper_id = unquote(paper_id, errors="strict")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the paper id is not valid UTF-8 URL encoding") from None
         if not paper_id:
             raise ApiError(404, "no paper id given: /cite/{id}")
         return self._run(self._cite, paper_id, fmt)

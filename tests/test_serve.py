@@ -126,6 +126,7 @@ def test_head_has_headers_without_body(base_url):
         ("/search?q=%ff", 400, "UTF-8"),
         ("/papers?x=1", 400, "unknown parameter"),
         ("/cite/no-such-paper", 404, "unknown paper id"),
+        ("/cite/%ff", 400, "not valid UTF-8"),
         ("/cite/chubby?format=docx", 400, "'format'"),
         ("/cite/", 404, "no paper id given"),
         ("/cite/a/b", 404, "no such resource"),

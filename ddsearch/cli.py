@@ -397,6 +397,17 @@ def serve(ctx, host, port, max_pending, catalog_path, quiet):
         app.close()
 
 
+# ------------------------------------------------------------------------------ mcp
+@main.command()
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def mcp(ctx, catalog_path):
+    """Serve the index to an assistant over MCP (stdio): tools search, cite, papers."""
+    from ddsearch.mcp_server import run_stdio
+
+    run_stdio(_settings(ctx), _catalog(catalog_path))
+
+
 # ------------------------------------------------------------------------------ eval
 @main.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

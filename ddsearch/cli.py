@@ -374,13 +374,20 @@ def doctor(ctx, fix, as_json, catalog_path):
               help="Requests in flight at once; more are refused with 503.")  # fmt: skip
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No access log on stderr.")
+@click.option("--token", envvar="DDSEARCH_TOKEN", help="Require 'Authorization: Bearer TOKEN' "
+              "(required to listen beyond loopback). Default: $DDSEARCH_TOKEN.")  # fmt: skip
 @click.pass_context
-def serve(ctx, host, port, max_pending, catalog_path, quiet):
+def serve(ctx, host, port, max_pending, catalog_path, quiet, token):
     """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json)
     and a search page at /. Listens on 127.0.0.1 unless --host says otherwise."""
-    from ddsearch.serve import App, make_server
+    from ddsearch.serve import App, is_loopback, make_server
 
-    app = App(_settings(ctx), _catalog(catalog_path), max_pending=max_pending)
+    if not is_loopback(host) and not token:
+        raise click.ClickException(
+            f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
+            "(or listen on 127.0.0.1)"
+        )
+    app = App(_settings(ctx), _catalog(catalog_path), max_pending=max_pending, token=token)
     try:
         server = make_server(app, host, port, quiet=quiet)
     except OSError as e:

@@ -8,7 +8,9 @@ without bound. The JSON of ``/search`` is ``query --json``'s (``render_json``), 
 
 from __future__ import annotations
 
+import hmac
 import html
+import ipaddress
 import json
 import sys
 import threading
@@ -91,8 +93,10 @@ class App:
         max_pending: int = 16,
         refresh_seconds: float = 2.0,
         searcher=None,
+        token: str | None = None,
     ):
         self.settings = settings
+        self.token = token or None
         self.catalog = catalog
         self.refresh_seconds = refresh_seconds
         self._slots = threading.BoundedSemaphore(max_pending)
@@ -136,7 +140,31 @@ class App:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     # -- routing --------------------------------------------------------------------------------
-    def handle(self, method: str, target: str) -> Response:
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether the Authorization header carries the token (Bearer, or Basic with the token
+        as password, which a browser asks for): compared in constant time."""
+        if self.token is None:
+            return True
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        given = value.strip()
+        if scheme.lower() == "basic":
+            import base64
+            import binascii
+
+            try:
+                given = base64.b64decode(given, validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+        elif scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def handle(self, method: str, target: str, authorization: str | None = None) -> Response:
+        if not self.authorized(authorization):
+            r = error_response(401, "a token is required: send 'Authorization: Bearer TOKEN'")
+            page = urlsplit(target).path == "/"
+            r.headers = (("WWW-Authenticate", f'{"Basic" if page else "Bearer"} realm="ddsearch"'),)
+            return r
         if method not in ("GET", "HEAD"):
             r = error_response(405, f"method {method} is not allowed; use GET or HEAD")
             r.headers = (("Allow", "GET, HEAD"),)
@@ -630,14 +658,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(r.body)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        self._respond(self.app.handle("GET", self.path))
+        self._respond(self.app.handle("GET", self.path, self.headers.get("Authorization")))
 
     def do_HEAD(self):  # noqa: N802
-        self._respond(self.app.handle("HEAD", self.path), head=True)
+        auth = self.headers.get("Authorization")
+        self._respond(self.app.handle("HEAD", self.path, auth), head=True)
 
     def _refuse(self):
         self.close_connection = True  # an unread request body must not be taken for a request
-        self._respond(self.app.handle(self.command, self.path))
+        self._respond(self.app.handle(self.command, self.path, self.headers.get("Authorization")))
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):  # any other method, even a made-up one: 405, not 501
@@ -673,10 +702,25 @@ class Server(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def make_server(app: App, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False):
     """A bound, not yet serving server; port 0 picks a free port (see ``server.url``)."""
     import socket
 
+    if not is_loopback(host) and app.token is None:
+        raise PermissionError(
+            f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
+            "(or listen on 127.0.0.1)"
+        )
     handler = type("Handler", (_Handler,), {"app": app})
     cls = Server
     if ":" in host:

@@ -281,3 +281,38 @@ def test_api_conforms_to_its_openapi_spec(base_url):
         capture_output=True, text=True, timeout=1500, cwd=tempfile.gettempdir(),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------ the token
+def test_refuses_a_non_loopback_host_without_a_token(home):
+    proc = cli("--home", str(home), "serve", "--host", "0.0.0.0", "--port", "0", check=False,
+               env={"DDSEARCH_TOKEN": ""})  # fmt: skip
+    assert proc.returncode == 1
+    assert "refusing to listen on 0.0.0.0 without a token" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _get_with(url: str, authorization: str | None):
+    req = urllib.request.Request(
+        url, headers={"Authorization": authorization} if authorization else {}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_token_is_required_when_set(home):
+    import base64
+
+    with ddsearch_server(home, "--token", "s3cret-token") as url:
+        for auth in (None, "Bearer wrong", "Bearer s3cret-toke", "Token s3cret-token"):
+            status, headers, body = _get_with(f"{url}/papers", auth)
+            assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="ddsearch"'
+            assert json.loads(body)["error"]["status"] == 401
+        status, headers, _ = _get_with(f"{url}/", None)  # the page asks a browser to log in
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
+        assert _get_with(f"{url}/papers", "Bearer s3cret-token")[0] == 200
+        basic = base64.b64encode(b"anyone:s3cret-token").decode()
+        assert _get_with(f"{url}/?q=lock", f"Basic {basic}")[0] == 200

@@ -84,10 +84,22 @@ def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path |
     metavar="http://HOST:PORT",
     help="Keep the index on this Chroma server ('chroma run'); the home then holds a cache.",
 )
+@click.option(
+    "--chroma-token",
+    envvar="DDSEARCH_CHROMA_TOKEN",
+    metavar="TOKEN",
+    help="Token for a Chroma server with token auth (sent as Authorization: Bearer).",
+)
 @click.version_option(__version__, prog_name="ddsearch")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
+def main(
+    ctx: click.Context, home: Path | None, chroma_url: str | None, chroma_token: str | None
+) -> None:
     """Search the canon of distributed-systems papers; answers cite paper and page."""
+    if chroma_token:  # ddsearch.index.remote reads it wherever a Store opens the server
+        import os
+
+        os.environ["DDSEARCH_CHROMA_TOKEN"] = chroma_token
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
     ctx.obj["chroma_url"] = chroma_url

@@ -160,7 +160,7 @@ class App:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def handle(self, method: str, target: str, authorization: str | None = None) -> Response:
-        if not self.authorized(authorization):
+        if not self.authorized(authorization) and urlsplit(target).path != "/health":
             r = error_response(401, "a token is required: send 'Authorization: Bearer TOKEN'")
             page = urlsplit(target).path == "/"
             r.headers = (("WWW-Authenticate", f'{"Basic" if page else "Bearer"} realm="ddsearch"'),)
@@ -204,6 +204,9 @@ class App:
             return self._run(self._papers)
         if path.startswith("/cite/") and path.count("/") == 2:
             return self.cite(path[len("/cite/") :], parts.query)
+        if path == "/health":  # for a load balancer or a supervisor: no token, no index read
+            _params(parts.query, {})
+            return _json(200, {"status": "ok", "version": __version__})
         if path == "/openapi.json":
             _params(parts.query, {})
             return self._run(self._spec)
@@ -562,6 +565,29 @@ def openapi_spec(indexed: list[str] | None = None, citable: list[str] | None = N
                         "400": err,
                         "404": err,
                         "503": err,
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether the server is up (no token needed)",
+                    "responses": {
+                        "200": {
+                            "description": "Up",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status", "version"],
+                                        "properties": {
+                                            "status": {"type": "string", "enum": ["ok"]},
+                                            "version": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        }
                     },
                 }
             },

@@ -98,7 +98,14 @@ def test_cite_defaults_to_bibtex_and_knows_catalog_papers(base_url):
 def test_openapi(base_url):
     status, spec = get_json(f"{base_url}/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/search", "/papers", "/cite/{id}", "/openapi.json", "/"}
+    assert set(spec["paths"]) == {
+        "/search", "/papers", "/cite/{id}", "/openapi.json", "/", "/health"
+    }  # fmt: skip
+
+
+def test_health(base_url):
+    status, doc = get_json(f"{base_url}/health")
+    assert status == 200 and doc["status"] == "ok"
 
 
 def test_head_has_headers_without_body(base_url):
@@ -314,5 +321,6 @@ def test_token_is_required_when_set(home):
         status, headers, _ = _get_with(f"{url}/", None)  # the page asks a browser to log in
         assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
         assert _get_with(f"{url}/papers", "Bearer s3cret-token")[0] == 200
+        assert _get_with(f"{url}/health", None)[0] == 200  # a load balancer has no token
         basic = base64.b64encode(b"anyone:s3cret-token").decode()
         assert _get_with(f"{url}/?q=lock", f"Basic {basic}")[0] == 200

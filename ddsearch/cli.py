@@ -382,14 +382,16 @@ def doctor(ctx, fix, as_json, catalog_path):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port (0: any free port; the URL is printed).")  # fmt: skip
-@click.option("--max-pending", default=16, show_default=True, type=click.IntRange(1, 1024),
-              help="Requests in flight at once; more are refused with 503.")  # fmt: skip
+@click.option("--max-pending", default=64, show_default=True, type=click.IntRange(1, 1024),
+              help="Requests in flight at once (running or queued); more get 503.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 8), help="Searches run at once, each on its "
+              "own Searcher (default: the number of cores).")  # fmt: skip
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No access log on stderr.")
 @click.option("--token", envvar="DDSEARCH_TOKEN", help="Require 'Authorization: Bearer TOKEN' "
               "(required to listen beyond loopback). Default: $DDSEARCH_TOKEN.")  # fmt: skip
 @click.pass_context
-def serve(ctx, host, port, max_pending, catalog_path, quiet, token):
+def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token):
     """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json)
     and a search page at /. Listens on 127.0.0.1 unless --host says otherwise."""
     from ddsearch.serve import App, is_loopback, make_server
@@ -399,7 +401,10 @@ def serve(ctx, host, port, max_pending, catalog_path, quiet, token):
             f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
             "(or listen on 127.0.0.1)"
         )
-    app = App(_settings(ctx), _catalog(catalog_path), max_pending=max_pending, token=token)
+    app = App(
+        _settings(ctx), _catalog(catalog_path), max_pending=max_pending, token=token,
+        workers=workers,
+    )  # fmt: skip
     try:
         server = make_server(app, host, port, quiet=quiet)
     except OSError as e:

@@ -12,6 +12,7 @@ import hmac
 import html
 import ipaddress
 import json
+import os
 import sys
 import threading
 import time
@@ -90,45 +91,66 @@ class App:
         settings: Settings,
         catalog=None,
         *,
-        max_pending: int = 16,
+        max_pending: int = 64,
         refresh_seconds: float = 2.0,
         searcher=None,
         token: str | None = None,
+        workers: int | None = None,
     ):
+        self._lock = threading.Lock()
         self.settings = settings
         self.token = token or None
         self.catalog = catalog
         self.refresh_seconds = refresh_seconds
         self._slots = threading.BoundedSemaphore(max_pending)
-        # one thread owns the searcher: its SQLite connection and the model live there
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddsearch-search")
-        self._searcher = searcher
-        self._checked = 0.0
-        self._worker.submit(self._load).result()
+        # each worker thread owns a Searcher (its SQLite connection and caches); they share one
+        # embedder, whose ONNX session runs concurrently and releases the GIL
+        workers = 1 if searcher is not None else max(1, min(workers or os.cpu_count() or 1, 8))
+        self._given = searcher
+        self._embedder = None
+        self._local = threading.local()
+        self._worker = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddsearch-search")
+        ready = threading.Barrier(workers)
+        # one load per thread: the barrier keeps each thread busy until all have started
+        for f in [self._worker.submit(self._load, ready) for _ in range(workers)]:
+            f.result()
 
-    # -- the worker thread --------------------------------------------------------------------
-    def _load(self):
-        if self._searcher is None:
+    # -- the worker threads -------------------------------------------------------------------
+    def _load(self, ready: threading.Barrier):
+        w = self._local
+        if self._given is not None:
+            w.searcher = self._given
+        else:
             from ddsearch.search.searcher import Searcher
 
-            self._searcher = Searcher(
-                self.settings.home,
-                catalog=self.catalog,
-                chroma_url=self.settings.chroma_url,
-            )
-        self._searcher.encode_query("warm up")  # load the model now, not on the first query
-        self._searcher.warm()
-        self._keys = self._searcher.citation_keys()
-        self._checked = time.monotonic()
+            with self._lock:  # the first loads the model; the others take it
+                w.searcher = Searcher(
+                    self.settings.home,
+                    catalog=self.catalog,
+                    chroma_url=self.settings.chroma_url,
+                    embedder=self._embedder,
+                )
+                if self._embedder is None:
+                    w.searcher.encode_query("warm up")  # load the model now, not on a query
+                    self._embedder = w.searcher.embedder
+        w.searcher.warm()
+        w.keys = w.searcher.citation_keys()
+        w.checked = time.monotonic()
+        ready.wait(600)
+
+    @property
+    def _keys(self) -> dict[str, str]:
+        return self._local.keys
 
     def _fresh(self):
         """The searcher, re-reading the index first if it changed since the last request."""
-        s = self._searcher
+        w = self._local
+        s = w.searcher
         remote = s.store.remote is not None
-        if not remote or time.monotonic() - self._checked >= self.refresh_seconds:
-            self._checked = time.monotonic()
+        if not remote or time.monotonic() - w.checked >= self.refresh_seconds:
+            w.checked = time.monotonic()
             if s.refresh():
-                self._keys = s.citation_keys()
+                w.keys = s.citation_keys()
                 if remote:  # a server client builds its own postings; locally, ingest does
                     s.warm()
         return s

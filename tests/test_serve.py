@@ -324,3 +324,28 @@ def test_token_is_required_when_set(home):
         assert _get_with(f"{url}/health", None)[0] == 200  # a load balancer has no token
         basic = base64.b64encode(b"anyone:s3cret-token").decode()
         assert _get_with(f"{url}/?q=lock", f"Basic {basic}")[0] == 200
+
+
+def test_searches_run_in_parallel_on_their_own_searchers(indexed_home):
+    """Two workers: two searches are in flight at once, each on its own Searcher (SQLite
+    connection), both on the one embedder; and both answer the same."""
+    from ddsearch.catalog import load_catalog
+    from ddsearch.config import Settings
+    from ddsearch.search.export import render_json
+    from ddsearch.serve import App
+
+    app = App(Settings(home=indexed_home), load_catalog(), workers=2)
+    both = threading.Barrier(2)
+
+    def inside():
+        both.wait(30)  # only returns if the other job runs at the same time
+        s = app._fresh()
+        hits, keys = app._hits("beacon keepers", 2, [], "hybrid")
+        return id(s), id(s.embedder), render_json("beacon keepers", hits, keys)
+
+    try:
+        (s1, e1, b1), (s2, e2, b2) = [f.result(60) for f in
+                                      [app._worker.submit(inside) for _ in range(2)]]  # fmt: skip
+        assert s1 != s2 and e1 == e2 and b1 == b2 and '"paper": "lighthouse"' in b1
+    finally:
+        app.close()

@@ -180,7 +180,11 @@ def test_page_escapes_the_query(base_url):
     status, headers, body = get(f"{base_url}/?q={quote(evil)}&k=2")
     page = body.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert (
+        "<script>alert" not in page
+        and page.count("<script>") == 1
+        and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    )
     assert "default-src 'none'" in headers["Content-Security-Policy"]
 
 
@@ -217,6 +221,26 @@ def test_page_in_headless_chromium(base_url):
     assert dom.count('class="quote"') == 3
     assert dom.count('class="page-link" href="') == 3 and "#page=" in dom
     assert 'href="/cite/chubby?format=bib"' in dom
+    assert dom.count('class="copy-md"') == 3 and dom.count('class="copy-bib"') == 3
+    assert "<h2" not in dom and 'id="weak-match"' not in dom  # compact cards; no weak flag
+
+
+def test_page_weak_match_notice_and_copy_texts():
+    from ddsearch.models import Chunk, Hit, Paper
+    from ddsearch.serve import render_page
+
+    paper = Paper(id="p", title="A <Paper>", authors=("Ann Author",), year=2001,
+                  url="https://example.org/p.pdf")  # fmt: skip
+    hit = Hit(1, Chunk("c", "p", 0, "Some text.", (3,), None, ("7",)), paper, 0.5,
+              quote="Some text.")  # fmt: skip
+    weak = render_page("q", [hit], {"p": "author2001"}, weak=True)
+    assert 'id="weak-match"' in weak
+    assert 'id="weak-match"' not in render_page("q", [hit], {"p": "author2001"})
+    assert (
+        'data-copy="&gt; Some text.\n\n[@author2001, p. 7] &lt;https://example.org/p.pdf#page=3&gt;"'
+        in weak
+    )
+    assert 'data-copy="@' in weak and "A &lt;Paper&gt;" in weak and "<Paper>" not in weak
 
 
 # ------------------------------------------------------------------------------ load bound

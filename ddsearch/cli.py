@@ -84,10 +84,22 @@ def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path |
     metavar="http://HOST:PORT",
     help="Keep the index on this Chroma server ('chroma run'); the home then holds a cache.",
 )
+@click.option(
+    "--chroma-token",
+    envvar="DDSEARCH_CHROMA_TOKEN",
+    metavar="TOKEN",
+    help="Token for a Chroma server with token auth (sent as Authorization: Bearer).",
+)
 @click.version_option(__version__, prog_name="ddsearch")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None, chroma_url: str | None) -> None:
+def main(
+    ctx: click.Context, home: Path | None, chroma_url: str | None, chroma_token: str | None
+) -> None:
     """Search the canon of distributed-systems papers; answers cite paper and page."""
+    if chroma_token:  # ddsearch.index.remote reads it wherever a Store opens the server
+        import os
+
+        os.environ["DDSEARCH_CHROMA_TOKEN"] = chroma_token
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
     ctx.obj["chroma_url"] = chroma_url
@@ -415,17 +427,29 @@ def doctor(ctx, fix, as_json, catalog_path):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port (0: any free port; the URL is printed).")  # fmt: skip
-@click.option("--max-pending", default=16, show_default=True, type=click.IntRange(1, 1024),
-              help="Requests in flight at once; more are refused with 503.")  # fmt: skip
+@click.option("--max-pending", default=64, show_default=True, type=click.IntRange(1, 1024),
+              help="Requests in flight at once (running or queued); more get 503.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 8), help="Searches run at once, each on its "
+              "own Searcher (default: the number of cores).")  # fmt: skip
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No access log on stderr.")
+@click.option("--token", envvar="DDSEARCH_TOKEN", help="Require 'Authorization: Bearer TOKEN' "
+              "(required to listen beyond loopback). Default: $DDSEARCH_TOKEN.")  # fmt: skip
 @click.pass_context
-def serve(ctx, host, port, max_pending, catalog_path, quiet):
+def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token):
     """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json)
     and a search page at /. Listens on 127.0.0.1 unless --host says otherwise."""
-    from ddsearch.serve import App, make_server
+    from ddsearch.serve import App, is_loopback, make_server
 
-    app = App(_settings(ctx), _catalog(catalog_path), max_pending=max_pending)
+    if not is_loopback(host) and not token:
+        raise click.ClickException(
+            f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
+            "(or listen on 127.0.0.1)"
+        )
+    app = App(
+        _settings(ctx), _catalog(catalog_path), max_pending=max_pending, token=token,
+        workers=workers,
+    )  # fmt: skip
     try:
         server = make_server(app, host, port, quiet=quiet)
     except OSError as e:
@@ -440,6 +464,17 @@ def serve(ctx, host, port, max_pending, catalog_path, quiet):
     finally:
         server.server_close()
         app.close()
+
+
+# ------------------------------------------------------------------------------ mcp
+@main.command()
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def mcp(ctx, catalog_path):
+    """Serve the index to an assistant over MCP (stdio): tools search, cite, papers."""
+    from ddsearch.mcp_server import run_stdio
+
+    run_stdio(_settings(ctx), _catalog(catalog_path))
 
 
 # ------------------------------------------------------------------------------ eval

@@ -8,8 +8,11 @@ without bound. The JSON of ``/search`` is ``query --json``'s (``render_json``), 
 
 from __future__ import annotations
 
+import hmac
 import html
+import ipaddress
 import json
+import os
 import sys
 import threading
 import time
@@ -88,43 +91,66 @@ class App:
         settings: Settings,
         catalog=None,
         *,
-        max_pending: int = 16,
+        max_pending: int = 64,
         refresh_seconds: float = 2.0,
         searcher=None,
+        token: str | None = None,
+        workers: int | None = None,
     ):
+        self._lock = threading.Lock()
         self.settings = settings
+        self.token = token or None
         self.catalog = catalog
         self.refresh_seconds = refresh_seconds
         self._slots = threading.BoundedSemaphore(max_pending)
-        # one thread owns the searcher: its SQLite connection and the model live there
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddsearch-search")
-        self._searcher = searcher
-        self._checked = 0.0
-        self._worker.submit(self._load).result()
+        # each worker thread owns a Searcher (its SQLite connection and caches); they share one
+        # embedder, whose ONNX session runs concurrently and releases the GIL
+        workers = 1 if searcher is not None else max(1, min(workers or os.cpu_count() or 1, 8))
+        self._given = searcher
+        self._embedder = None
+        self._local = threading.local()
+        self._worker = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddsearch-search")
+        ready = threading.Barrier(workers)
+        # one load per thread: the barrier keeps each thread busy until all have started
+        for f in [self._worker.submit(self._load, ready) for _ in range(workers)]:
+            f.result()
 
-    # -- the worker thread --------------------------------------------------------------------
-    def _load(self):
-        if self._searcher is None:
+    # -- the worker threads -------------------------------------------------------------------
+    def _load(self, ready: threading.Barrier):
+        w = self._local
+        if self._given is not None:
+            w.searcher = self._given
+        else:
             from ddsearch.search.searcher import Searcher
 
-            self._searcher = Searcher(
-                self.settings.home,
-                catalog=self.catalog,
-                chroma_url=self.settings.chroma_url,
-            )
-        self._searcher.encode_query("warm up")  # load the model now, not on the first query
-        self._searcher.warm()
-        self._keys = self._searcher.citation_keys()
-        self._checked = time.monotonic()
+            with self._lock:  # the first loads the model; the others take it
+                w.searcher = Searcher(
+                    self.settings.home,
+                    catalog=self.catalog,
+                    chroma_url=self.settings.chroma_url,
+                    embedder=self._embedder,
+                )
+                if self._embedder is None:
+                    w.searcher.encode_query("warm up")  # load the model now, not on a query
+                    self._embedder = w.searcher.embedder
+        w.searcher.warm()
+        w.keys = w.searcher.citation_keys()
+        w.checked = time.monotonic()
+        ready.wait(600)
+
+    @property
+    def _keys(self) -> dict[str, str]:
+        return self._local.keys
 
     def _fresh(self):
         """The searcher, re-reading the index first if it changed since the last request."""
-        s = self._searcher
+        w = self._local
+        s = w.searcher
         remote = s.store.remote is not None
-        if not remote or time.monotonic() - self._checked >= self.refresh_seconds:
-            self._checked = time.monotonic()
+        if not remote or time.monotonic() - w.checked >= self.refresh_seconds:
+            w.checked = time.monotonic()
             if s.refresh():
-                self._keys = s.citation_keys()
+                w.keys = s.citation_keys()
                 if remote:  # a server client builds its own postings; locally, ingest does
                     s.warm()
         return s
@@ -136,7 +162,31 @@ class App:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     # -- routing --------------------------------------------------------------------------------
-    def handle(self, method: str, target: str) -> Response:
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether the Authorization header carries the token (Bearer, or Basic with the token
+        as password, which a browser asks for): compared in constant time."""
+        if self.token is None:
+            return True
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        given = value.strip()
+        if scheme.lower() == "basic":
+            import base64
+            import binascii
+
+            try:
+                given = base64.b64decode(given, validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+        elif scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def handle(self, method: str, target: str, authorization: str | None = None) -> Response:
+        if not self.authorized(authorization) and urlsplit(target).path != "/health":
+            r = error_response(401, "a token is required: send 'Authorization: Bearer TOKEN'")
+            page = urlsplit(target).path == "/"
+            r.headers = (("WWW-Authenticate", f'{"Basic" if page else "Bearer"} realm="ddsearch"'),)
+            return r
         if method not in ("GET", "HEAD"):
             r = error_response(405, f"method {method} is not allowed; use GET or HEAD")
             r.headers = (("Allow", "GET, HEAD"),)
@@ -176,6 +226,9 @@ class App:
             return self._run(self._papers)
         if path.startswith("/cite/") and path.count("/") == 2:
             return self.cite(path[len("/cite/") :], parts.query)
+        if path == "/health":  # for a load balancer or a supervisor: no token, no index read
+            _params(parts.query, {})
+            return _json(200, {"status": "ok", "version": __version__})
         if path == "/openapi.json":
             _params(parts.query, {})
             return self._run(self._spec)
@@ -247,14 +300,17 @@ class App:
         fmt = p.get("format", ["bib"])[0]
         if fmt not in CITE_FORMATS:
             raise ApiError(400, f"parameter 'format' must be one of: {', '.join(CITE_FORMATS)}")
-        paper_id = unquote(paper_id, errors="strict")
+        try:
+            paper_id = unquote(paper_id, errors="strict")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the paper id is not valid UTF-8 URL encoding") from None
         if not paper_id:
             raise ApiError(404, "no paper id given: /cite/{id}")
         return self._run(self._cite, paper_id, fmt)
 
     def page(self, query: str) -> Response:
         """The page; a bad request is shown on the page (HTML, 400), not as JSON."""
-        hits, error, keys, q = None, None, {}, ""
+        hits, error, keys, q, weak = None, None, {}, "", False
         try:
             p = _params(query, {"q": False, "k": False, "paper": True, "mode": False})
             q = p.get("q", [""])[0]
@@ -262,17 +318,47 @@ class App:
         except ApiError as e:
             error = e.message
         status = 400 if error else 200
-        return Response(status, HTML_TYPE, render_page(q, hits, keys, error).encode())
+        if hits:  # the flag as the search JSON has it, so the page and /search agree
+            from ddsearch.search.export import render_json
+
+            weak = bool(json.loads(render_json(q.strip(), hits, keys)).get("weak_match"))
+        body = render_page(q, hits, keys, error, weak)
+        return Response(status, HTML_TYPE, body.encode())
 
 
 # ---------------------------------------------------------------------------------- HTML page
 _CSS = """
-body{font:16px/1.45 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}
-form{display:flex;gap:.5rem;margin-bottom:1.5rem}input[type=search]{flex:1;font-size:1rem;padding:.4rem}
-ol{padding-left:1.2rem}li.hit{margin-bottom:1.4rem}.where{color:#555;font-size:.9rem}
-blockquote{margin:.4rem 0;padding-left:.8rem;border-left:3px solid #c90;background:#fffbea}
-.citation{font-size:.9rem;color:#035}.error{color:#a00}
+body{font:15px/1.4 system-ui,sans-serif;max-width:76rem;margin:.8rem auto;padding:0 1rem;color:#222}
+header{display:flex;gap:1rem;align-items:center;margin-bottom:.6rem}header b{font-size:1.2rem}
+form{display:flex;gap:.5rem;flex:1}input[type=search]{flex:1;font-size:1rem;padding:.3rem}
+ol{list-style:none;padding:0;margin:0}
+li.hit{border:1px solid #ddd;border-radius:4px;padding:.35rem .6rem;margin-bottom:.4rem}
+.head{font-size:.9rem;color:#555}.head .title{font-weight:600;color:#222}
+blockquote{margin:.2rem 0;padding-left:.6rem;border-left:3px solid #c90;
+ display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+.foot{display:flex;gap:.6rem;align-items:baseline;font-size:.82rem;color:#035}
+.citation{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.foot button{font-size:.78rem;padding:0 .4rem}.where{color:#555;font-size:.85rem}
+.error{color:#a00}.weak{background:#fff3cd;border:1px solid #e0c36a;padding:.3rem .6rem}
 """
+# copy buttons: the only script, allowed by its hash in the CSP; searching needs none
+_SCRIPT = (
+    "document.addEventListener('click',function(ev){var b=ev.target.closest('button[data-copy]');"
+    "if(!b)return;var t=b.getAttribute('data-copy'),done=function(){b.textContent='Copied'};"
+    "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t).then(done)"
+    "}else{var a=document.createElement('textarea');a.value=t;document.body.appendChild(a);"
+    "a.select();document.execCommand('copy');a.remove();done()}});"
+)
+_SCRIPT_HASH = (
+    "sha256-"
+    + __import__("base64")
+    .b64encode(__import__("hashlib").sha256(_SCRIPT.encode()).digest())
+    .decode()
+)
+PAGE_CSP = (
+    f"default-src 'none'; style-src 'unsafe-inline'; script-src '{_SCRIPT_HASH}'; "
+    "form-action 'self'"
+)
 
 
 def _safe_href(url: str | None) -> str | None:
@@ -283,9 +369,13 @@ def _safe_href(url: str | None) -> str | None:
     return url if scheme in ("http", "https", "file") else None
 
 
-def render_page(q: str, hits, keys: dict[str, str], error: str | None = None) -> str:
-    """The search page; every piece of text from the query or the index is escaped."""
+def render_page(
+    q: str, hits, keys: dict[str, str], error: str | None = None, weak: bool = False
+) -> str:
+    """The search page; every piece of text from the query or the index is escaped.
+    ``weak``: the search JSON's ``weak_match``, shown as a notice above the results."""
     from ddsearch.search.cite import format_citation, make_citation
+    from ddsearch.search.export import bibtex_entry, md_escape
 
     e = html.escape
     out = [
@@ -293,12 +383,17 @@ def render_page(q: str, hits, keys: dict[str, str], error: str | None = None) ->
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(q + ' – ') if q else ''}ddsearch</title><style>{_CSS}</style></head><body>",
-        "<h1>ddsearch</h1>",
+        "<header><b>ddsearch</b>",
         '<form method="get" action="/" role="search">',
         f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_QUERY_CHARS}" '
         'placeholder="Why does Raft use randomized election timeouts?" autofocus required>',
-        '<button type="submit">Search</button></form>',
+        '<button type="submit">Search</button></form></header>',
     ]
+    if weak and hits:
+        out.append(
+            '<p class="weak" id="weak-match">These passages match the question only weakly: '
+            "the papers may not answer it. Try other words.</p>"
+        )
     if error:
         out.append(f'<p class="error" id="error">{e(error)}</p>')
     elif hits is not None and not hits:
@@ -312,24 +407,33 @@ def render_page(q: str, hits, keys: dict[str, str], error: str | None = None) ->
             where = [c.pages or "", f"§ {hit.chunk.section}" if hit.chunk.section else ""]
             quote_text = hit.quote or hit.chunk.text
             href = _safe_href(c.link)
+            md = (
+                f"> {md_escape(quote_text)}\n\n"
+                + (f"[@{key}, {c.pages}]" if c.pages else f"[@{key}]")
+                + (f" <{c.link}>" if href else "")
+            )
             out.append(
                 f'<li class="hit" data-paper="{e(hit.paper.id)}" data-rank="{hit.rank}">'
-                f"<h2>{head}</h2>"
-                f'<div class="where">{e(" · ".join(w for w in where if w))}</div>'
-                f'<blockquote class="quote">{e(quote_text)}</blockquote>'
-                f'<div class="citation">{e(format_citation(c))}</div>'
+                f'<div class="head"><span class="title">{head}</span>'
+                f"{' · ' + e(' · '.join(w for w in where if w)) if any(where) else ''}</div>"
+                f'<blockquote class="quote" title="{e(quote_text)}">{e(quote_text)}</blockquote>'
+                f'<div class="foot"><span class="citation">{e(format_citation(c))}</span>'
             )
-            links = []
             if href:
                 label = f"Open {c.pages}" if c.pages else "Open the paper"
-                links.append(f'<a class="page-link" href="{e(href)}">{e(label)}</a>')
+                out.append(f'<a class="page-link" href="{e(href)}">{e(label)}</a>')
             cite = f"/cite/{quote(hit.paper.id, safe='')}"
-            links.append(f'<a class="bib-link" href="{e(cite)}?format=bib">BibTeX</a>')
-            out.append(f'<div class="links">{" · ".join(links)}</div></li>')
+            out.append(
+                f'<a class="bib-link" href="{e(cite)}?format=bib">BibTeX</a>'
+                f'<button type="button" class="copy-md" data-copy="{e(md)}">Copy Markdown</button>'
+                f'<button type="button" class="copy-bib" '
+                f'data-copy="{e(bibtex_entry(hit.paper, key))}">Copy BibTeX</button></div></li>'
+            )
         out.append("</ol>")
     out.append(
         '<p class="where">JSON API: <a href="/openapi.json">/openapi.json</a> · '
-        f'<a href="/papers">/papers</a> · ddsearch {e(__version__)}</p></body></html>'
+        f'<a href="/papers">/papers</a> · ddsearch {e(__version__)}</p>'
+        f"<script>{_SCRIPT}</script></body></html>"
     )
     return "\n".join(out) + "\n"
 
@@ -536,6 +640,29 @@ def openapi_spec(indexed: list[str] | None = None, citable: list[str] | None = N
                     },
                 }
             },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether the server is up (no token needed)",
+                    "responses": {
+                        "200": {
+                            "description": "Up",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status", "version"],
+                                        "properties": {
+                                            "status": {"type": "string", "enum": ["ok"]},
+                                            "version": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -620,7 +747,7 @@ class _Handler(BaseHTTPRequestHandler):
         if r.content_type.startswith("text/html"):
             self.send_header(
                 "Content-Security-Policy",
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+                PAGE_CSP,
             )
         for name, value in r.headers:
             self.send_header(name, value)
@@ -629,14 +756,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(r.body)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        self._respond(self.app.handle("GET", self.path))
+        self._respond(self.app.handle("GET", self.path, self.headers.get("Authorization")))
 
     def do_HEAD(self):  # noqa: N802
-        self._respond(self.app.handle("HEAD", self.path), head=True)
+        auth = self.headers.get("Authorization")
+        self._respond(self.app.handle("HEAD", self.path, auth), head=True)
 
     def _refuse(self):
         self.close_connection = True  # an unread request body must not be taken for a request
-        self._respond(self.app.handle(self.command, self.path))
+        self._respond(self.app.handle(self.command, self.path, self.headers.get("Authorization")))
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):  # any other method, even a made-up one: 405, not 501
@@ -672,10 +800,25 @@ class Server(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def make_server(app: App, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False):
     """A bound, not yet serving server; port 0 picks a free port (see ``server.url``)."""
     import socket
 
+    if not is_loopback(host) and app.token is None:
+        raise PermissionError(
+            f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
+            "(or listen on 127.0.0.1)"
+        )
     handler = type("Handler", (_Handler,), {"app": app})
     cls = Server
     if ":" in host:

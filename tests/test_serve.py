@@ -98,7 +98,14 @@ def test_cite_defaults_to_bibtex_and_knows_catalog_papers(base_url):
 def test_openapi(base_url):
     status, spec = get_json(f"{base_url}/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/search", "/papers", "/cite/{id}", "/openapi.json", "/"}
+    assert set(spec["paths"]) == {
+        "/search", "/papers", "/cite/{id}", "/openapi.json", "/", "/health"
+    }  # fmt: skip
+
+
+def test_health(base_url):
+    status, doc = get_json(f"{base_url}/health")
+    assert status == 200 and doc["status"] == "ok"
 
 
 def test_head_has_headers_without_body(base_url):
@@ -126,6 +133,7 @@ def test_head_has_headers_without_body(base_url):
         ("/search?q=%ff", 400, "UTF-8"),
         ("/papers?x=1", 400, "unknown parameter"),
         ("/cite/no-such-paper", 404, "unknown paper id"),
+        ("/cite/%ff", 400, "not valid UTF-8"),
         ("/cite/chubby?format=docx", 400, "'format'"),
         ("/cite/", 404, "no paper id given"),
         ("/cite/a/b", 404, "no such resource"),
@@ -172,7 +180,11 @@ def test_page_escapes_the_query(base_url):
     status, headers, body = get(f"{base_url}/?q={quote(evil)}&k=2")
     page = body.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert (
+        "<script>alert" not in page
+        and page.count("<script>") == 1
+        and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    )
     assert "default-src 'none'" in headers["Content-Security-Policy"]
 
 
@@ -209,6 +221,26 @@ def test_page_in_headless_chromium(base_url):
     assert dom.count('class="quote"') == 3
     assert dom.count('class="page-link" href="') == 3 and "#page=" in dom
     assert 'href="/cite/chubby?format=bib"' in dom
+    assert dom.count('class="copy-md"') == 3 and dom.count('class="copy-bib"') == 3
+    assert "<h2" not in dom and 'id="weak-match"' not in dom  # compact cards; no weak flag
+
+
+def test_page_weak_match_notice_and_copy_texts():
+    from ddsearch.models import Chunk, Hit, Paper
+    from ddsearch.serve import render_page
+
+    paper = Paper(id="p", title="A <Paper>", authors=("Ann Author",), year=2001,
+                  url="https://example.org/p.pdf")  # fmt: skip
+    hit = Hit(1, Chunk("c", "p", 0, "Some text.", (3,), None, ("7",)), paper, 0.5,
+              quote="Some text.")  # fmt: skip
+    weak = render_page("q", [hit], {"p": "author2001"}, weak=True)
+    assert 'id="weak-match"' in weak
+    assert 'id="weak-match"' not in render_page("q", [hit], {"p": "author2001"})
+    assert (
+        'data-copy="&gt; Some text.\n\n[@author2001, p. 7] &lt;https://example.org/p.pdf#page=3&gt;"'
+        in weak
+    )
+    assert 'data-copy="@' in weak and "A &lt;Paper&gt;" in weak and "<Paper>" not in weak
 
 
 # ------------------------------------------------------------------------------ load bound
@@ -280,3 +312,64 @@ def test_api_conforms_to_its_openapi_spec(base_url):
         capture_output=True, text=True, timeout=1500, cwd=tempfile.gettempdir(),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------ the token
+def test_refuses_a_non_loopback_host_without_a_token(home):
+    proc = cli("--home", str(home), "serve", "--host", "0.0.0.0", "--port", "0", check=False,
+               env={"DDSEARCH_TOKEN": ""})  # fmt: skip
+    assert proc.returncode == 1
+    assert "refusing to listen on 0.0.0.0 without a token" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _get_with(url: str, authorization: str | None):
+    req = urllib.request.Request(
+        url, headers={"Authorization": authorization} if authorization else {}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_token_is_required_when_set(home):
+    import base64
+
+    with ddsearch_server(home, "--token", "s3cret-token") as url:
+        for auth in (None, "Bearer wrong", "Bearer s3cret-toke", "Token s3cret-token"):
+            status, headers, body = _get_with(f"{url}/papers", auth)
+            assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="ddsearch"'
+            assert json.loads(body)["error"]["status"] == 401
+        status, headers, _ = _get_with(f"{url}/", None)  # the page asks a browser to log in
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
+        assert _get_with(f"{url}/papers", "Bearer s3cret-token")[0] == 200
+        assert _get_with(f"{url}/health", None)[0] == 200  # a load balancer has no token
+        basic = base64.b64encode(b"anyone:s3cret-token").decode()
+        assert _get_with(f"{url}/?q=lock", f"Basic {basic}")[0] == 200
+
+
+def test_searches_run_in_parallel_on_their_own_searchers(indexed_home):
+    """Two workers: two searches are in flight at once, each on its own Searcher (SQLite
+    connection), both on the one embedder; and both answer the same."""
+    from ddsearch.catalog import load_catalog
+    from ddsearch.config import Settings
+    from ddsearch.search.export import render_json
+    from ddsearch.serve import App
+
+    app = App(Settings(home=indexed_home), load_catalog(), workers=2)
+    both = threading.Barrier(2)
+
+    def inside():
+        both.wait(30)  # only returns if the other job runs at the same time
+        s = app._fresh()
+        hits, keys = app._hits("beacon keepers", 2, [], "hybrid")
+        return id(s), id(s.embedder), render_json("beacon keepers", hits, keys)
+
+    try:
+        (s1, e1, b1), (s2, e2, b2) = [f.result(60) for f in
+                                      [app._worker.submit(inside) for _ in range(2)]]  # fmt: skip
+        assert s1 != s2 and e1 == e2 and b1 == b2 and '"paper": "lighthouse"' in b1
+    finally:
+        app.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import uuid
 from dataclasses import asdict
@@ -53,7 +54,10 @@ def _b64_to_bytes(s: str) -> bytes:
 class Remote:
     """A connection to the collections of one Chroma server."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, token: str | None = None):
+        """``token`` (default: $DDSEARCH_CHROMA_TOKEN) is sent as Chroma's token auth,
+        ``Authorization: Bearer TOKEN``."""
+        self.token = token or os.environ.get("DDSEARCH_CHROMA_TOKEN") or None
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise IndexError_(f"--chroma-url must look like http://HOST:PORT, not {url!r}")
@@ -70,19 +74,31 @@ class Remote:
             raise
         except Exception as e:
             line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if any(w in line for w in ("401", "403", "Unauthorized", "Forbidden")):
+                said = "refused the token" if self.token else "requires a token"
+                raise ServerError(
+                    f"Chroma server {self.url} {said}: pass --chroma-token or set "
+                    "DDSEARCH_CHROMA_TOKEN"
+                ) from None
             raise ServerError(f"Chroma server {self.url}: cannot {what}: {line}") from None
 
     def _connect(self) -> None:
         import chromadb
         from chromadb.config import Settings
 
+        auth = {}
+        if self.token:
+            auth = {
+                "chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+                "chroma_client_auth_credentials": self.token,
+            }
         client = self._call(
             "connect",
             chromadb.HttpClient,
             host=self._host,
             port=self._port,
             ssl=self._ssl,
-            settings=Settings(anonymized_telemetry=False),
+            settings=Settings(anonymized_telemetry=False, **auth),
         )
         self._chunks = self._call(
             "open the chunks collection",

@@ -1,0 +1,77 @@
+"""`ddsearch mcp`: a real process over stdio, driven by the official MCP SDK's own client."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import anyio
+import pytest
+from _servers import REPO
+
+
+def _session(home):
+    from mcp.client.stdio import StdioServerParameters
+
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ddsearch.cli", "--home", str(home), "mcp"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+async def _talk(home, calls):
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    async with (
+        stdio_client(_session(home)) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        init = await session.initialize()
+        tools = await session.list_tools()
+        results = [await session.call_tool(name, args) for name, args in calls]
+        return init, tools, results
+
+
+def _payload(result):
+    assert result.content, result
+    return result.content[0].text
+
+
+def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
+    calls = [
+        ("search", {"query": "how do keepers detect dark stations", "k": 2}),
+        ("search", {"query": "hinted entries", "k": 1, "papers": ["ledger"]}),
+        ("cite", {"ids": ["orchard"], "format": "bib"}),
+        ("papers", {}),
+        ("search", {"query": "x", "papers": ["no-such-paper"]}),
+    ]
+    init, tools, (found, only, bib, papers, bad) = anyio.run(_talk, indexed_home, calls)
+    assert init.server_info.name == "ddsearch"
+    assert {t.name for t in tools.tools} == {"search", "cite", "papers"}
+    schema = next(t for t in tools.tools if t.name == "search").input_schema
+    assert {"query", "k", "papers"} <= set(schema["properties"])
+
+    doc = json.loads(_payload(found))
+    assert not found.is_error and doc["query"] == "how do keepers detect dark stations"
+    assert len(doc["passages"]) == 2
+    first = doc["passages"][0]
+    assert first["paper"] == "lighthouse" and first["title"].startswith("Lighthouse")
+    assert first["quote"] and first["page_label"] and first["citation_key"]
+    assert first["link"] and "#page=" in first["link"]
+    assert [p["paper"] for p in json.loads(_payload(only))["passages"]] == ["ledger"]
+
+    assert _payload(bib).startswith("@") and "Orchard" in _payload(bib)
+    rows = json.loads(_payload(papers))["papers"]
+    indexed = {r["id"] for r in rows if r["status"] == "indexed"}
+    assert indexed == {"lighthouse", "ledger", "orchard"}
+
+    assert bad.is_error and "not in the index: no-such-paper" in _payload(bad)
+
+
+@pytest.mark.parametrize("args", [{"query": "   "}, {"query": "beacon", "k": 0}])
+def test_mcp_search_refuses_bad_arguments(indexed_home, args):
+    (_, _, (result,)) = anyio.run(_talk, indexed_home, [("search", args)])
+    assert result.is_error

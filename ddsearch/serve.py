@@ -523,7 +523,7 @@ def openapi_spec(indexed: list[str] | None = None, citable: list[str] | None = N
                 "type": "string",
                 "minLength": 1,
                 "maxLength": MAX_QUERY_CHARS,
-                "pattern": r"[A-Za-z0-9]",  # a query must hold a word to search for
+                "pattern": r"[^\W_]",  # a word to search for: a letter or digit (Unicode)
             },
         },
         {

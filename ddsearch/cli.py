@@ -397,7 +397,7 @@ def cite(ctx, ids, fmt, catalog_path):
 @click.pass_context
 def doctor(ctx, fix, as_json, catalog_path):
     """Check the index against itself, the catalog and the PDF cache; exit 1 on a problem."""
-    from ddsearch.index.doctor import diagnose
+    from ddsearch.doctor import diagnose
 
     result = diagnose(_settings(ctx), _catalog(catalog_path), fix=fix)
     if as_json:

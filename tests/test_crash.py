@@ -22,7 +22,7 @@ import pytest
 import ddsearch
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
-from ddsearch.index.doctor import diagnose
+from ddsearch.doctor import diagnose
 from ddsearch.index.store import Store
 from ddsearch.ingest.pipeline import ingest
 

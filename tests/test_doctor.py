@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from ddsearch.catalog import Catalog, load_catalog
 from ddsearch.cli import main
 from ddsearch.config import Settings
-from ddsearch.index.doctor import diagnose
+from ddsearch.doctor import diagnose
 from ddsearch.index.lock import writer_lock
 from ddsearch.index.postings import FILE
 from ddsearch.index.store import IndexError_, Store

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+from ddsearch.config import DEFAULT_MODEL
 from ddsearch.files import sha256_file
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 

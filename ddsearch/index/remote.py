@@ -31,7 +31,7 @@ import uuid
 from dataclasses import asdict
 from urllib.parse import urlsplit
 
-from ddsearch.index.store import IndexError_, PaperRecord, _paper_from_json, sentence_blob
+from ddsearch.index.records import IndexError_, PaperRecord, paper_from_json, sentence_blob
 
 CHUNKS = "ddsearch_chunks"
 PAPERS = "ddsearch_papers"
@@ -328,7 +328,7 @@ class Remote:
                     blobs.append(_b64_to_bytes(m["vector"]))
                     sentence_blobs.append(_b64_to_bytes(m["sentence_vectors"]))
                 record = PaperRecord(
-                    _paper_from_json(json.dumps(doc["paper"])),
+                    paper_from_json(json.dumps(doc["paper"])),
                     doc["sha256"],
                     doc["settings"],
                     doc["chunks"],

@@ -14,40 +14,22 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from ddsearch.index.records import (  # noqa: F401 - IndexError_, PaperRecord: also store's API
+    SENTENCE_DTYPE,
+    IndexError_,
+    PaperRecord,
+    paper_from_json,
+    sentence_blob,
+)
 from ddsearch.models import Chunk, Paper, Sentence
 
 SCHEMA_VERSION = 2  # 2: sentences with their own pages and vectors
 COLLECTION = "chunks"
 TOKENIZE = "porter unicode61"
 COLUMN_WEIGHTS = {"title": 2.0, "section": 1.5, "text": 1.0}  # bm25() weight of each FTS column
-
-
-SENTENCE_DTYPE = "<f2"  # sentence vectors pick a quote, never rank alone: half precision
-
-
-def sentence_blob(vectors) -> bytes:
-    import numpy as np
-
-    return np.asarray(vectors, dtype=SENTENCE_DTYPE).tobytes()
-
-
-class IndexError_(Exception):
-    """The index cannot be used as it is (wrong model, old schema, missing)."""
-
-
-@dataclass(frozen=True)
-class PaperRecord:
-    """What the manifest knows of one indexed paper."""
-
-    paper: Paper
-    sha256: str
-    settings: str  # fingerprint of everything that shaped the chunks and vectors
-    chunks: int
-    source: str  # the PDF's path when ingested
-    ingested_at: float
 
 
 _FTS_TABLE = f"""CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -93,13 +75,6 @@ def _chroma_metadata(paper: Paper, c: Chunk) -> dict:
         "chunk_index": c.ordinal,
         "section": c.section or "",
     }
-
-
-def _paper_from_json(data: str) -> Paper:
-    d = json.loads(data)
-    for key in ("authors", "tags"):
-        d[key] = tuple(d.get(key) or ())
-    return Paper(**{k: v for k, v in d.items() if k in Paper.__dataclass_fields__})
 
 
 class Store:
@@ -219,7 +194,7 @@ class Store:
             "SELECT id, paper, sha256, settings, chunks, source, ingested_at FROM papers"
         ).fetchall()
         return {
-            r[0]: PaperRecord(_paper_from_json(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows
+            r[0]: PaperRecord(paper_from_json(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows
         }
 
     def record(self, paper_id: str) -> PaperRecord | None:

@@ -117,13 +117,18 @@ class Searcher:
     def idf(self, terms: list[str]) -> list[float]:
         """Inverse document frequency of each query term over the chunks, from the lexical
         index's own counts (the same on every client of an index)."""
+        return [idf for idf, _ in self._term_stats(terms)[0]]
+
+    def _term_stats(self, terms: list[str]) -> tuple[list[tuple[float, bool]], int]:
+        """(idf, whether any chunk holds it) of each term, and the chunk count, in one read of
+        the vocabulary."""
         tokens = self._tokenize(terms)
         df, n = self.store.document_frequencies({t for word in tokens for t in word})
         out = []
         for word in tokens:
             most = max((df.get(t, 0) for t in word), default=0)
-            out.append(math.log(1 + (n - most + 0.5) / (most + 0.5)))
-        return out
+            out.append((math.log(1 + (n - most + 0.5) / (most + 0.5)), most > 0))
+        return out, n
 
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
         """Set each hit's quote, and so the pages its citation names: the best 1-3 sentences
@@ -302,11 +307,9 @@ class Searcher:
         terms = query_terms(query)
         if not terms:
             return 1.0
-        tokens = self._tokenize(terms)
-        df, n = self.store.document_frequencies({t for word in tokens for t in word})
-        present = [any(df.get(t, 0) for t in word) for word in tokens]
-        weights = [math.log(n + 1) if not ok else w for ok, w in zip(present, self.idf(terms))]
-        return sum(w for w, ok in zip(weights, present) if ok) / (sum(weights) or 1.0)
+        stats, n = self._term_stats(terms)
+        weights = [(w if held else math.log(n + 1), held) for w, held in stats]
+        return sum(w for w, held in weights if held) / (sum(w for w, _ in weights) or 1.0)
 
 
 def _join(a: str, b: str, least: int = 21) -> str:

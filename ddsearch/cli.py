@@ -290,7 +290,8 @@ def query(
         raise click.UsageError("--export goes with a QUESTION, not with --file")
     if fmt and len(exports) != 1:
         raise click.UsageError("--format goes with exactly one --export")
-    from ddsearch.search.export import check_target, export, format_from_path, render_json
+    if exports or as_json or qfile is not None:  # a plain query's start-up spares the import
+        from ddsearch.search.export import check_target, export, format_from_path, render_json
 
     for path in exports:  # before the search, which may take a while
         try:

@@ -29,3 +29,20 @@ def test_late_chunked_sentence_vectors_pool_the_passage_tokens(tmp_path):
     assert np.allclose(np.linalg.norm(sentences[0], axis=1), 1.0, atol=1e-5)
     assert np.allclose(vectors, onnx.encode(texts), atol=1e-5)  # the same pass as passages
     assert float(sentences[0][0] @ sentences[0][1]) < 0.99  # each span pools its own tokens
+
+
+def test_a_cold_start_maps_the_pre_optimised_graph_and_it_agrees(tmp_path):
+    from ddsearch.index.onnx_model import OnnxEncoder, optimized_path
+
+    first = Embedder(stamp_dir=tmp_path, backend="onnx")
+    want = first.encode(_PROBES)
+    graph = next(p for p in (tmp_path / "models").glob("*.onnx") if p.parent.name == "models")
+    fast = optimized_path(graph)
+    assert fast.is_file() and (fast.parent / "model.weights").stat().st_size > 50e6
+    assert fast.stat().st_size < 1e6  # the weights are mapped from their own file, not parsed
+    assert first.onnx.session._sess_options.graph_optimization_level.name == "ORT_DISABLE_ALL"
+    assert not list((tmp_path / "models").glob("*.part-*"))  # built aside, renamed into place
+    again = Embedder(stamp_dir=tmp_path, backend="onnx").encode(_PROBES)
+    assert np.allclose(again, want, atol=1e-6)
+    plain = OnnxEncoder(graph, first._local_dir, first.max_seq_length).encode(_PROBES)
+    assert np.min(np.sum(plain * want, axis=1)) > 0.9999

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -139,6 +140,8 @@ class Embedder:
             OnnxEncoder,
             OnnxUnsupported,
             export,
+            optimize,
+            optimized_path,
             pooling_mode,
             quantize,
         )
@@ -154,6 +157,13 @@ class Embedder:
                 fp32, target = target, target.with_name(f"{target.stem}-int8.onnx")
                 if not target.is_file():
                     quantize(fp32, self._local_dir, target, self.max_seq_length)
+            fast = optimized_path(target)
+            if not fast.is_file():
+                # a read-only data home, or a graph this onnxruntime won't save: load as it is
+                with contextlib.suppress(OSError, OnnxUnsupported):
+                    optimize(target, self._local_dir, self.max_seq_length)
+            if fast.is_file():
+                return OnnxEncoder(fast, self._local_dir, self.max_seq_length, optimized=True)
             return OnnxEncoder(target, self._local_dir, self.max_seq_length)
         except OnnxUnsupported:
             if self._backend == "onnx":

@@ -126,6 +126,46 @@ def quantize(fp32: Path, model_dir: Path, target: Path, max_seq_length: int) -> 
     _publish(target, build, want, model_dir, max_seq_length, MIN_COSINE_INT8, "int8 graph")
 
 
+def optimized_path(graph: Path) -> Path:
+    """Where ``graph``'s pre-optimised copy for this onnxruntime version lives."""
+    import onnxruntime as ort
+
+    return graph.with_name(f"{graph.stem}.ort{ort.__version__}") / "model.onnx"
+
+
+def optimize(graph: Path, model_dir: Path, max_seq_length: int) -> Path:
+    """Save ``graph`` with onnxruntime's portable (extended) rewrites applied and its weights in
+    a file of their own, which a session maps instead of parsing: a cold query's session starts
+    in about a third of the time. Checked against ``graph`` before it is renamed into place."""
+    import shutil
+
+    import onnxruntime as ort
+
+    target = optimized_path(graph)
+    want = OnnxEncoder(graph, model_dir, max_seq_length).encode(_PROBES)
+    tmp = Path(tempfile.mkdtemp(dir=graph.parent, prefix=f"{target.parent.name}.part-"))
+    try:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(tmp / target.name)
+        options.log_severity_level = 3
+        for key, value in (
+            ("session.optimized_model_external_initializers_file_name", "model.weights"),
+            ("session.optimized_model_external_initializers_min_size_in_bytes", "1024"),
+        ):
+            options.add_session_config_entry(key, value)
+        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        got = OnnxEncoder(tmp / target.name, model_dir, max_seq_length, optimized=True)
+        worst = float(np.min(np.sum(got.encode(_PROBES) * want, axis=1)))
+        if worst < MIN_COSINE:
+            raise OnnxUnsupported(f"optimised graph drifts from the model (cosine {worst:.4f})")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 PAD_SLACK = 1.25  # a batch's longest text is at most this much longer than its shortest
 
 
@@ -149,7 +189,12 @@ class OnnxEncoder:
     """Encode texts with onnxruntime: L2-normalised float32 rows, batches sorted by length."""
 
     def __init__(
-        self, path: Path, model_dir: Path, max_seq_length: int, threads: int | None = None
+        self,
+        path: Path,
+        model_dir: Path,
+        max_seq_length: int,
+        threads: int | None = None,
+        optimized: bool = False,  # the graph was saved by optimize(): skip the rewrites
     ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -157,7 +202,11 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            if optimized
+            else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
         options.log_severity_level = 3
         # no busy-waiting between ops: on a shared 2-core machine spinning threads steal the CPU
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

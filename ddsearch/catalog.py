@@ -16,7 +16,7 @@ KINDS = ("inproceedings", "article", "techreport", "misc", "phdthesis", "book")
 _REQUIRED = {"id": str, "title": str, "authors": list, "year": int, "venue": str, "kind": str}
 _OPTIONAL = {
     "url": str, "sha256": str, "doi": str, "tags": list, "note": str, "volume": (str, int),
-    "number": (str, int), "pages": str, "publisher": str, "institution": str,
+    "number": (str, int), "pages": str, "publisher": str, "institution": str, "names": list,
 }  # fmt: skip
 
 
@@ -76,8 +76,9 @@ def _check(path: Path, index: int, entry: dict) -> Paper:
         raise CatalogError(f"{where}: field 'id' must be lower-case letters, digits and dashes")
     if not entry["authors"] or not all(isinstance(a, str) and a.strip() for a in entry["authors"]):
         raise CatalogError(f"{where}: field 'authors' must be a non-empty list of names")
-    if not all(isinstance(t, str) for t in entry.get("tags", [])):
-        raise CatalogError(f"{where}: field 'tags' must be a list of strings")
+    for key in ("tags", "names"):
+        if not all(isinstance(t, str) and t.strip() for t in entry.get(key, [])):
+            raise CatalogError(f"{where}: field '{key}' must be a list of non-empty strings")
     if not 1000 <= entry["year"] <= 2100:
         raise CatalogError(f"{where}: field 'year' is out of range ({entry['year']})")
     if entry["kind"] not in KINDS:
@@ -91,6 +92,8 @@ def _check(path: Path, index: int, entry: dict) -> Paper:
     values = dict(entry)
     values["authors"] = tuple(a.strip() for a in entry["authors"])
     values["tags"] = tuple(entry.get("tags", ()))
+    if "names" in entry:
+        values["names"] = tuple(n.strip() for n in entry["names"])
     for key in ("volume", "number"):
         if key in values:
             values[key] = str(values[key])

@@ -27,6 +27,8 @@ class Paper:
     note: str | None = None  # e.g. why there is no open-access URL
     path: str | None = None  # local PDF, when the paper came from --from
     key: str | None = None  # the user's own citation key (from --bib), cited exactly as given
+    # what a question may call the paper by ("Raft", "GFS"); None: the title's lead ("Dynamo:")
+    names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -36,4 +36,6 @@ def paper_from_json(data: str) -> Paper:
     d = json.loads(data)
     for key in ("authors", "tags"):
         d[key] = tuple(d.get(key) or ())
+    if d.get("names") is not None:
+        d["names"] = tuple(d["names"])
     return Paper(**{k: v for k, v in d.items() if k in Paper.__dataclass_fields__})

@@ -22,6 +22,9 @@ DENSE_WEIGHT = 0.35  # the dense ranker's share in hybrid fusion; lexical has th
 # paper's discussion of the topic. Dev multi-paper recall@10 is flat for 0 to 0.25, 0.73 at 0.35.
 LIST_DENSE_WEIGHT = 0.15
 SENTENCE_WEIGHT = 0.1  # the best sentence cosine on the fused top; tuning part: MRR 0.918 -> 0.922
+NAMED_WEIGHT = 0.2  # the prior of a passage from a paper the question names ("Raft", "GFS")
+SECTION_WEIGHT = 0.05  # the section heading's share of the question's words, on the fused top
+NAMED_FIRST = True  # a question naming several systems shows each one's best passage first
 DIVERSE_BELOW = 5  # ranks up to here stay as scored; below, papers take turns
 PER_PAPER = 2  # below DIVERSE_BELOW, a paper's hits past this many wait for the others
 Ranking = list[tuple[int, float]]  # (id, score), best first
@@ -103,3 +106,26 @@ def diversify(
         else:
             deferred.append(item)
     return head + deferred
+
+
+def union(a: Ranking, b: Ranking) -> Ranking:
+    """Two candidate lists of one ranker for one query, as one, best first."""
+    best = dict(a)
+    for item, score in b:
+        best[item] = max(score, best.get(item, score))
+    return sorted(best.items(), key=lambda t: -t[1])
+
+
+def named_first(ranked: Sequence[T], paper: Callable[[T], str], groups, free: int = 1) -> list[T]:
+    """The top ``free`` as ranked, then the best hit of each group of papers (one group per name
+    the question gives) not yet shown, then the rest as ranked."""
+    head, rest = list(ranked[:free]), []
+    left = [g for g in groups if not any(paper(item) in g for item in head)]
+    for item in ranked[free:]:
+        group = next((g for g in left if paper(item) in g), None)
+        if group is not None:
+            head.append(item)
+            left.remove(group)
+        else:
+            rest.append(item)
+    return head + rest

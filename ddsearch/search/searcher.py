@@ -11,9 +11,13 @@ from ddsearch.catalog import UnknownIdError, resolve_ids
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit, Results
+from ddsearch.search.names import Names
 from ddsearch.search.rank import (
     DENSE_WEIGHT,
     LIST_DENSE_WEIGHT,
+    NAMED_FIRST,
+    NAMED_WEIGHT,
+    SECTION_WEIGHT,
     SENTENCE_WEIGHT,
     Ranking,
     asks_for_many_papers,
@@ -21,8 +25,10 @@ from ddsearch.search.rank import (
     diversify,
     fts_match,
     fuse,
+    named_first,
     normalise,
     query_terms,
+    union,
 )
 
 MODES = ("hybrid", "dense", "lexical")
@@ -66,6 +72,7 @@ class Searcher:
         self._generation = self.store.meta("generation")
         self._postings = None  # the lexical postings of the generation read, once found
         self._tokenizer = None
+        self._names = None  # (the records they were read from, Names)
 
     def refresh(self) -> bool:
         """Re-read the index if it changed since it was read (another ingest, or the Chroma
@@ -89,6 +96,14 @@ class Searcher:
         if self._records is None:
             self._records = self.store.records()
         return self._records
+
+    @property
+    def names(self) -> Names:
+        """The indexed papers' names, read again when the manifest is."""
+        records = self.records
+        if self._names is None or self._names[0] is not records:
+            self._names = (records, Names(self.paper(pid) for pid in records))
+        return self._names[1]
 
     def _has_paper(self, paper_id: str) -> bool:
         """Whether the paper is indexed, reading the manifest again if an ingest committed since."""
@@ -242,16 +257,36 @@ class Searcher:
 
         many = asks_for_many_papers(original)
         share = LIST_DENSE_WEIGHT if many else DENSE_WEIGHT
+        # a question that names systems searches their papers too; inside them the name is
+        # in every passage, so the lexical ranker matches the rest of the question
+        mentions = self.names.find(query) if mode == "hybrid" and NAMED_WEIGHT else []
+        named = {p for m in mentions for p in m.papers if p in self.records}
+        named = named & wanted if wanted else named
+        words = self.names.without(query, mentions) if named else query
+        words = words if query_terms(words) else query
         runs = []
         if mode in ("hybrid", "dense"):
             weight = share if mode == "hybrid" else 1.0
-            runs.append(("dense", self.dense(query, CANDIDATES, wanted), weight))
+            ranking = self.dense(query, CANDIDATES, wanted)
+            if named and not wanted:
+                ranking = union(ranking, self.dense(query, CANDIDATES, named))
+            runs.append(("dense", ranking, weight))
         if mode in ("hybrid", "lexical"):
             weight = 1.0 - share if mode == "hybrid" else 1.0
-            runs.append(("lexical", self.lexical(query, CANDIDATES, wanted), weight))
+            ranking = self.lexical(words, CANDIDATES, wanted)
+            if named and not wanted:
+                ranking = union(ranking, self.lexical(words, CANDIDATES, named))
+            runs.append(("lexical", ranking, weight))
         fused = fuse([(ranking, weight) for _, ranking, weight in runs])
         order = sorted(fused, key=lambda r: -fused[r])
         chunks = self.store.chunks(order)
+        if named:
+            ranking = [(r, 1.0) for r in order if r in chunks and chunks[r].paper_id in named]
+            runs.append(("named", ranking, NAMED_WEIGHT))
+            fused = fuse([(ranking, weight) for _, ranking, weight in runs])
+            order = sorted(fused, key=lambda r: -fused[r])
+        if mode == "hybrid" and SECTION_WEIGHT:
+            runs.append(self._section_run(words, order[:RERANK], chunks))
         if mode == "hybrid" and SENTENCE_WEIGHT:
             runs.append(self._sentence_run(query, order[:RERANK], chunks))
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
@@ -262,6 +297,9 @@ class Searcher:
             merged = diversify(merged, lambda hit: hit[0].paper_id, free=1, per_paper=1)
         else:
             merged = diversify(merged, lambda hit: hit[0].paper_id)
+        groups = list(dict.fromkeys(m.papers & named for m in mentions if m.papers & named))
+        if len(groups) > 1 and NAMED_FIRST:  # "Compare Chubby and ZooKeeper": each one's best
+            merged = named_first(merged, lambda hit: hit[0].paper_id, groups)
         raw = {name: dict(ranking) for name, ranking, _ in runs}
         shares = {name: normalise(ranking) for name, ranking, _ in runs}
         hits = [
@@ -279,6 +317,22 @@ class Searcher:
             for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
         return Results(hits, self._weak(query, runs))
+
+    def _section_run(self, words: str, rowids: list[int], chunks: dict[int, Chunk]):
+        """("section", the idf-weighted share of the question's words that the passage's
+        section heading holds, weight): "leader election" finds the section titled so."""
+        terms = query_terms(words)
+        stems = [set(t) for t in self._tokenize(terms)]
+        weights = self.idf(terms) if terms else []
+        total = sum(weights) or 1.0
+        ranking = []
+        for r in rowids:
+            heading = chunks[r].section if r in chunks else None
+            if heading:
+                have = {t for word in self._tokenize(query_terms(heading)) for t in word}
+                share = sum(w for s, w in zip(stems, weights) if s & have) / total
+                ranking.append((r, share))
+        return "section", sorted(ranking, key=lambda t: -t[1]), SECTION_WEIGHT
 
     def _sentence_run(self, query: str, rowids: list[int], chunks: dict[int, Chunk]):
         """("sentence", the best sentence's cosine of each candidate, weight): a passage with

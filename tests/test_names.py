@@ -1,0 +1,101 @@
+"""Named systems: which papers a question names, and what the ranking does with them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddsearch.catalog import CatalogError, load_catalog
+from ddsearch.models import Paper
+from ddsearch.search.names import Names, paper_names
+from ddsearch.search.rank import named_first, union
+
+
+def test_names_come_from_the_catalog_else_the_title_lead():
+    assert paper_names(Paper("dynamo", "Dynamo: Amazon's Highly Available Key-value Store")) == (
+        "Dynamo",
+    )
+    assert paper_names(Paper("dapper", "Dapper, a Large-Scale Tracing Infrastructure")) == (
+        "Dapper",
+    )
+    # a lead of several words is a phrase, not a name; [] says the paper has none
+    assert paper_names(Paper("x", "Distributed Systems - Towards a Formal Approach")) == ()
+    assert paper_names(Paper("x", "Linearizability: A Correctness Condition", names=())) == ()
+    assert paper_names(Paper("raft", "In Search of ...", names=("Raft",))) == ("Raft",)
+
+
+def test_every_shipped_paper_that_introduces_a_system_is_named():
+    names = Names(load_catalog())
+    for question, paper in [
+        ("how does Raft elect a leader?", "raft"),
+        ("the Google File System's master", "gfs"),
+        ("What does ZooKeeper's sync do?", "zookeeper"),
+        ("Chubby lock sessions", "chubby"),
+        ("are CRDTs commutative", "crdts"),
+        ("Borg cells", "borg"),
+    ]:
+        assert [paper in m.papers for m in names.find(question)] == [True], question
+
+
+def test_case_punctuation_possessives_and_plurals_find_the_same_name():
+    names = Names(
+        [Paper("zk", "ZooKeeper: Wait-free coordination"), Paper("c", "C", names=("CRDT",))]
+    )
+    for q in ("ZooKeeper", "zookeeper's watches", "ZOOKEEPER, please", "Zoo-Keeper"):
+        found = names.find(q)
+        assert (q, [m.papers for m in found]) == (
+            q,
+            [frozenset({"zk"})] if q != "Zoo-Keeper" else [],
+        )
+    assert [m.name for m in names.find("crdts and CRDT")] == ["CRDT", "CRDT"]
+
+
+def test_the_longest_name_wins_and_the_rest_of_the_question_remains():
+    names = Names(
+        [
+            Paper("ptp", "The Part-Time Parliament", names=("Paxos",)),
+            Paper("simple", "Paxos Made Simple", names=("Paxos",)),
+            Paper("commit", "Consensus on Transaction Commit", names=("Paxos Commit",)),
+            Paper("chubby", "The Chubby lock service", names=("Chubby",)),
+        ]
+    )
+    found = names.find("Does Chubby's Paxos differ from Paxos Commit?")
+    assert [(m.name, m.papers) for m in found] == [
+        ("Chubby", frozenset({"chubby"})),
+        ("Paxos", frozenset({"ptp", "simple"})),  # one name, several papers
+        ("Paxos Commit", frozenset({"commit"})),
+    ]
+    assert names.without("Does Chubby's Paxos differ from Paxos Commit?", found) == (
+        "does differ from"
+    )
+    assert names.find("no system here") == []
+
+
+def test_catalog_names_must_be_a_list_of_strings(tmp_path):
+    entry = (
+        '[[paper]]\nid = "raft"\ntitle = "T"\nauthors = ["A B"]\nyear = 2014\nvenue = "V"\n'
+        'kind = "article"\n'
+    )
+    path = tmp_path / "papers.toml"
+    path.write_text(entry + 'names = ["Raft", "raft consensus"]\n')
+    assert load_catalog(path).get("raft").names == ("Raft", "raft consensus")
+    path.write_text(entry)
+    assert load_catalog(path).get("raft").names is None  # then the title's lead
+    for bad in ('names = "Raft"\n', 'names = ["Raft", 3]\n', 'names = [""]\n'):
+        path.write_text(entry + bad)
+        with pytest.raises(CatalogError, match="names"):
+            load_catalog(path)
+
+
+def test_union_keeps_each_candidate_once_at_its_best_score():
+    assert union([(1, 0.9), (2, 0.5)], [(2, 0.7), (3, 0.6)]) == [(1, 0.9), (2, 0.7), (3, 0.6)]
+
+
+def test_named_first_shows_each_named_papers_best_after_the_top_hit():
+    ranked = ["chubby:1", "chubby:2", "other:1", "zk:1", "chubby:3", "borg:1"]
+    paper = lambda hit: hit.split(":")[0]  # noqa: E731
+    groups = [frozenset({"chubby"}), frozenset({"zk"}), frozenset({"borg"})]
+    assert named_first(ranked, paper, groups) == [
+        "chubby:1", "zk:1", "borg:1", "chubby:2", "other:1", "chubby:3",
+    ]  # fmt: skip
+    assert named_first(ranked, paper, groups, free=0)[0] == "chubby:1"
+    assert named_first(ranked, paper, []) == ranked

@@ -45,7 +45,7 @@ def synthetic_papers(source, count: int, rng: np.random.Generator):
     from ddsearch.models import Chunk, Paper, Sentence
     from ddsearch.sentences import split_sentences, split_spans
 
-    rowids, matrix, _ = source.vectors()
+    rowids, matrix, _, _ = source.vectors()
     texts = source.chunks(rowids.tolist())
     pool = [split_sentences(texts[int(r)].text) for r in rowids]
     made = 0

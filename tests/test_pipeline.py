@@ -394,7 +394,7 @@ def test_a_recreated_index_never_takes_the_old_postings(tmp_home, small_pdfs, ca
     run(home, catalog, [small_pdfs["orchard"]], embedder=embedder)  # as many commits
     store = Store(home, readonly=True)
     postings = store.postings()
-    rowids, _, _ = store.vectors()
+    rowids, _, _, _ = store.vectors()
     assert postings is not None and postings.generation == store.meta("generation")
     assert sorted(postings.rowids.tolist()) == sorted(rowids.tolist())
     assert (home / FILE).read_bytes() != saved
@@ -402,7 +402,7 @@ def test_a_recreated_index_never_takes_the_old_postings(tmp_home, small_pdfs, ca
 
 
 def test_list_questions_lean_on_the_lexical_ranking(searcher, monkeypatch):
-    rowids, _, owners = searcher._matrix()
+    rowids, _, owners, _ = searcher._matrix()
     first = {}
     for r, o in zip(rowids, owners):
         first.setdefault(o, int(r))

@@ -440,18 +440,19 @@ class Store:
         return [found[r[0]] for r in rows]
 
     def vectors(self):
-        """(rowids, matrix, paper ids) of every committed chunk, read in one consistent snapshot."""
+        """(rowids, matrix, paper ids, chunk ids) of every committed chunk, read in one consistent
+        snapshot; a reader that keeps them checks a row's chunk id before trusting its rowid."""
         import numpy as np
 
         rows = self.db.execute(
-            "SELECT rowid, paper_id, vector FROM chunks ORDER BY rowid"
+            "SELECT rowid, paper_id, vector, id FROM chunks ORDER BY rowid"
         ).fetchall()
         dim = int(self.meta("dimension") or 0)
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(
             len(rows), dim
         )
-        return rowids, matrix, [r[1] for r in rows]
+        return rowids, matrix, [r[1] for r in rows], [r[3] for r in rows]
 
     def lexical(
         self, match: str, limit: int, papers: Iterable[str] | None = None

@@ -43,6 +43,10 @@ class QueryError(ValueError):
     """A query that cannot be run as given."""
 
 
+class _Moved(Exception):
+    """The index changed under a search: a rowid now holds another chunk."""
+
+
 class Searcher:
     """Answers questions from one data home's index; loads the model and vectors once."""
 
@@ -67,6 +71,7 @@ class Searcher:
             )
         self.embedder = embedder or Embedder(built_with, stamp_dir=Path(home))
         self._vectors = None
+        self._row_ids = None  # rowid -> chunk id, of the rows the vectors were read with
         self._records = None
         self._last_query = None
         self._generation = self.store.meta("generation")
@@ -120,7 +125,7 @@ class Searcher:
 
     def _matrix(self):
         if self._vectors is None:
-            self._vectors = self.store.vectors()
+            self._vectors, self._row_ids = self.store.vectors(), None
         return self._vectors
 
     def encode_query(self, query: str):
@@ -185,7 +190,7 @@ class Searcher:
         """(rowid, cosine) of the chunks nearest the query, best first."""
         import numpy as np
 
-        rowids, matrix, owners = self._matrix()
+        rowids, matrix, owners, _ = self._matrix()
         if len(rowids) == 0:
             return []
         scores = matrix @ self.encode_query(query)
@@ -207,7 +212,7 @@ class Searcher:
             tokens = [t for word in self._tokenize(terms) for t in word]
             allowed = None
             if papers:
-                rowids, _, owners = self._matrix()
+                rowids, _, owners, _ = self._matrix()
                 allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
             return postings.top(tokens, limit, allowed)
         return self.store.lexical(fts_match(query), limit, papers or None)
@@ -254,7 +259,15 @@ class Searcher:
             wanted = set(resolve_ids(papers or (), self.records))
         except UnknownIdError as e:
             raise QueryError(f"not in the index: {e}") from None
+        try:
+            return self._search(original, query, k, wanted, mode, check=True)
+        except _Moved:  # an ingest committed since the vectors were read: read them again
+            self._vectors = self._records = None
+            self._generation = self.store.meta("generation")
+            return self._search(original, query, k, wanted, mode, check=False)
 
+    def _search(self, original: str, query: str, k: int, wanted: set[str], mode: str,
+                check: bool) -> Results:  # fmt: skip
         many = asks_for_many_papers(original)
         share = LIST_DENSE_WEIGHT if many else DENSE_WEIGHT
         # a question that names systems searches their papers too; inside them the name is
@@ -279,7 +292,7 @@ class Searcher:
             runs.append(("lexical", ranking, weight))
         fused = fuse([(ranking, weight) for _, ranking, weight in runs])
         order = sorted(fused, key=lambda r: -fused[r])
-        chunks = self.store.chunks(order)
+        chunks = self._same_rows(self.store.chunks(order), check)
         if named:
             ranking = [(r, 1.0) for r in order if r in chunks and chunks[r].paper_id in named]
             runs.append(("named", ranking, NAMED_WEIGHT))
@@ -317,6 +330,19 @@ class Searcher:
             for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
         return Results(hits, self._weak(query, runs))
+
+    def _same_rows(self, chunks: dict[int, Chunk], check: bool) -> dict[int, Chunk]:
+        """The chunks whose rowid still holds the chunk the vectors were read with: a re-ingest
+        that commits meanwhile may give a deleted chunk's rowid to a new one, whose text must
+        not be shown with the old one's score. ``check``: raise _Moved instead of dropping."""
+        if self._row_ids is None:
+            rowids, _, _, chunk_ids = self._matrix()
+            self._row_ids = dict(zip(rowids.tolist(), chunk_ids))
+        ids = self._row_ids
+        same = {r: c for r, c in chunks.items() if ids.get(r) == c.id}
+        if check and len(same) < len(chunks):
+            raise _Moved
+        return same
 
     def _section_run(self, words: str, rowids: list[int], chunks: dict[int, Chunk]):
         """("section", the idf-weighted share of the question's words that the passage's

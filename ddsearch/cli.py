@@ -369,20 +369,18 @@ def papers(ctx, as_json, catalog_path):
 def cite(ctx, ids, fmt, catalog_path):
     """Print the bibliography entries of whole papers."""
     from ddsearch.catalog import UnknownIdError, resolve_ids
-    from ddsearch.search.cite import citation_keys
+    from ddsearch.search.cite import citation_keys, known_papers
     from ddsearch.search.export import render_papers
 
-    catalog = _catalog(catalog_path)
-    known = {p.id: p for p in catalog}
-    if any(i not in known for i in ids):
+    settings = _settings(ctx)
+    indexed = []  # the keys depend on every paper a query could cite, as in query and serve
+    if (settings.home / "index.db").exists() or settings.chroma_url:
         from ddsearch.index.store import Store
 
-        settings = _settings(ctx)
-        home = settings.home
-        if (home / "index.db").exists() or settings.chroma_url:
-            store = Store(home, readonly=True, chroma_url=settings.chroma_url)
-            known.update({pid: r.paper for pid, r in store.records().items() if pid not in known})
-            store.close()
+        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
+        indexed = [r.paper for r in store.records().values()]
+        store.close()
+    known = known_papers(_catalog(catalog_path), indexed)
     try:
         ids = resolve_ids(ids, known)
     except UnknownIdError as e:

@@ -270,6 +270,19 @@ def test_merged_catalog_paper_keeps_the_users_key(tmp_path: Path, embedder):
             s.store.close()
 
     assert key() == "Eeper:LH"
+    # `cite` gives the key a query cites it by, though the catalog lists the paper
+    from click.testing import CliRunner
+
+    from ddsearch.cli import main
+
+    toml = tmp_path / "papers.toml"
+    toml.write_text(
+        '[[paper]]\nid = "lighthouse"\ntitle = "Lighthouse: Gossip Among Keepers"\n'
+        'authors = ["Kay Eeper"]\nyear = 2019\nvenue = "LH"\nkind = "misc"\n'
+    )
+    args = ["--home", str(settings.home), "cite", "lighthouse", "--catalog", str(toml)]
+    cited = CliRunner().invoke(main, args)
+    assert cited.exit_code == 0 and cited.output.startswith("@misc{Eeper:LH,"), cited.output
     again = ingest(settings, catalog, [light], embedder=embedder)
     assert [o.status for o in again.outcomes] == ["skipped"] and key() == "Eeper:LH"
     bib.write_text("")

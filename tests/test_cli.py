@@ -553,6 +553,14 @@ def test_cite_local_paper(home):
     assert "Lighthouse: Gossip Among Keepers" in bib and bib.startswith("@misc{")
 
 
+def test_cite_and_query_give_each_paper_one_key(home):
+    doc = json.loads(ok(invoke("--home", home, "query", "beacon gossip", "--json", "-k", "10")))
+    assert len({r["paper"] for r in doc["results"]}) > 1
+    for r in doc["results"]:
+        bib = ok(invoke("--home", home, "cite", r["paper"]))
+        assert bib.split("{", 1)[1].split(",", 1)[0] == r["key"]
+
+
 def test_cite_errors(home):
     msg = user_error(invoke("--home", home, "cite", "gfs", "dynamo2"))
     assert "unknown paper id(s): dynamo2 (closest: dynamo" in msg

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ddsearch.models import Hit, Paper
@@ -128,6 +128,16 @@ def _suffix(n: int) -> str:
         n, r = divmod(n - 1, 26)
         out = chr(ord("a") + r) + out
     return out
+
+
+def known_papers(catalog: Iterable[Paper], indexed: Iterable[Paper] = ()) -> dict[str, Paper]:
+    """Paper id -> the paper every command cites: the catalog's entry, with the user's own key
+    where ingest recorded one (from --bib), and the indexed papers the catalog lacks."""
+    papers = {p.id: p for p in catalog}
+    for paper in indexed:
+        listed = papers.get(paper.id)
+        papers[paper.id] = replace(listed, key=paper.key) if listed else paper
+    return papers
 
 
 def citation_keys(papers: Iterable[Paper]) -> dict[str, str]:

@@ -178,13 +178,12 @@ class Searcher:
             hit.scores["quote"] = round(best.score, 6)  # the quote model's log-odds
 
     def citation_keys(self, catalog=None) -> dict[str, str]:
-        """Citation keys unique across the catalog and every indexed paper."""
-        from ddsearch.search.cite import citation_keys
+        """Citation keys unique across the catalog and every indexed paper (the same keys
+        `ddsearch cite` gives)."""
+        from ddsearch.search.cite import citation_keys, known_papers
 
-        papers = {p.id: p for p in (catalog or self.catalog or ())}
-        for pid, rec in self.records.items():
-            papers[pid] = replace(papers[pid], key=rec.paper.key) if pid in papers else rec.paper
-        return citation_keys(papers.values())
+        indexed = (rec.paper for rec in self.records.values())
+        return citation_keys(known_papers(catalog or self.catalog or (), indexed).values())
 
     def dense(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
         """(rowid, cosine) of the chunks nearest the query, best first."""

@@ -1,4 +1,4 @@
-"""Calibrate the weak-match floors (ddsearch/search/searcher.py WEAK_DENSE, WEAK_TERMS).
+"""Calibrate the weak-match floors (ddsearch.config.SearchSettings weak_dense, weak_terms).
 
     python bench/weak_match.py --home HOME [--questions ../shared/eval/dev.jsonl]
 
@@ -48,7 +48,7 @@ def main() -> None:
         "held": [q.question for q in select(questions, split, "held")],
         "nonsense": NONSENSE,
     }
-    floors = (searcher_module.WEAK_DENSE, searcher_module.WEAK_TERMS)
+    floors = (searcher.settings.weak_dense, searcher.settings.weak_terms)
     for name, queries in groups.items():
         rows = [evidence(searcher, q) for q in queries]
         dense = sorted(r[0] for r in rows)

@@ -67,7 +67,11 @@ def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path |
 
     settings = _settings(ctx)
     return Searcher(
-        settings.home, model=model, catalog=_catalog(catalog_path), chroma_url=settings.chroma_url
+        settings.home,
+        model=model,
+        catalog=_catalog(catalog_path),
+        chroma_url=settings.chroma_url,
+        settings=settings.search,
     )
 
 

@@ -47,7 +47,10 @@ class Library:
             from ddsearch.search.searcher import Searcher
 
             self._searcher = Searcher(
-                self.settings.home, catalog=self.catalog, chroma_url=self.settings.chroma_url
+                self.settings.home,
+                catalog=self.catalog,
+                chroma_url=self.settings.chroma_url,
+                settings=self.settings.search,
             )
         else:
             self._searcher.refresh()

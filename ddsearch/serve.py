@@ -129,6 +129,7 @@ class App:
                     catalog=self.catalog,
                     chroma_url=self.settings.chroma_url,
                     embedder=self._embedder,
+                    settings=self.settings.search,
                 )
                 if self._embedder is None:
                     w.searcher.encode_query("warm up")  # load the model now, not on a query

@@ -8,7 +8,7 @@ import pytest
 from pdfmaker import make_pdf, not_a_pdf, pdf_bytes, textless_pdf, truncated_pdf
 
 from ddsearch.ingest import extract as extract_mod
-from ddsearch.ingest.extract import ExtractError, extract
+from ddsearch.ingest.extract import ExtractError, Limits, extract
 
 PAGES = [
     ["The Google File System", "Sanjay Ghemawat, Howard Gobioff, and Shun-Tak Leung"],
@@ -94,11 +94,11 @@ def test_damaged_xref_is_repaired(tmp_path: Path):
     assert [lines(p.text) for p in extract(path).pages] == PAGES
 
 
-IN_PROCESS = extract_mod.Limits(isolate=False)  # so monkeypatched engines and limits apply
+IN_PROCESS = Limits(isolate=False)  # so monkeypatched engines apply
 
 
 def test_pypdf_takes_over_when_pdfium_fails(tmp_path: Path, monkeypatch):
-    def broken(path):
+    def broken(path, *caps):
         raise ExtractError("not a readable PDF (pdfium says no)")
         yield
 
@@ -111,7 +111,7 @@ def test_pypdf_takes_over_when_pdfium_fails(tmp_path: Path, monkeypatch):
 
 
 def test_pypdf_is_asked_when_pdfium_finds_no_text(tmp_path: Path, monkeypatch):
-    def blank(path):
+    def blank(path, *caps):
         yield "open", 2, None
         yield "page", 0, ""
         yield "page", 1, ""
@@ -130,17 +130,19 @@ def test_no_text_layer(tmp_path: Path):
         extract(make_pdf(tmp_path / "blank.pdf", [["   "], [""]]))
 
 
-def test_page_limits(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(extract_mod, "MAX_PAGES", 2)
+@pytest.mark.parametrize("isolate", [False, True])  # in this process, and in the worker
+def test_page_limits(tmp_path: Path, isolate):
     with pytest.raises(ExtractError, match="3 pages, more than the limit of 2"):
-        extract(make_pdf(tmp_path / "a.pdf", PAGES), IN_PROCESS)
+        extract(make_pdf(tmp_path / "a.pdf", PAGES), Limits(max_pages=2, isolate=isolate))
 
 
-def test_page_text_is_bounded(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(extract_mod, "MAX_PAGE_CHARS", 20)
-    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES), IN_PROCESS)
+@pytest.mark.parametrize("isolate", [False, True])
+def test_page_text_is_bounded(tmp_path: Path, isolate):
+    doc = extract(make_pdf(tmp_path / "a.pdf", PAGES), Limits(max_page_chars=20, isolate=isolate))
     assert all(len(p.text) <= 20 for p in doc.pages)
     assert doc.pages[1].text.startswith("A single master")
+    with pytest.raises(ExtractError, match="more than 30 characters"):
+        extract(make_pdf(tmp_path / "b.pdf", PAGES), Limits(max_doc_chars=30, isolate=isolate))
 
 
 def test_missing_file(tmp_path: Path):

@@ -20,7 +20,7 @@ from ddsearch.index.store import Store
 from ddsearch.ingest import extract as ex
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages
-from ddsearch.ingest.extract import MAX_PAGE_CHARS, ExtractError, Limits, extract
+from ddsearch.ingest.extract import ExtractError, Limits, extract
 from ddsearch.ingest.pipeline import IngestError, ingest, plan
 from ddsearch.models import Page
 
@@ -67,7 +67,7 @@ def test_a_page_with_absurd_text_is_cut_and_the_others_kept(tmp_path):
     pdf = pdf_bytes([["An ordinary first page of text"], ["word " * 30] * 5000], compress=True)
     doc = extract(_write(tmp_path, "big.pdf", pdf))
     assert "ordinary first page" in doc.pages[0].text
-    assert len(doc.pages[1].text) == MAX_PAGE_CHARS
+    assert len(doc.pages[1].text) == Limits().max_page_chars
 
 
 def test_a_page_over_its_time_budget_fails_the_paper_quickly(tmp_path):
@@ -114,7 +114,7 @@ def test_a_crashed_worker_is_replaced(tmp_path):
 def test_a_page_that_makes_pypdf_raise_loses_only_that_page(tmp_path, monkeypatch):
     import pypdf
 
-    def no_pdfium(path):
+    def no_pdfium(path, *caps):
         raise ExtractError("not a readable PDF (pdfium says no)")
         yield  # pragma: no cover
 

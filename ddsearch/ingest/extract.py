@@ -16,15 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddsearch.config import Limits
 from ddsearch.models import Page
 
-MAX_PAGES = 2000
-MAX_PAGE_CHARS = 100_000  # a page with more text than this is cut: bounds a hostile PDF
-MAX_DOC_CHARS = 5_000_000  # ~40x the longest paper in the canon; more is not a paper
-PAGE_SECONDS = 20.0  # one page's text (pdfium takes ~5 ms for a typical page)
-OPEN_SECONDS = 60.0  # starting the worker and opening the document
-DOC_SECONDS = 600.0  # the whole document, per engine
-WORKER_MEMORY = 2 << 30  # bytes of address space the extraction worker may use
+__all__ = ["Document", "ExtractError", "Limits", "extract"]
+
 _TAIL = 8192  # '%%EOF' must appear within this many trailing bytes
 
 
@@ -43,17 +39,6 @@ class Document:
     engine: str  # which library produced the text
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The work one PDF may cause; ``isolate=False`` parses in this process, unbounded."""
-
-    page_seconds: float = PAGE_SECONDS
-    open_seconds: float = OPEN_SECONDS
-    doc_seconds: float = DOC_SECONDS
-    memory: int = WORKER_MEMORY
-    isolate: bool = True
-
-
 def _quiet_pypdf() -> None:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pypdf")
@@ -62,7 +47,7 @@ def _quiet_pypdf() -> None:
 # Each engine yields ("open", page_count, title), then ("page", index, text) for every page.
 
 
-def _pdfium_pages(path: str) -> Iterator[tuple]:
+def _pdfium_pages(path: str, max_pages: int, max_page_chars: int) -> Iterator[tuple]:
     import pypdfium2 as pdfium
 
     try:
@@ -72,15 +57,15 @@ def _pdfium_pages(path: str) -> Iterator[tuple]:
             raise _Final("encrypted: needs a password") from None
         raise ExtractError(f"not a readable PDF ({e})") from None
     try:
-        if len(doc) > MAX_PAGES:
-            raise _Final(f"{len(doc)} pages, more than the limit of {MAX_PAGES}")
+        if len(doc) > max_pages:
+            raise _Final(f"{len(doc)} pages, more than the limit of {max_pages}")
         title = (doc.get_metadata_dict().get("Title") or "").strip() or None
         yield "open", len(doc), title
         for i in range(len(doc)):
             page = doc[i]
             try:
                 textpage = page.get_textpage()
-                yield "page", i, textpage.get_text_range()[:MAX_PAGE_CHARS]
+                yield "page", i, textpage.get_text_range()[:max_page_chars]
                 textpage.close()
             finally:
                 page.close()
@@ -88,7 +73,7 @@ def _pdfium_pages(path: str) -> Iterator[tuple]:
         doc.close()
 
 
-def _pypdf_pages(path: str) -> Iterator[tuple]:
+def _pypdf_pages(path: str, max_pages: int, max_page_chars: int) -> Iterator[tuple]:
     _quiet_pypdf()
     import pypdf
 
@@ -103,21 +88,21 @@ def _pypdf_pages(path: str) -> Iterator[tuple]:
         raise
     except Exception as e:
         raise ExtractError(f"not a readable PDF ({type(e).__name__}: {e})") from None
-    if n > MAX_PAGES:
-        raise _Final(f"{n} pages, more than the limit of {MAX_PAGES}")
+    if n > max_pages:
+        raise _Final(f"{n} pages, more than the limit of {max_pages}")
     yield "open", n, title or None
     for i in range(n):
         try:
             text = reader.pages[i].extract_text() or ""
         except Exception:  # one bad page must not lose the others
             text = ""
-        yield "page", i, text[:MAX_PAGE_CHARS]
+        yield "page", i, text[:max_page_chars]
 
 
 _ENGINES = {"pdfium": _pdfium_pages, "pypdf": _pypdf_pages}
 
 
-def _collect(events: Iterator[tuple]) -> tuple[list[str], str | None]:
+def _collect(events: Iterator[tuple], max_doc_chars: int) -> tuple[list[str], str | None]:
     texts: list[str] = []
     title = None
     total = 0
@@ -127,8 +112,8 @@ def _collect(events: Iterator[tuple]) -> tuple[list[str], str | None]:
         else:
             texts[event[1]] = event[2]
             total += len(event[2])
-            if total > MAX_DOC_CHARS:
-                raise _Final(f"more than {MAX_DOC_CHARS:,} characters of text")
+            if total > max_doc_chars:
+                raise _Final(f"more than {max_doc_chars:,} characters of text")
     return texts, title
 
 
@@ -164,11 +149,11 @@ def _serve(jobs_fd: int, events_fd: int, memory: int) -> None:  # pragma: no cov
     jobs, events = Connection(jobs_fd, writable=False), Connection(events_fd, readable=False)
     while True:
         try:
-            engine, path = jobs.recv()
+            engine, path, caps = jobs.recv()
         except (EOFError, OSError):
             return
         try:
-            for event in _ENGINES[engine](path):
+            for event in _ENGINES[engine](path, *caps):
                 events.send(event)
             events.send(("done",))
         except _Final as e:
@@ -246,7 +231,7 @@ def _isolated(engine: str, path: Path, limits: Limits) -> Iterator[tuple]:
     deadline = time.monotonic() + limits.doc_seconds
     done = False
     try:
-        worker.jobs.send((engine, os.fspath(path)))
+        worker.jobs.send((engine, os.fspath(path), (limits.max_pages, limits.max_page_chars)))
         timeout, next_page = limits.open_seconds, None
         while True:
             wait = min(timeout, deadline - time.monotonic())
@@ -285,9 +270,9 @@ def _read(engine: str, path: Path, limits: Limits) -> tuple[list[str], str | Non
     if limits.isolate:
         events = _isolated(engine, path, limits)
     else:
-        events = _ENGINES[engine](os.fspath(path))
+        events = _ENGINES[engine](os.fspath(path), limits.max_pages, limits.max_page_chars)
     try:
-        return _collect(events)
+        return _collect(events, limits.max_doc_chars)
     finally:
         events.close()
 

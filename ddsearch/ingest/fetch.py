@@ -21,13 +21,12 @@ import ssl
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import httpx
 
+from ddsearch.config import FetchPolicy
 from ddsearch.files import sha256_file
 from ddsearch.models import Paper
 
@@ -43,13 +42,6 @@ _STARTXREF = re.compile(rb"startxref\s+\d+\s*%%EOF")
 _sleep = time.sleep
 
 
-def _version() -> str:
-    try:
-        return metadata.version("ddsearch")
-    except metadata.PackageNotFoundError:
-        return "0.1.0"
-
-
 class FetchError(Exception):
     """One-line, user-facing reason a PDF could not be had."""
 
@@ -60,19 +52,6 @@ class _Retryable(FetchError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    connect_timeout: float = 10.0  # TCP, proxy tunnel and TLS handshake
-    read_timeout: float = 60.0  # per socket read (a stalled trickle fails)
-    total_timeout: float = 300.0  # whole attempt: connect, redirects, headers, body
-    max_bytes: int = 200 * 1024 * 1024
-    retries: int = 3  # extra attempts after the first
-    backoff: float = 1.0  # seconds, doubled each retry (with small jitter), capped
-    max_retry_after: float = 60.0  # Retry-After honoured up to this; also caps the back-off
-    max_redirects: int = 5
-    user_agent: str = f"ddsearch/{_version()} (distributed-systems paper search; httpx)"
 
 
 # --- validation ---------------------------------------------------------------------------

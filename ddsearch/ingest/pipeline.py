@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ddsearch.catalog import Catalog, slugify
-from ddsearch.config import Settings
+from ddsearch.config import Limits, Settings
 from ddsearch.files import sha256_file
 from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
@@ -68,9 +68,9 @@ class Source:
     digest: str | None = None  # the PDF's sha256, when planning already read it
 
 
-def _first_line_title(pdf: Path) -> str | None:
+def _first_line_title(pdf: Path, limits: Limits) -> str | None:
     try:
-        doc = extract(pdf)
+        doc = extract(pdf, limits)
     except ExtractError:
         return None
     for line in doc.pages[0].text.splitlines():
@@ -85,17 +85,19 @@ def plan(
     sources: Sequence[Path] = (),
     ids: Sequence[str] = (),
     bibs: Sequence[Path] = (),
+    limits: Limits = Limits(),
 ) -> tuple[list[Source], list[Outcome]]:
     """The papers a run will ingest, and the files and entries it passes over (with why)."""
-    todo, passed, _ = _plan(catalog, sources, ids, bibs)
+    todo, passed, _ = _plan(catalog, sources, ids, bibs, limits)
     return todo, passed
 
 
-def _plan(catalog: Catalog, sources: Sequence[Path], ids: Sequence[str], bibs: Sequence[Path]):
+def _plan(catalog: Catalog, sources: Sequence[Path], ids: Sequence[str], bibs: Sequence[Path],
+          limits: Limits):  # fmt: skip
     """plan(), and each .bib's entries as {paper id: key} (what --prune compares against)."""
     if not bibs:
-        return (*_plan_files(catalog, sources, ids), {})
-    todo, passed = _plan_files(catalog, sources, ()) if sources else ([], [])
+        return (*_plan_files(catalog, sources, ids, limits), {})
+    todo, passed = _plan_files(catalog, sources, (), limits) if sources else ([], [])
     more, skipped, listed = _plan_bibs(catalog, bibs, {s.paper.id for s in todo})
     todo, passed = todo + more, passed + skipped
     if ids:
@@ -167,7 +169,7 @@ def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
 
 
 def _plan_files(
-    catalog: Catalog, sources: Sequence[Path] = (), ids: Sequence[str] = ()
+    catalog: Catalog, sources: Sequence[Path], ids: Sequence[str], limits: Limits
 ) -> tuple[list[Source], list[Outcome]]:
     passed: list[Outcome] = []
     if not sources:
@@ -198,7 +200,7 @@ def _plan_files(
             continue
         paper = catalog.get(pid)
         if paper is None:
-            paper = Paper(id=pid, title=_first_line_title(f) or f.stem, kind="misc")
+            paper = Paper(id=pid, title=_first_line_title(f, limits) or f.stem, kind="misc")
         planned[pid] = Source(replace(paper, path=str(f.resolve())), f)
     if ids:
         unknown = [i for i in ids if i not in planned]
@@ -239,7 +241,7 @@ def make_chunks(
 ) -> list[Chunk]:
     """Extract, clean and chunk one PDF so that every chunk fits the model with its context."""
     started = time.perf_counter()
-    doc = extract(pdf)
+    doc = extract(pdf, settings.limits)
     if stages is not None:
         stages["extract"] = time.perf_counter() - started
         stages["pages"] = len(doc.pages)
@@ -277,7 +279,9 @@ def _obtain(source: Source, settings: Settings, refresh: bool) -> Path:
     from ddsearch.ingest.fetch import fetch_paper
 
     settings.pdf_cache.mkdir(parents=True, exist_ok=True)
-    return fetch_paper(source.paper, settings.pdf_cache, refresh=refresh).resolve()
+    return fetch_paper(
+        source.paper, settings.pdf_cache, refresh=refresh, policy=settings.fetch
+    ).resolve()
 
 
 def ingest(
@@ -302,7 +306,7 @@ def ingest(
     gone from one since the last run is reported, and with ``prune`` removed from the index.
     """
     started = time.monotonic()
-    todo, passed, listed = _plan(catalog, sources, ids, bibs)
+    todo, passed, listed = _plan(catalog, sources, ids, bibs, settings.limits)
     report = Report(outcomes=list(passed))
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
     with writer_lock(settings.home):

@@ -16,17 +16,6 @@ STOPWORDS = frozenset(
     to too under until up very was we were what when where which while who whom why will with
     would you your yours paper papers describe described describes say says said does did""".split()  # noqa: SIM905
 )
-DENSE_WEIGHT = 0.35  # the dense ranker's share in hybrid fusion; lexical has the rest
-# A question that asks for a list of papers names the property they share ("checksum", "UDP",
-# "TPC-C"): matching that term is the evidence, while the nearest vectors crowd around one
-# paper's discussion of the topic. Dev multi-paper recall@10 is flat for 0 to 0.25, 0.73 at 0.35.
-LIST_DENSE_WEIGHT = 0.15
-SENTENCE_WEIGHT = 0.1  # the best sentence cosine on the fused top; tuning part: MRR 0.918 -> 0.922
-NAMED_WEIGHT = 0.2  # the prior of a passage from a paper the question names ("Raft", "GFS")
-SECTION_WEIGHT = 0.05  # the section heading's share of the question's words, on the fused top
-NAMED_FIRST = True  # a question naming several systems shows each one's best passage first
-DIVERSE_BELOW = 5  # ranks up to here stay as scored; below, papers take turns
-PER_PAPER = 2  # below DIVERSE_BELOW, a paper's hits past this many wait for the others
 Ranking = list[tuple[int, float]]  # (id, score), best first
 T = TypeVar("T")
 _TOKEN = re.compile(r"[^\W_]+", re.U)
@@ -91,8 +80,8 @@ def asks_for_many_papers(query: str) -> bool:
 def diversify(
     ranked: Sequence[T],
     paper: Callable[[T], str],
-    free: int = DIVERSE_BELOW,
-    per_paper: int = PER_PAPER,
+    free: int,
+    per_paper: int,
 ) -> list[T]:
     """Keep the top ``free`` as ranked; below, defer hits of papers already shown ``per_paper``
     times, so a question several papers answer sees more of them in the first page of results.

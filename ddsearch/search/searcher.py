@@ -8,17 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ddsearch.catalog import UnknownIdError, resolve_ids
+from ddsearch.config import SearchSettings
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit, Results
 from ddsearch.search.names import Names
 from ddsearch.search.rank import (
-    DENSE_WEIGHT,
-    LIST_DENSE_WEIGHT,
-    NAMED_FIRST,
-    NAMED_WEIGHT,
-    SECTION_WEIGHT,
-    SENTENCE_WEIGHT,
     Ranking,
     asks_for_many_papers,
     canonical,
@@ -32,11 +27,6 @@ from ddsearch.search.rank import (
 )
 
 MODES = ("hybrid", "dense", "lexical")
-CANDIDATES = 100
-RERANK = 30  # the fused top that the best-sentence evidence re-weighs
-# Weak-match floors, set below every tuning-part dev question (bench/weak_match.py):
-WEAK_DENSE = 0.3  # the nearest passage's cosine (tuning part: min 0.399)
-WEAK_TERMS = 0.5  # the idf-weighted share of query words the index holds (tuning min 0.65)
 
 
 class QueryError(ValueError):
@@ -58,7 +48,9 @@ class Searcher:
         embedder: Embedder | None = None,
         catalog=None,
         chroma_url: str | None = None,
+        settings: SearchSettings | None = None,
     ):
+        self.settings = settings or SearchSettings()  # the ranking's weights and floors
         self.store = Store(home, readonly=True, chroma_url=chroma_url)
         self.catalog = catalog
         built_with = self.store.model
@@ -268,10 +260,11 @@ class Searcher:
     def _search(self, original: str, query: str, k: int, wanted: set[str], mode: str,
                 check: bool) -> Results:  # fmt: skip
         many = asks_for_many_papers(original)
-        share = LIST_DENSE_WEIGHT if many else DENSE_WEIGHT
+        knobs = self.settings
+        share = knobs.list_dense_weight if many else knobs.dense_weight
         # a question that names systems searches their papers too; inside them the name is
         # in every passage, so the lexical ranker matches the rest of the question
-        mentions = self.names.find(query) if mode == "hybrid" and NAMED_WEIGHT else []
+        mentions = self.names.find(query) if mode == "hybrid" and knobs.named_weight else []
         named = {p for m in mentions for p in m.papers if p in self.records}
         named = named & wanted if wanted else named
         words = self.names.without(query, mentions) if named else query
@@ -279,28 +272,28 @@ class Searcher:
         runs = []
         if mode in ("hybrid", "dense"):
             weight = share if mode == "hybrid" else 1.0
-            ranking = self.dense(query, CANDIDATES, wanted)
+            ranking = self.dense(query, knobs.candidates, wanted)
             if named and not wanted:
-                ranking = union(ranking, self.dense(query, CANDIDATES, named))
+                ranking = union(ranking, self.dense(query, knobs.candidates, named))
             runs.append(("dense", ranking, weight))
         if mode in ("hybrid", "lexical"):
             weight = 1.0 - share if mode == "hybrid" else 1.0
-            ranking = self.lexical(words, CANDIDATES, wanted)
+            ranking = self.lexical(words, knobs.candidates, wanted)
             if named and not wanted:
-                ranking = union(ranking, self.lexical(words, CANDIDATES, named))
+                ranking = union(ranking, self.lexical(words, knobs.candidates, named))
             runs.append(("lexical", ranking, weight))
         fused = fuse([(ranking, weight) for _, ranking, weight in runs])
         order = sorted(fused, key=lambda r: -fused[r])
         chunks = self._same_rows(self.store.chunks(order), check)
         if named:
             ranking = [(r, 1.0) for r in order if r in chunks and chunks[r].paper_id in named]
-            runs.append(("named", ranking, NAMED_WEIGHT))
+            runs.append(("named", ranking, knobs.named_weight))
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
             order = sorted(fused, key=lambda r: -fused[r])
-        if mode == "hybrid" and SECTION_WEIGHT:
-            runs.append(self._section_run(words, order[:RERANK], chunks))
-        if mode == "hybrid" and SENTENCE_WEIGHT:
-            runs.append(self._sentence_run(query, order[:RERANK], chunks))
+        if mode == "hybrid" and knobs.section_weight:
+            runs.append(self._section_run(words, order[: knobs.rerank], chunks))
+        if mode == "hybrid" and knobs.sentence_weight:
+            runs.append(self._sentence_run(query, order[: knobs.rerank], chunks))
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
             order = sorted(fused, key=lambda r: -fused[r])
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
@@ -308,9 +301,11 @@ class Searcher:
         if many:  # a list of papers: each paper's best hit first
             merged = diversify(merged, lambda hit: hit[0].paper_id, free=1, per_paper=1)
         else:
-            merged = diversify(merged, lambda hit: hit[0].paper_id)
+            merged = diversify(
+                merged, lambda hit: hit[0].paper_id, knobs.diverse_below, knobs.per_paper
+            )
         groups = list(dict.fromkeys(m.papers & named for m in mentions if m.papers & named))
-        if len(groups) > 1 and NAMED_FIRST:  # "Compare Chubby and ZooKeeper": each one's best
+        if len(groups) > 1 and knobs.named_first:  # "Compare Chubby and ZooKeeper": each one's best
             merged = named_first(merged, lambda hit: hit[0].paper_id, groups)
         raw = {name: dict(ranking) for name, ranking, _ in runs}
         shares = {name: normalise(ranking) for name, ranking, _ in runs}
@@ -357,7 +352,7 @@ class Searcher:
                 have = {t for word in self._tokenize(query_terms(heading)) for t in word}
                 share = sum(w for s, w in zip(stems, weights) if s & have) / total
                 ranking.append((r, share))
-        return "section", sorted(ranking, key=lambda t: -t[1]), SECTION_WEIGHT
+        return "section", sorted(ranking, key=lambda t: -t[1]), self.settings.section_weight
 
     def _sentence_run(self, query: str, rowids: list[int], chunks: dict[int, Chunk]):
         """("sentence", the best sentence's cosine of each candidate, weight): a passage with
@@ -369,7 +364,7 @@ class Searcher:
             for r in rowids
             if r in chunks and len(vectors.get(chunks[r].id, ()))
         ]
-        return "best_sentence", sorted(ranking, key=lambda t: -t[1]), SENTENCE_WEIGHT
+        return "best_sentence", sorted(ranking, key=lambda t: -t[1]), self.settings.sentence_weight
 
     def _weak(self, query: str, runs) -> bool:
         """Whether even the best candidates match weakly: the nearest passage is far from the
@@ -379,7 +374,8 @@ class Searcher:
         )
         if best_dense is None:
             best_dense = float(self.dense(query, 1)[0][1]) if len(self._matrix()[0]) else 0.0
-        return best_dense < WEAK_DENSE or self.term_coverage(query) < WEAK_TERMS
+        floors = self.settings
+        return best_dense < floors.weak_dense or self.term_coverage(query) < floors.weak_terms
 
     def term_coverage(self, query: str) -> float:
         """The idf-weighted share of the query's words that some chunk holds."""

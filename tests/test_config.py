@@ -1,0 +1,41 @@
+"""One typed settings object: every knob has its default there and reaches what it turns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ddsearch.catalog import load_catalog
+from ddsearch.config import FetchPolicy, Limits, SearchSettings, Settings
+from ddsearch.ingest.pipeline import ingest
+from ddsearch.search.searcher import Searcher
+
+
+def test_settings_hold_the_search_extraction_and_fetch_knobs(tmp_path):
+    s = Settings(home=tmp_path)
+    assert isinstance(s.search, SearchSettings) and s.search.dense_weight == 0.35
+    assert isinstance(s.limits, Limits) and s.limits.max_pages == 2000
+    assert isinstance(s.fetch, FetchPolicy) and s.fetch.retries == 3
+    assert s.fetch.user_agent.startswith("ddsearch/")
+    tuned = dataclasses.replace(s, search=dataclasses.replace(s.search, named_weight=0.0))
+    assert tuned.search.named_weight == 0.0 and s.search.named_weight == 0.2  # frozen, copied
+
+
+def test_the_searcher_ranks_by_its_settings(indexed_home, embedder):
+    q = "how often does a Lighthouse keeper light a beacon?"
+    plain = Searcher(indexed_home, embedder=embedder, catalog=load_catalog())
+    assert {"named", "section", "best_sentence"} <= set(plain.search(q)[0].scores)
+    assert not plain.search(q).weak_match
+    off = SearchSettings(named_weight=0, section_weight=0, sentence_weight=0)
+    bare = Searcher(indexed_home, embedder=embedder, catalog=load_catalog(), settings=off)
+    assert set(bare.search(q)[0].scores) == {"dense", "lexical", "dense_norm", "lexical_norm"}
+    strict = Searcher(indexed_home, embedder=embedder, settings=SearchSettings(weak_dense=0.99))
+    assert strict.search(q).weak_match
+    for s in (plain, bare, strict):
+        s.store.close()
+
+
+def test_extraction_limits_reach_ingest(tmp_path, small_pdfs, embedder):
+    settings = Settings(home=tmp_path / "home", limits=Limits(max_pages=2))
+    report = ingest(settings, load_catalog(), [small_pdfs["lighthouse"]], embedder=embedder)
+    (outcome,) = report.outcomes
+    assert outcome.status == "failed" and "3 pages, more than the limit of 2" in outcome.reason

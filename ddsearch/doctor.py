@@ -11,6 +11,7 @@ it with the server's committed chunks, and ``fix`` deletes rows a dead writer le
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -108,11 +109,16 @@ def _repair(settings: Settings) -> list[str]:
         orphans = store.reconcile()
         if orphans:
             done.append(f"deleted {orphans} Chroma row(s) no committed chunk owns")
-        committed = {r[0] for r in store.db.execute("SELECT id FROM chunks")}
-        missing = set() if store.remote else committed - store._chroma_ids()
-        if missing:
-            store.restore_chroma(missing)
-            done.append(f"restored {len(missing)} Chroma row(s) from the SQLite copy")
+        cached, recorded = _content(store)
+        differ = sorted(p for p in set(cached) | set(recorded) if cached.get(p) != recorded.get(p))
+        if differ:  # read those papers again from the store of record
+            tokens = json.loads(store.meta("remote_tokens") or "{}")
+            store.set_meta(
+                "remote_tokens",
+                json.dumps({p: t for p, t in tokens.items() if p not in differ}, sort_keys=True),
+            )
+            store.sync()
+            done.append(f"read {_id_list(differ)} again from Chroma into the cache")
         if _fts_damage(store.db) or _fts_mismatch(store.db):
             store.rebuild_fts()
             done.append("rebuilt the lexical (FTS) index from the chunks")
@@ -190,6 +196,53 @@ def _cannot_open(e: IndexError_) -> Finding:
     return Finding("schema", text)
 
 
+def _content(store: Store) -> tuple[dict[str, str], dict[str, str]]:
+    """A hash of each paper's content (chunk ids, texts, vectors, sentence vectors, in order)
+    as the cache holds it, and as Chroma's committed rows hold it."""
+    import base64
+    import hashlib
+
+    def digest(rows) -> str:
+        h = hashlib.sha256()
+        for part in rows:
+            for value in part:
+                h.update(len(value).to_bytes(8, "little"))
+                h.update(value)
+        return h.hexdigest()
+
+    cached: dict[str, list] = {}
+    for pid, cid, text, vector, rowid in store.db.execute(
+        "SELECT paper_id, id, text, vector, rowid FROM chunks ORDER BY paper_id, ordinal"
+    ).fetchall():
+        sentences = b"".join(
+            r[0]
+            for r in store.db.execute(
+                "SELECT vector FROM sentences WHERE chunk=? ORDER BY ordinal", (rowid,)
+            )
+        )
+        cached.setdefault(pid, []).append((cid.encode(), text.encode(), vector, sentences))
+    for pid in store.records():
+        cached.setdefault(pid, [])
+    recorded: dict[str, list] = {}
+    for pid, meta in store.remote.manifest().items():
+        where = {"$and": [{"paper": pid}, {"token": meta["token"]}]}
+        got = store.remote.chunks.get(where=where, include=["documents", "metadatas"])
+        rows = sorted(zip(got["documents"], got["metadatas"]), key=lambda r: r[1]["ordinal"])
+        recorded[pid] = [
+            (
+                json.loads(m["chunk"])["id"].encode(),
+                text.encode(),
+                base64.b64decode(m["vector"]),
+                base64.b64decode(m["sentence_vectors"]),
+            )
+            for text, m in rows
+        ]
+    return (
+        {p: digest(r) for p, r in cached.items()},
+        {p: digest(r) for p, r in recorded.items()},
+    )
+
+
 def _server_rows(store: Store) -> tuple[set[str], set[str]]:
     """With a Chroma server: (chunk ids its commits own, ids of rows a dead writer left)."""
     import time
@@ -263,11 +316,7 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
     # chunk counts: manifest vs SQLite vs Chroma, per paper
     counts = dict(db.execute("SELECT paper_id, count(*) FROM chunks GROUP BY paper_id").fetchall())
     committed = {r[0] for r in db.execute("SELECT id FROM chunks")}
-    if store.remote is not None:
-        _check_server(store, committed, busy, add)
-        in_chroma = None
-    else:
-        in_chroma = _local_chroma_ids(store, add)
+    _check_server(store, busy, add)
     for pid, rec in sorted(records.items()):
         n = counts.get(pid, 0)
         if n != rec.chunks:
@@ -300,39 +349,6 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
                     "run 'ddsearch ingest --rebuild'",
                 )
             )
-    if in_chroma is not None:
-        orphans = in_chroma - committed
-        missing = committed - in_chroma
-        if orphans and not busy:
-            add(
-                Finding(
-                    "chroma",
-                    f"{len(orphans)} Chroma row(s) no committed chunk owns (left by an interrupted "
-                    f"ingest) in {_id_list({_chroma_paper(i) for i in orphans})}",
-                    "run 'ddsearch doctor --fix' or any 'ddsearch ingest'",
-                    fixable=True,
-                )
-            )
-        if missing:
-            add(
-                Finding(
-                    "chroma",
-                    f"{len(missing)} committed chunk(s) missing from Chroma in "
-                    f"{_id_list({_chroma_paper(i) for i in missing})}",
-                    "run 'ddsearch doctor --fix' (restores them from SQLite's copy)",
-                    fixable=True,
-                )
-            )
-        if not busy and not orphans and not missing:
-            add(
-                Finding(
-                    "chroma",
-                    f"{len(committed)} chunks, Chroma and SQLite agree",
-                    problem=False,
-                    passed=True,
-                )
-            )
-
     damage = None if busy else _fts_damage(db)
     mismatch = () if damage else _fts_mismatch(db)
     if damage:
@@ -357,53 +373,46 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
     _check_sources(records, settings, catalog, model, add)
 
 
-def _local_chroma_ids(store: Store, add) -> set[str] | None:
+def _check_server(store: Store, busy: bool, add) -> None:
+    """The store of record against the cache: rows no commit owns, and each paper's content."""
+    where = "Chroma" if store.remote.embedded else "Chroma server"
     try:
-        return store._chroma_ids()
-    except Exception as e:  # a damaged Chroma directory
-        add(
-            Finding(
-                "chroma",
-                f"Chroma cannot be read ({type(e).__name__}: {e})".splitlines()[0],
-                "run 'ddsearch ingest --rebuild'",
-            )
-        )
-        return None
-
-
-def _check_server(store: Store, committed: set[str], busy: bool, add) -> None:
-    try:
-        owned, orphans = _server_rows(store)
-    except Exception as e:
+        _, orphans = _server_rows(store)
+        cached, recorded = _content(store)
+    except Exception as e:  # a server down, a damaged Chroma folder
         line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        add(Finding("chroma", f"Chroma server {store.remote.url}: {line}", "check the server"))
+        fix = "check the server" if not store.remote.embedded else "run 'ddsearch ingest --rebuild'"
+        add(Finding("chroma", f"{where} {store.remote.url}: {line}", fix))
         return
     if orphans and not busy:
         add(
             Finding(
                 "chroma",
-                f"{len(orphans)} row(s) on the Chroma server no commit owns (left by an "
-                f"interrupted ingest) in {_id_list({_chroma_paper(i) for i in orphans})}",
+                f"{len(orphans)} row(s) in {where} no commit owns (left by an interrupted "
+                f"ingest) in {_id_list({_chroma_paper(i) for i in orphans})}",
                 "run 'ddsearch doctor --fix' or any 'ddsearch ingest'",
                 fixable=True,
             )
         )
-    differ = owned ^ committed
+    differ = {p for p in set(cached) | set(recorded) if cached.get(p) != recorded.get(p)}
     if differ and not busy:
         add(
             Finding(
                 "chroma",
-                f"the cache in {store.home} is out of step with the Chroma server in "
-                f"{_id_list({_chroma_paper(i) for i in differ})}",
-                f"delete {store.db_path}: the next command rebuilds the cache from the server",
+                f"the cache in {store.db_path} differs from what {where} committed, by content "
+                f"hash, in {_id_list(differ)}",
+                "run 'ddsearch doctor --fix' (reads those papers again from Chroma)",
+                fixable=True,
             )
         )
     elif not differ:
+        n = len(store.records())
         add(
             Finding(
                 "chroma",
-                f"{len(committed)} chunks, the cache and the Chroma server agree",
+                f"{n} papers, the cache and {where} agree by content hash",
                 problem=False,
+                passed=True,
             )
         )
 

@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
     if mode != "cli":
         target, args = int(argv[1]), argv[2:]
         calls = {"n": 0}
-        if mode == "kill-in-txn":  # Chroma rows written, SQLite transaction open
+        if mode == "kill-in-txn":  # committed to Chroma, the cache's transaction open
             original = store.Store._delete_rows
 
             def hook(self, paper_id):
@@ -62,17 +62,19 @@ def main(argv: list[str]) -> None:
                 return original(self, paper_id)
 
             store.Store._delete_rows = hook
-        elif mode == "kill-after-commit":  # committed, stale Chroma rows not yet deleted
-            original_ids = store.Store._chroma_ids
+        elif mode == "kill-after-commit":  # committed to Chroma: old rows and the cache behind
+            from ddsearch.index import remote
 
-            def hook_ids(self, paper_id=None):
-                if paper_id is not None:
+            original_call = remote.Remote._call
+
+            def hook_call(self, what, fn, *a, **kw):
+                if what.startswith("delete the old chunks of"):
                     calls["n"] += 1
                     if calls["n"] == target:
                         _die()
-                return original_ids(self, paper_id)
+                return original_call(self, what, fn, *a, **kw)
 
-            store.Store._chroma_ids = hook_ids
+            remote.Remote._call = hook_call
         else:
             raise SystemExit(f"unknown mode {mode}")
     else:

@@ -101,7 +101,7 @@ def test_ingest_from(tmp_home, small_pdfs, shared_model):
     assert m, out
     assert (m[1], m[3], m[4], m[5], m[6]) == ("3", "0", "0", "0", str(tmp_home))
     store = Store(tmp_home, readonly=True)
-    assert int(m[2]) == store.count_chunks() == store.collection.count() > 0
+    assert int(m[2]) == store.count_chunks() == store.remote.chunks.count() > 0
     store.close()
 
     (folder / "SOURCES.md").write_text("where the PDFs came from")

@@ -103,14 +103,15 @@ def _empty_catalog(where: Path) -> Path:
 
 
 def _consistent(home: Path) -> tuple[int, int, dict[str, int]]:
-    """(SQLite chunks, Chroma rows, manifest counts) after checking each paper is whole."""
-    store = Store(home)
+    """(cached chunks, Chroma rows, cached manifest counts) as a reader sees them, after
+    checking each paper is whole."""
+    store = Store(home, readonly=True)  # a writer would first bring the cache up to Chroma
     try:
         for pid, rec in store.records().items():
             assert store.count_chunks(pid) == rec.chunks, f"{pid} is partly stored"
         return (
             store.count_chunks(),
-            store.collection.count(),
+            store.remote.chunks.count(),
             {p: r.chunks for p, r in store.records().items()},
         )
     finally:
@@ -151,9 +152,9 @@ def test_sigkill_inside_the_sqlite_transaction(tmp_path, folder, reference):
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     sqlite_n, chroma_n, manifest = _consistent(home)
-    assert len(manifest) == 2  # papers 1 and 2 committed whole; paper 3 not at all
-    assert chroma_n > sqlite_n  # paper 3's vectors reached Chroma: invisible orphans
-    assert not diagnose(Settings(home=home)).ok  # doctor sees the orphans
+    assert len(manifest) == 2  # the cache: papers 1 and 2 whole; paper 3 not at all
+    assert chroma_n > sqlite_n  # paper 3 is committed to Chroma, the cache is behind
+    assert not diagnose(Settings(home=home)).ok  # doctor sees the cache differ from Chroma
     _repair_and_compare(home, folder, reference)
 
 
@@ -169,7 +170,7 @@ def test_sigkill_after_commit_before_stale_rows_are_deleted(tmp_path, folder, re
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     sqlite_n, chroma_n, _ = _consistent(home)
-    assert chroma_n > sqlite_n  # the old version's rows are still in Chroma
+    assert chroma_n > sqlite_n  # both versions' rows are in Chroma; the cache has the old
     clean = tmp_path / "clean"
     assert ingest(Settings(home=clean), Catalog(None), [changed], embedder=StubEmbedder()).ok
     _repair_and_compare(home, changed, _counts(clean))

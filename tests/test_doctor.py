@@ -75,34 +75,48 @@ def test_lines_are_labelled_by_kind(home, tmp_path):
 
 def test_orphan_chroma_rows_are_found_and_fixed(home):
     store = Store(home)
-    store.collection.upsert(
-        ids=["ghost:00000:0000"], embeddings=np.ones((1, 384), dtype=np.float32)
+    store.remote.chunks.upsert(
+        ids=["ghost:00000:0000@dead"],
+        embeddings=np.ones((1, 384), dtype=np.float32),
+        metadatas=[{"paper": "ghost", "token": "dead", "ordinal": 0, "written_ns": 0}],
     )
     store.close()
     assert _problems(home) == [("chroma", True)]
     result = _doctor(home)
-    assert result.exit_code == 1 and "no committed chunk owns" in result.output
+    assert result.exit_code == 1 and "no commit owns" in result.output
     fixed = _doctor(home, "--fix")
     assert fixed.exit_code == 0 and "deleted 1 Chroma row(s)" in fixed.output
     store = Store(home)
-    assert store.collection.count() == store.count_chunks()
+    assert store.remote.chunks.count() == store.count_chunks()
 
 
-def test_chunks_missing_from_chroma_are_restored_from_sqlite(home):
-    store = Store(home)
-    ids = sorted(store._chroma_ids())[:3]
-    before = store.collection.get(ids=ids, include=["embeddings", "metadatas"])
-    store.collection.delete(ids=ids)
-    store.close()
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE chunks SET text = 'tampered' WHERE rowid = (SELECT min(rowid) FROM chunks)",
+        "UPDATE chunks SET vector = zeroblob(1536) WHERE rowid = (SELECT max(rowid) FROM chunks)",
+        "UPDATE sentences SET vector = zeroblob(768) WHERE ordinal = 0",
+    ],
+)
+def test_a_cache_that_differs_from_chroma_by_content_is_read_again(home, damage):
+    """The same ids on both sides, other content: the hash tells, and --fix reads Chroma's."""
+    before = _sql_rows(home, "SELECT id, text, vector FROM chunks ORDER BY rowid")
+    _sql(home, damage)
     assert _problems(home) == [("chroma", True)]
-    assert _doctor(home, "--fix").exit_code == 0
-    store = Store(home)
-    after = store.collection.get(ids=ids, include=["embeddings", "metadatas"])
-    assert sorted(after["ids"]) == ids and store.collection.count() == store.count_chunks()
-    order = {i: n for n, i in enumerate(after["ids"])}
-    for n, i in enumerate(before["ids"]):
-        assert np.allclose(before["embeddings"][n], after["embeddings"][order[i]])
-        assert before["metadatas"][n] == after["metadatas"][order[i]]
+    assert "differs from what Chroma committed" in _doctor(home).output
+    fixed = _doctor(home, "--fix")
+    assert fixed.exit_code == 0 and "again from Chroma" in fixed.output, fixed.output
+    after = _sql_rows(home, "SELECT id, text, vector FROM chunks ORDER BY paper_id, ordinal")
+    assert sorted(after) == sorted(before)
+    assert _doctor(home).exit_code == 0
+
+
+def _sql_rows(home: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(home / "index.db")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def test_a_lexical_index_out_of_step_is_rebuilt(home):
@@ -231,7 +245,11 @@ def test_an_incompatible_schema_is_reported_not_raised(home):
 
 def test_while_an_ingest_runs_in_flight_rows_are_not_problems(home):
     store = Store(home)
-    store.collection.upsert(ids=["doc-0:09999:ffff"], embeddings=np.ones((1, 384), np.float32))
+    store.remote.chunks.upsert(  # an orphan as a live writer leaves it, old enough to delete
+        ids=["doc-0:09999:ffff@live"],
+        embeddings=np.ones((1, 384), np.float32),
+        metadatas=[{"paper": "doc-0", "token": "live", "ordinal": 9999, "written_ns": 0}],
+    )
     store.close()
     with writer_lock(home):
         assert diagnose(Settings(home=home)).ok

@@ -77,7 +77,7 @@ def test_every_paper_is_indexed(corpus, catalog):
         for pid in PAPERS:
             assert records[pid].chunks == store.count_chunks(pid) > 0
             assert records[pid].paper.title == catalog.get(pid).title
-        assert store.collection.count() == store.count_chunks()
+        assert store.remote.chunks.count() == store.count_chunks()
     finally:
         store.close()
 
@@ -90,9 +90,9 @@ def test_papers_json_counts_match_sqlite_and_chroma(home):
     try:
         for pid in PAPERS:
             assert rows[pid]["status"] == "indexed"
-            chroma = len(store.collection.get(where={"paper": pid}, include=[])["ids"])
+            chroma = len(store.remote.chunks.get(where={"paper": pid}, include=[])["ids"])
             assert rows[pid]["chunks"] == store.count_chunks(pid) == chroma
-        assert sum(r["chunks"] for r in rows.values()) == store.collection.count()
+        assert sum(r["chunks"] for r in rows.values()) == store.remote.chunks.count()
         assert sum(r["status"] == "indexed" for r in rows.values()) == len(PAPERS)
     finally:
         store.close()

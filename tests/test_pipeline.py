@@ -44,7 +44,7 @@ def counts(home: Path) -> tuple[dict[str, int], int, int]:
     store = Store(home, readonly=True)
     try:
         manifest = {pid: r.chunks for pid, r in store.records().items()}
-        return manifest, store.count_chunks(), store.collection.count()
+        return manifest, store.count_chunks(), store.remote.chunks.count()
     finally:
         store.close()
 
@@ -57,10 +57,10 @@ def assert_consistent(home: Path) -> None:
             rows = store.chunks_of(pid)
             assert len(rows) == rec.chunks == store.count_chunks(pid)
             assert [c.ordinal for c in rows] == list(range(len(rows)))
-            chroma = store.collection.get(where={"paper": pid}, include=[])["ids"]
-            assert sorted(chroma) == sorted(c.id for c in rows)
+            chroma = store.remote.chunks.get(where={"paper": pid}, include=[])["ids"]
+            assert sorted(i.rsplit("@", 1)[0] for i in chroma) == sorted(c.id for c in rows)
         fts = store.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
-        assert fts == store.count_chunks() == store.collection.count()
+        assert fts == store.count_chunks() == store.remote.chunks.count()
     finally:
         store.close()
 
@@ -459,10 +459,10 @@ def test_old_schema_is_refused(tmp_path):
 def test_chroma_orphans_are_reconciled(tmp_home, small_pdfs, catalog, embedder):
     run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder)
     store = Store(tmp_home)
-    store.collection.upsert(
-        ids=["ghost:00000:0"],
+    store.remote.chunks.upsert(
+        ids=["ghost:00000:0@dead"],
         embeddings=[[0.0] * 383 + [1.0]],
-        metadatas=[{"paper": "ghost"}],
+        metadatas=[{"paper": "ghost", "token": "dead", "ordinal": 0, "written_ns": 0}],
         documents=["left by a crash"],
     )
     store.close()

@@ -109,7 +109,7 @@ def test_doctor_on_a_healthy_server_index_passes(chroma, tmp_path):
         result = CliRunner().invoke(main, ["--home", home, "--chroma-url", chroma, "doctor"])
         assert result.exit_code == 0, result.output
         assert "--rebuild" not in result.output and "no problems found" in result.output
-        assert "the cache and the Chroma server agree" in result.output
+        assert "the cache and Chroma server agree by content hash" in result.output
     # an interrupted writer's rows on the server: found, and --fix deletes them (not --rebuild)
     writer = Store(tmp_path / "w", chroma_url=chroma)
     writer.remote.chunks.upsert(

@@ -1,6 +1,7 @@
-"""The index on a Chroma server (``--chroma-url``); the data home keeps a derived SQLite cache.
+"""The store of record: a Chroma database, embedded in the data home (``HOME/chroma``) or on a
+server (``--chroma-url``); the data home's SQLite file is a cache derived from it.
 
-The server holds everything, in two collections:
+Chroma holds everything, in two collections:
 
 * ``ddsearch_chunks``: one row per chunk and commit, id ``CHUNKID@TOKEN``, with the vector as
   its embedding (for Chroma's own search), the text as its document, and metadata: paper,
@@ -52,19 +53,28 @@ def _b64_to_bytes(s: str) -> bytes:
 
 
 class Remote:
-    """A connection to the collections of one Chroma server."""
+    """A connection to the collections of one Chroma database: a server's, or the embedded one
+    in a data home (``path``)."""
 
-    def __init__(self, url: str, token: str | None = None):
+    def __init__(self, url: str | None = None, token: str | None = None, *, path=None):
         """``token`` (default: $DDSEARCH_CHROMA_TOKEN) is sent as Chroma's token auth,
         ``Authorization: Bearer TOKEN``."""
         self.token = token or os.environ.get("DDSEARCH_CHROMA_TOKEN") or None
+        self.path = path
+        self._chunks = self._papers = None
+        if path is not None:  # embedded: no server, no token
+            self.url, self.token = f"embedded in {path}", None
+            return
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise IndexError_(f"--chroma-url must look like http://HOST:PORT, not {url!r}")
         self.url = f"{parts.scheme}://{parts.netloc}"
         self._host, self._ssl = parts.hostname, parts.scheme == "https"
         self._port = parts.port or (443 if self._ssl else 8000)
-        self._chunks = self._papers = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.path is not None
 
     def _call(self, what: str, fn, *args, **kwargs):
         """fn(*args), with any failure turned into one line that names the server."""
@@ -80,12 +90,22 @@ class Remote:
                     f"Chroma server {self.url} {said}: pass --chroma-token or set "
                     "DDSEARCH_CHROMA_TOKEN"
                 ) from None
-            raise ServerError(f"Chroma server {self.url}: cannot {what}: {line}") from None
+            where = "Chroma" if self.embedded else "Chroma server"
+            raise ServerError(f"{where} {self.url}: cannot {what}: {line}") from None
 
     def _connect(self) -> None:
         import chromadb
         from chromadb.config import Settings
 
+        if self.embedded:
+            client = self._call(
+                "open",
+                chromadb.PersistentClient,
+                path=str(self.path),
+                settings=Settings(anonymized_telemetry=False, allow_reset=False),
+            )
+            self._open_collections(client)
+            return
         auth = {}
         if self.token:
             auth = {
@@ -100,6 +120,9 @@ class Remote:
             ssl=self._ssl,
             settings=Settings(anonymized_telemetry=False, **auth),
         )
+        self._open_collections(client)
+
+    def _open_collections(self, client) -> None:
         self._chunks = self._call(
             "open the chunks collection",
             client.get_or_create_collection,
@@ -128,7 +151,9 @@ class Remote:
 
     @property
     def origin(self) -> str:
-        """What a cache was built from: the server and its collections' identities."""
+        """What a cache was built from: the database and its collections' identities."""
+        if self.embedded:  # the data home may move; the collections are what matter
+            return f"embedded {self.chunks.id} {self.papers.id}"
         return f"chroma {self.url} {self.chunks.id} {self.papers.id}"
 
     def manifest(self) -> dict[str, dict]:
@@ -138,6 +163,12 @@ class Remote:
     # -- writing ----------------------------------------------------------------------------
     def replace_paper(self, store, record: PaperRecord, chunks, vectors, model: str,
                       sentence_vectors) -> None:  # fmt: skip
+        """Commit the paper to Chroma, then have the cache take it as committed."""
+        self._apply(store, [], [self.write_paper(record, chunks, vectors, model, sentence_vectors)])
+
+    def write_paper(self, record: PaperRecord, chunks, vectors, model: str, sentence_vectors):
+        """Write the paper's rows under a fresh token, commit, delete its older rows; return
+        (paper id, commit, record, rows) as the cache takes them."""
         import numpy as np
 
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -211,7 +242,7 @@ class Remote:
         # manifest and the chunks back after every paper made a big ingest superlinear
         rows = {"ids": [c.id for c in chunks], "documents": [c.text for c in chunks],
                 "metadatas": metadatas}  # fmt: skip
-        self._apply(store, [], [(paper.id, committed, doc, rows)])
+        return paper.id, committed, doc, rows
 
     def remove_paper(self, store, paper_id: str) -> None:
         self._call(f"remove {paper_id}", self.papers.delete, ids=[paper_id])
@@ -221,9 +252,11 @@ class Remote:
         self.sync(store)
 
     def reconcile(self) -> int:
-        """Delete rows that no commit owns and that are too old to be a live writer's."""
+        """Delete rows that no commit owns and that are too old to be a live writer's (an
+        embedded database has one writer, the caller, under the data home's lock: all)."""
         tokens = [m["token"] for m in self.manifest().values()]
-        where = {"written_ns": {"$lt": time.time_ns() - ORPHAN_AGE_NS}}
+        age = 0 if self.embedded else ORPHAN_AGE_NS
+        where = {"written_ns": {"$lt": time.time_ns() - age + 1}}
         if tokens:
             where = {"$and": [where, {"token": {"$nin": tokens}}]}
         ids = self._call("list orphans", self.chunks.get, where=where, include=[])["ids"]

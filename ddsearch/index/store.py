@@ -1,9 +1,12 @@
-"""The index: a ChromaDB collection of chunk vectors, and a SQLite file that makes papers visible.
+"""The index: Chroma is the store of record, SQLite the cache every query reads.
 
-Chroma is the store of record for vectors. SQLite holds the manifest, each chunk's text and
-metadata, its vector (so queries need no Chroma client), and the FTS5 lexical index. A paper's
-chunks become visible when its SQLite transaction commits, so a paper is all there or not at all;
-Chroma rows that no committed chunk owns are invisible and are cleaned up by the next writer.
+In both deployments, Chroma embedded in the data home (``HOME/chroma``) or a Chroma server
+(``--chroma-url``), a paper is committed to Chroma first (ddsearch.index.remote: rows under a
+fresh token, then one manifest row), and the SQLite file derives from it: the manifest, each
+chunk's text, metadata and vector (so queries need no Chroma client), the sentences and the
+FTS5 lexical index. A paper becomes visible to queries when its SQLite transaction commits,
+whole or not at all; a crash between the two writes leaves the old paper in the cache, and the
+next writer (or ``doctor --fix``) brings the cache up to what Chroma committed.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -24,10 +26,10 @@ from ddsearch.index.records import (  # noqa: F401 - IndexError_, PaperRecord: a
     paper_from_json,
     sentence_blob,
 )
-from ddsearch.models import Chunk, Paper, Sentence
+from ddsearch.models import Chunk, Sentence
 
 SCHEMA_VERSION = 2  # 2: sentences with their own pages and vectors
-COLLECTION = "chunks"
+LEGACY_COLLECTION = "chunks"  # the embedded collection of homes made before Chroma held it all
 TOKENIZE = "porter unicode61"
 COLUMN_WEIGHTS = {"title": 2.0, "section": 1.5, "text": 1.0}  # bm25() weight of each FTS column
 
@@ -65,18 +67,6 @@ def _check_vectors(chunks: Sequence[Chunk], vectors, sentence_vectors) -> list:
     return sentence_vectors
 
 
-def _chroma_metadata(paper: Paper, c: Chunk) -> dict:
-    return {
-        "paper": paper.id,
-        "title": paper.title,
-        "year": paper.year or 0,
-        "pages": list(c.pages),
-        "first_page": c.pages[0] if c.pages else 0,
-        "chunk_index": c.ordinal,
-        "section": c.section or "",
-    }
-
-
 class Store:
     """Read and write access to one data home's index."""
 
@@ -107,23 +97,80 @@ class Store:
                 f"the index in {self.home} has schema version {version}, this ddsearch reads "
                 f"{SCHEMA_VERSION}: rebuild it with 'ddsearch ingest --rebuild'"
             )
-        self._collection = None
-        self.remote = None  # the Chroma server this index is a cache of (ddsearch.index.remote)
         origin = self.meta("origin")
         if chroma_url:
             self._open_remote(chroma_url, origin)
-        elif origin:
+        elif origin and not origin.startswith("embedded "):
             raise IndexError_(
                 f"the index in {self.home} is a cache of a Chroma server ({origin.split()[1]}): "
                 "pass --chroma-url, or use another --home"
             )
+        else:
+            self._open_embedded(origin)
+
+    def _open_embedded(self, origin: str | None) -> None:
+        """The Chroma database in the home. A reader never opens it (queries read the cache);
+        a writer brings the cache up to what it committed, or, where the home has no such
+        database yet (a home from before, or a deleted folder), writes the cache into it."""
+        from ddsearch.index.remote import Remote
+
+        self.remote = Remote(path=self.home / "chroma")
+        if self.readonly:
+            return
+        if origin != self.remote.origin:
+            self._adopt()
+        self.sync()
+
+    def _adopt(self) -> None:
+        """Commit every cached paper to the embedded Chroma database, as it is (no embedding),
+        and make the cache the derivation of it."""
+        import numpy as np
+
+        dim = int(self.meta("dimension") or 0)
+        tokens = {}
+        for pid, record in sorted(self.records().items()):
+            rows = self.db.execute(
+                "SELECT rowid, vector FROM chunks WHERE paper_id=? ORDER BY ordinal", (pid,)
+            ).fetchall()
+            found = self.chunks(r[0] for r in rows)
+            chunks = [found[r[0]] for r in rows]
+            vectors = (
+                np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+                if rows
+                else (np.zeros((0, dim), dtype=np.float32))
+            )
+            blobs = self.sentence_vectors(c.id for c in chunks)
+            sentence = [blobs.get(c.id, np.zeros((0, dim), dtype=np.float32)) for c in chunks]
+            _, committed, _, _ = self.remote.write_paper(
+                record, chunks, vectors, self.model or "", sentence
+            )
+            tokens[pid] = committed["token"]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.set_meta("remote_tokens", json.dumps(tokens, sort_keys=True))
+            self.set_meta("origin", self.remote.origin)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self._drop_legacy_collection()
+
+    def _drop_legacy_collection(self) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        client = chromadb.PersistentClient(
+            path=str(self.home / "chroma"), settings=Settings(anonymized_telemetry=False)
+        )
+        if LEGACY_COLLECTION in [getattr(c, "name", c) for c in client.list_collections()]:
+            client.delete_collection(LEGACY_COLLECTION)
 
     def _open_remote(self, url: str, origin: str | None) -> None:
         """Check that the home caches this server (a new server: start the cache anew), sync."""
         from ddsearch.index.remote import Remote
 
         remote = Remote(url)
-        if origin is None and self.records():
+        if (origin is None or origin.startswith("embedded ")) and self.records():
             raise IndexError_(
                 f"{self.home} holds a local (embedded) index; use another --home with --chroma-url"
             )
@@ -144,8 +191,11 @@ class Store:
         self.sync()
 
     def sync(self) -> bool:
-        """With a Chroma server: refresh this cache from it; True if anything changed."""
-        return self.remote.sync(self) if self.remote is not None else False
+        """Bring this cache up to what Chroma committed; True if anything changed. An embedded
+        database changes only through this home's writer, so a reader has nothing to do."""
+        if self.remote.embedded and self.readonly:
+            return False
+        return self.remote.sync(self)
 
     def _schema_version(self) -> int | None:
         try:
@@ -206,70 +256,13 @@ class Store:
         sql = "SELECT count(*) FROM chunks WHERE paper_id=?"
         return self.db.execute(sql, (paper_id,)).fetchone()[0]
 
-    # -- Chroma -----------------------------------------------------------------------------
-    @property
-    def collection(self):
-        if self._collection is None:
-            import chromadb
-            from chromadb.config import Settings
-
-            client = chromadb.PersistentClient(
-                path=str(self.home / "chroma"),
-                settings=Settings(anonymized_telemetry=False, allow_reset=False),
-            )
-            self._collection = client.get_or_create_collection(
-                COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None
-            )
-        return self._collection
-
-    def _chroma_ids(self, paper_id: str | None = None) -> set[str]:
-        where = {"paper": paper_id} if paper_id else None
-        return set(self.collection.get(where=where, include=[])["ids"])
-
     # -- writing ----------------------------------------------------------------------------
     def replace_paper(self, record: PaperRecord, chunks: Sequence[Chunk], vectors, model: str,
                       sentence_vectors: Sequence | None = None):  # fmt: skip
         """Make exactly these chunks (and their sentences, with one vector each in
         ``sentence_vectors``, per chunk) the paper's, atomically for readers."""
         sentence_vectors = _check_vectors(chunks, vectors, sentence_vectors)
-        if self.remote is not None:
-            return self.remote.replace_paper(self, record, chunks, vectors, model, sentence_vectors)
-        import numpy as np
-
-        vectors = np.asarray(vectors, dtype=np.float32)
-        paper = record.paper
-        if chunks:
-            metadatas = [_chroma_metadata(paper, c) for c in chunks]
-            for start in range(0, len(chunks), 1000):
-                end = start + 1000
-                self.collection.upsert(
-                    ids=[c.id for c in chunks[start:end]],
-                    embeddings=vectors[start:end],
-                    documents=[c.text for c in chunks[start:end]],
-                    metadatas=metadatas[start:end],
-                )
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._write_rows(
-                record,
-                chunks,
-                [v.tobytes() for v in vectors],
-                [sentence_blob(v) for v in sentence_vectors],
-                time.time(),
-            )
-            self.set_meta("model", model)
-            self.set_meta(
-                "dimension", str(vectors.shape[1] if len(vectors) else self.meta("dimension") or 0)
-            )
-            self.bump_generation()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        stale = self._chroma_ids(paper.id) - {c.id for c in chunks}
-        if stale:
-            self.collection.delete(ids=sorted(stale))
+        self.remote.replace_paper(self, record, chunks, vectors, model, sentence_vectors)
 
     def _write_rows(self, record: PaperRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
                     sentence_vectors: Sequence[bytes],
@@ -309,53 +302,11 @@ class Store:
         self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
 
     def remove_paper(self, paper_id: str) -> None:
-        if self.remote is not None:
-            return self.remote.remove_paper(self, paper_id)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self._delete_rows(paper_id)
-            self.db.execute("DELETE FROM papers WHERE id=?", (paper_id,))
-            self.bump_generation()
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        ids = self._chroma_ids(paper_id)
-        if ids:
-            self.collection.delete(ids=sorted(ids))
+        self.remote.remove_paper(self, paper_id)
 
     def reconcile(self) -> int:
-        """Delete Chroma rows no committed chunk owns (left by a crash); return how many."""
-        if self.remote is not None:
-            return self.remote.reconcile()
-        committed = {r[0] for r in self.db.execute("SELECT id FROM chunks")}
-        orphans = self._chroma_ids() - committed
-        if orphans:
-            self.collection.delete(ids=sorted(orphans))
-        return len(orphans)
-
-    def restore_chroma(self, chunk_ids: Iterable[str]) -> int:
-        """Write committed chunks missing from Chroma back from SQLite's copy; return how many."""
-        import numpy as np
-
-        wanted = set(chunk_ids)
-        rows = [
-            r
-            for r in self.db.execute("SELECT rowid, id, paper_id, vector FROM chunks")
-            if r[1] in wanted
-        ]
-        records = self.records()
-        by_rowid = self.chunks(r[0] for r in rows)
-        for start in range(0, len(rows), 1000):
-            part = rows[start : start + 1000]
-            chunks = [by_rowid[r[0]] for r in part]
-            self.collection.upsert(
-                ids=[c.id for c in chunks],
-                embeddings=np.stack([np.frombuffer(r[3], dtype=np.float32) for r in part]),
-                documents=[c.text for c in chunks],
-                metadatas=[_chroma_metadata(records[c.paper_id].paper, c) for c in chunks],
-            )
-        return len(rows)
+        """Delete Chroma rows no commit owns (left by a crash); return how many."""
+        return self.remote.reconcile()
 
     def rebuild_fts(self) -> None:
         """Rewrite the lexical index from the chunks table, in one transaction. The table is

@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait4_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process.
+def wait4_measured(cmd: list[str], env: dict, cwd: Path = ROOT) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one child process, run in ``cwd`` (which
+    ``python -c`` puts first on sys.path: it decides which ddsearch the child imports).
 
     The child's own peak comes from GNU time where it is installed: a forked child's rusage
     would start from this (large) process's high-water mark."""
@@ -37,7 +38,7 @@ def wait4_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
         rss_file = Path(tmp) / "rss"
         wrapped = [timer, "-f", "%M", "-o", str(rss_file), *cmd] if Path(timer).exists() else cmd
         started = time.perf_counter()
-        proc = subprocess.run(wrapped, env=env, capture_output=True, text=True)
+        proc = subprocess.run(wrapped, env=env, capture_output=True, text=True, cwd=cwd)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-400:]}")
@@ -123,9 +124,14 @@ def main() -> None:
                     for b in (False, True)
                 )
             )
-            subprocess.run([sys.executable, "-c", warm], env=base_env, check=True)
+            base = args.baseline.resolve()
+            subprocess.run([sys.executable, "-c", warm], env=base_env, check=True, cwd=base)
             base_code = code.replace(str(home), str(base_home))
-            wall, _, _ = wait4_measured([sys.executable, "-c", base_code], base_env)
+            wall, _, _ = wait4_measured([sys.executable, "-c", base_code], base_env, base)
+            check = "import ddsearch, sys; print(ddsearch.__file__)"
+            _, _, where = wait4_measured([sys.executable, "-c", check], base_env, base)
+            if not where.strip().startswith(str(base)):  # the baseline must be what is timed
+                raise SystemExit(f"--baseline ran {where.strip()}, not the code in {base}")
             results["baseline_ingest_s"] = wall
             results["baseline_index_mb"] = (
                 dir_size(base_home) - dir_size(base_home / "models")

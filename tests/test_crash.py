@@ -190,6 +190,40 @@ def test_sigkill_at_random_moments(tmp_path, folder, reference):
     _repair_and_compare(home, folder, reference)
 
 
+def test_sigkill_at_random_moments_on_a_chroma_server(tmp_path, folder, reference):
+    """The other deployment: the same kills against a real `chroma run`; the next run
+    converges, every committed paper is whole in the cache and on the server, doctor is clean
+    (rows a killed writer left younger than 15 minutes are a live writer's as far as anyone
+    knows, so they are neither deleted nor a problem)."""
+    from _servers import chroma_server
+
+    home = tmp_path / "home"
+    rng = random.Random()
+    seed = rng.randrange(10**6)
+    rng.seed(seed)
+    with chroma_server(tmp_path / "chroma") as url:
+        for _ in range(3):
+            proc = _driver("cli", "--home", str(home), "--chroma-url", url, "ingest", "--from",
+                           str(folder), delay=0.2)  # fmt: skip
+            time.sleep(rng.uniform(1.0, 4.0))
+            proc.kill()
+            proc.communicate(timeout=30)
+        settings = Settings(home=home, chroma_url=url)
+        report = ingest(settings, Catalog(None), [folder], embedder=StubEmbedder())
+        assert report.ok, (seed, report.outcomes)
+        store = Store(home, readonly=True, chroma_url=url)
+        try:
+            counts = {p: r.chunks for p, r in store.records().items()}
+            assert counts == reference, seed
+            for pid, meta in store.remote.manifest().items():
+                where = {"$and": [{"paper": pid}, {"token": meta["token"]}]}
+                rows = store.remote.chunks.get(where=where, include=[])["ids"]
+                assert len(rows) == store.count_chunks(pid) == reference[pid], seed
+        finally:
+            store.close()
+        assert diagnose(settings).ok, seed
+
+
 def test_ctrl_c_stops_between_papers_and_says_what_was_done(tmp_path, folder, reference):
     home = tmp_path / "home"
     proc = _driver("cli", "--home", str(home), "ingest", "--from", str(folder), delay=0.5)

@@ -112,3 +112,22 @@ def test_a_reader_never_opens_chroma(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_damaged_chroma_folder_is_one_line_and_a_rebuild_starts_afresh(tmp_path):
+    import pytest
+    from chromadb.api.client import SharedSystemClient
+
+    from ddsearch.index.store import IndexError_
+
+    home = _home(tmp_path)
+    SharedSystemClient.clear_system_cache()
+    (home / "chroma" / "chroma.sqlite3").write_bytes(b"not a database" * 100)
+    problems = diagnose(Settings(home=home)).problems
+    assert [f.check for f in problems] == ["chroma"] and "rebuild" in problems[0].fix
+    with pytest.raises(IndexError_) as e:  # the CLI prints it as 'Error: ...', exit 1
+        ingest(Settings(home=home), Catalog(None), [tmp_path / "src"], embedder=StubEmbedder())
+    assert "\n" not in str(e.value) and "Chroma" in str(e.value)
+    report = ingest(Settings(home=home), Catalog(None), [tmp_path / "src"],
+                    embedder=StubEmbedder(), rebuild=True)  # fmt: skip
+    assert report.ok and diagnose(Settings(home=home)).ok

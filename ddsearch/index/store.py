@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -218,6 +219,10 @@ class Store:
         home = Path(home)
         for name in ("index.db", "index.db-wal", "index.db-shm", "postings.npz"):
             (home / name).unlink(missing_ok=True)
+        if "chromadb" in sys.modules:  # this process's handle on the folder goes with it
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
         shutil.rmtree(home / "chroma", ignore_errors=True)
 
     # -- metadata ---------------------------------------------------------------------------

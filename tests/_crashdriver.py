@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,24 @@ class StubEmbedder(Embedder):
             v = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
             out[i] = v / np.linalg.norm(v)
         return out
+
+
+def stub_home(tmp_path, seeds) -> Path:
+    """TMP/home with one two-page made-up paper per seed (doc-0, doc-1, ... in TMP/src),
+    ingested with the stub embedder."""
+    from _faultpdfs import paper_pdf
+
+    from ddsearch.catalog import Catalog
+    from ddsearch.config import Settings
+    from ddsearch.ingest.pipeline import ingest
+
+    src = Path(tmp_path) / "src"
+    src.mkdir()
+    for i, seed in enumerate(seeds):
+        (src / f"doc-{i}.pdf").write_bytes(paper_pdf(seed, pages=2, lines=10))
+    home = Path(tmp_path) / "home"
+    assert ingest(Settings(home=home), Catalog(None), [src], embedder=StubEmbedder()).ok
+    return home
 
 
 def _die() -> None:

@@ -22,19 +22,13 @@ from ddsearch.index.store import IndexError_, Store
 from ddsearch.ingest.pipeline import ingest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _crashdriver import StubEmbedder  # noqa: E402
+from _crashdriver import StubEmbedder, stub_home  # noqa: E402
 from _faultpdfs import paper_pdf, shared_embedder  # noqa: E402
 
 
 @pytest.fixture
 def home(tmp_path) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(2):
-        (src / f"doc-{i}.pdf").write_bytes(paper_pdf(30 + i, pages=2, lines=10))
-    home = tmp_path / "home"
-    assert ingest(Settings(home=home), Catalog(None), [src], embedder=StubEmbedder()).ok
-    return home
+    return stub_home(tmp_path, [30, 31])
 
 
 def _doctor(home: Path, *args):

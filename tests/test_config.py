@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from ddsearch.catalog import load_catalog
 from ddsearch.config import FetchPolicy, Limits, SearchSettings, Settings
 from ddsearch.ingest.pipeline import ingest
@@ -32,6 +34,22 @@ def test_the_searcher_ranks_by_its_settings(indexed_home, embedder):
     assert strict.search(q).weak_match
     for s in (plain, bare, strict):
         s.store.close()
+
+
+def test_heading_evidence_ranks_without_sentence_evidence(indexed_home, embedder):
+    """Each re-ranking signal counts on its own: with the sentence weight at 0, a heavy heading
+    weight still puts the passage whose heading holds the question's words first."""
+    only = SearchSettings(sentence_weight=0, section_weight=5.0)
+    s = Searcher(indexed_home, embedder=embedder, settings=only)
+    hits = s.search("which pickers arrive for the harvest results?", k=5)
+    assert "best_sentence" not in hits[0].scores
+    assert hits[0].scores["section"] == max(h.scores.get("section", 0.0) for h in hits) > 0
+    assert "Harvest Results" in hits[0].chunk.section
+    for h in hits:  # each hit's score is the weighted sum of the evidence it shows
+        n = h.scores
+        want = only.dense_weight * n["dense_norm"] + (1 - only.dense_weight) * n["lexical_norm"]
+        assert h.score == pytest.approx(want + 5.0 * n.get("section_norm", 0.0), abs=1e-5)
+    s.store.close()
 
 
 def test_extraction_limits_reach_ingest(tmp_path, small_pdfs, embedder):

@@ -290,10 +290,12 @@ class Searcher:
             runs.append(("named", ranking, knobs.named_weight))
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
             order = sorted(fused, key=lambda r: -fused[r])
+        top = order[: knobs.rerank]  # heading and sentence evidence re-weigh the fused top
         if mode == "hybrid" and knobs.section_weight:
-            runs.append(self._section_run(words, order[: knobs.rerank], chunks))
+            runs.append(self._section_run(words, top, chunks))
         if mode == "hybrid" and knobs.sentence_weight:
-            runs.append(self._sentence_run(query, order[: knobs.rerank], chunks))
+            runs.append(self._sentence_run(query, top, chunks))
+        if mode == "hybrid" and (knobs.section_weight or knobs.sentence_weight):
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
             order = sorted(fused, key=lambda r: -fused[r])
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]

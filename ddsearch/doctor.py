@@ -109,8 +109,7 @@ def _repair(settings: Settings) -> list[str]:
         orphans = store.reconcile()
         if orphans:
             done.append(f"deleted {orphans} Chroma row(s) no committed chunk owns")
-        cached, recorded = _content(store)
-        differ = sorted(p for p in set(cached) | set(recorded) if cached.get(p) != recorded.get(p))
+        differ = _differing(store)
         if differ:  # read those papers again from the store of record
             tokens = json.loads(store.meta("remote_tokens") or "{}")
             store.set_meta(
@@ -196,6 +195,13 @@ def _cannot_open(e: IndexError_) -> Finding:
     return Finding("schema", text)
 
 
+def _differing(store: Store) -> list[str]:
+    """The papers whose content differs between the cache and Chroma's commits (or that one
+    side lacks), by a hash of their chunk ids, texts, vectors and sentence vectors."""
+    cached, recorded = _content(store)
+    return sorted(p for p in set(cached) | set(recorded) if cached.get(p) != recorded.get(p))
+
+
 def _content(store: Store) -> tuple[dict[str, str], dict[str, str]]:
     """A hash of each paper's content (chunk ids, texts, vectors, sentence vectors, in order)
     as the cache holds it, and as Chroma's committed rows hold it."""
@@ -210,17 +216,17 @@ def _content(store: Store) -> tuple[dict[str, str], dict[str, str]]:
                 h.update(value)
         return h.hexdigest()
 
+    sentences: dict[int, list[bytes]] = {}
+    for chunk, blob in store.db.execute(
+        "SELECT chunk, vector FROM sentences ORDER BY chunk, ordinal"
+    ):
+        sentences.setdefault(chunk, []).append(blob)
     cached: dict[str, list] = {}
     for pid, cid, text, vector, rowid in store.db.execute(
         "SELECT paper_id, id, text, vector, rowid FROM chunks ORDER BY paper_id, ordinal"
-    ).fetchall():
-        sentences = b"".join(
-            r[0]
-            for r in store.db.execute(
-                "SELECT vector FROM sentences WHERE chunk=? ORDER BY ordinal", (rowid,)
-            )
-        )
-        cached.setdefault(pid, []).append((cid.encode(), text.encode(), vector, sentences))
+    ):
+        joined = b"".join(sentences.get(rowid, ()))
+        cached.setdefault(pid, []).append((cid.encode(), text.encode(), vector, joined))
     for pid in store.records():
         cached.setdefault(pid, [])
     recorded: dict[str, list] = {}
@@ -241,26 +247,6 @@ def _content(store: Store) -> tuple[dict[str, str], dict[str, str]]:
         {p: digest(r) for p, r in cached.items()},
         {p: digest(r) for p, r in recorded.items()},
     )
-
-
-def _server_rows(store: Store) -> tuple[set[str], set[str]]:
-    """With a Chroma server: (chunk ids its commits own, ids of rows a dead writer left)."""
-    import time
-
-    from ddsearch.index import remote as server
-
-    manifest = store.remote.manifest()
-    owned: set[str] = set()
-    for pid, meta in manifest.items():
-        where = {"$and": [{"paper": pid}, {"token": meta["token"]}]}
-        owned |= {
-            i.rsplit("@", 1)[0] for i in store.remote.chunks.get(where=where, include=[])["ids"]
-        }
-    where = {"written_ns": {"$lt": time.time_ns() - server.ORPHAN_AGE_NS}}
-    tokens = [m["token"] for m in manifest.values()]
-    if tokens:
-        where = {"$and": [where, {"token": {"$nin": tokens}}]}
-    return owned, set(store.remote.chunks.get(where=where, include=[])["ids"])
 
 
 def _check_cache(settings: Settings, catalog: Catalog | None, busy: bool, add) -> None:
@@ -377,8 +363,8 @@ def _check_server(store: Store, busy: bool, add) -> None:
     """The store of record against the cache: rows no commit owns, and each paper's content."""
     where = "Chroma" if store.remote.embedded else "Chroma server"
     try:
-        _, orphans = _server_rows(store)
-        cached, recorded = _content(store)
+        orphans = store.remote.orphans()
+        differ = _differing(store)
     except Exception as e:  # a server down, a damaged Chroma folder
         line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         fix = "check the server" if not store.remote.embedded else "run 'ddsearch ingest --rebuild'"
@@ -394,7 +380,6 @@ def _check_server(store: Store, busy: bool, add) -> None:
                 fixable=True,
             )
         )
-    differ = {p for p in set(cached) | set(recorded) if cached.get(p) != recorded.get(p)}
     if differ and not busy:
         add(
             Finding(

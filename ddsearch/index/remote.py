@@ -251,15 +251,19 @@ class Remote:
         )
         self.sync(store)
 
-    def reconcile(self) -> int:
-        """Delete rows that no commit owns and that are too old to be a live writer's (an
-        embedded database has one writer, the caller, under the data home's lock: all)."""
+    def orphans(self) -> list[str]:
+        """Ids of rows that no commit owns and that are too old to be a live writer's (an
+        embedded database has one writer, under the data home's lock: all of them)."""
         tokens = [m["token"] for m in self.manifest().values()]
         age = 0 if self.embedded else ORPHAN_AGE_NS
         where = {"written_ns": {"$lt": time.time_ns() - age + 1}}
         if tokens:
             where = {"$and": [where, {"token": {"$nin": tokens}}]}
-        ids = self._call("list orphans", self.chunks.get, where=where, include=[])["ids"]
+        return self._call("list orphans", self.chunks.get, where=where, include=[])["ids"]
+
+    def reconcile(self) -> int:
+        """Delete the orphans; return how many."""
+        ids = self.orphans()
         for start in range(0, len(ids), BATCH):
             self._call("delete orphans", self.chunks.delete, ids=ids[start : start + BATCH])
         return len(ids)

@@ -438,35 +438,42 @@ def doctor(ctx, fix, as_json, catalog_path):
 @click.option("--quiet", is_flag=True, help="No access log on stderr.")
 @click.option("--token", envvar="DDSEARCH_TOKEN", help="Require 'Authorization: Bearer TOKEN' "
               "(required to listen beyond loopback). Default: $DDSEARCH_TOKEN.")  # fmt: skip
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let scripts of this site read the API (repeatable, e.g. "
+              "https://wiki.example.org). Default: none.")  # fmt: skip
 @click.pass_context
-def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token):
-    """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json)
-    and a search page at /. Listens on 127.0.0.1 unless --host says otherwise."""
-    from ddsearch.serve import App, is_loopback, make_server
+def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token, cors_origins):
+    """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json),
+    a search page at /, and MCP at /mcp. Listens on 127.0.0.1 unless --host says otherwise."""
+    from ddsearch.serve import Server, is_loopback
+    from ddsearch.service import Service
 
     if not is_loopback(host) and not token:
         raise click.ClickException(
             f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
             "(or listen on 127.0.0.1)"
         )
-    app = App(
-        _settings(ctx), _catalog(catalog_path), max_pending=max_pending, token=token,
-        workers=workers,
-    )  # fmt: skip
+    for origin in cors_origins:
+        if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin:
+            raise click.BadParameter(f"{origin!r} is not an origin like https://example.org",
+                                     param_hint="--cors-origin")  # fmt: skip
+    service = Service(_settings(ctx), _catalog(catalog_path), max_pending=max_pending,
+                      workers=workers)  # fmt: skip
     try:
-        server = make_server(app, host, port, quiet=quiet)
+        service.start()
+        server = Server(service, host, port, token=token, cors_origins=cors_origins, quiet=quiet)
     except OSError as e:
-        app.close()
+        service.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    click.echo(f"serving {app.settings.home} on {server.url}/ (Ctrl-C stops)")
+    except BaseException:
+        service.close()
+        raise
+    click.echo(f"serving {service.settings.home} on {server.url}/ (Ctrl-C stops)")
     sys.stdout.flush()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.run()
     finally:
-        server.server_close()
-        app.close()
+        service.close()
 
 
 # ------------------------------------------------------------------------------ mcp

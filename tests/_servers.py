@@ -76,7 +76,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def ddsearch_server(home: Path, *args: str, timeout: float = 300):
+def ddsearch_server(home: Path, *args: str, timeout: float = 300, env: dict | None = None):
     """`ddsearch --home HOME serve --port 0 ARGS`; yields its base URL once it listens."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "ddsearch.cli", "--home", str(home), "serve",
@@ -84,7 +84,7 @@ def ddsearch_server(home: Path, *args: str, timeout: float = 300):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout

@@ -101,3 +101,24 @@ def test_a_wrong_or_missing_token_is_one_line(proxied, token, words):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and url in lines[0], proc.stderr
+
+
+def test_serve_on_the_server_index_with_both_tokens(proxied, small_pdfs):
+    """A team's set-up: the index on the (token-checked) Chroma server, `serve` with its own
+    token on a real uvicorn; a search answers from the server's papers."""
+    import urllib.request
+
+    from _servers import ddsearch_server
+
+    url, seen, root = proxied
+    cli("--home", str(root / "writer"), "--chroma-url", url, "--chroma-token", TOKEN,
+        "ingest", f"--from={next(iter(small_pdfs.values())).parent}", "--no-progress")  # fmt: skip
+    seen.clear()
+    env = {"DDSEARCH_CHROMA_URL": url, "DDSEARCH_CHROMA_TOKEN": TOKEN}
+    with ddsearch_server(root / "server-home", "--token", "serve-t0ken", env=env) as base:
+        req = urllib.request.Request(f"{base}/search?q=beacon+keepers&k=2",
+                                     headers={"Authorization": "Bearer serve-t0ken"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=120) as r:
+            doc = json.loads(r.read())
+    assert [x["paper"] for x in doc["results"]][:1] == ["lighthouse"]
+    assert seen and set(seen) == {f"Bearer {TOKEN}"}

@@ -1,0 +1,367 @@
+"""The ASGI app of ``ddsearch serve`` (FastAPI): the JSON API, the page, and MCP at ``/mcp``.
+
+Routes, parameters and answers are declared once, as typed models, and ``/openapi.json`` is
+generated from them. The JSON of ``/search`` is ``query --json``'s (``render_json``), byte for
+byte; searches run on the :class:`~ddsearch.service.Service`'s worker threads, so the event
+loop only routes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+from urllib.parse import parse_qs, unquote
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ddsearch import __version__
+from ddsearch.serve.page import PAGE_CSP, render_page
+from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
+from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
+
+MAX_K = 100
+MCP_PATH = "/mcp"
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+CITE_TYPES = {
+    "bib": "application/x-bibtex; charset=utf-8",
+    "csl": "application/vnd.citationstyles.csl+json; charset=utf-8",
+    "ris": "application/x-research-info-systems; charset=utf-8",
+}
+
+
+class ApiError(Exception):
+    """A request the API refuses: status and a one-line message, sent as JSON."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def json_response(status: int, doc, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return Response(body.encode(), status, headers, media_type=JSON_TYPE)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response(status, {"error": {"status": status, "message": message}}, headers)
+
+
+def authorized(authorization: str | None, token: str) -> bool:
+    """Whether the Authorization header carries the token (Bearer, or Basic with the token as
+    password, which a browser asks for): compared in constant time."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    given = value.strip()
+    if scheme.lower() == "basic":
+        import base64
+        import binascii
+
+        try:
+            given = base64.b64decode(given, validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+class Guard:
+    """ASGI middleware in front of the routes: the token (all but ``/health``), GET and HEAD
+    only (MCP has its own methods), HEAD answered as GET without the body, and the headers
+    every answer carries."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token or None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if (
+            self.token
+            and path != "/health"
+            and not authorized(headers.get("authorization"), self.token)
+        ):
+            scheme = "Basic" if path == "/" else "Bearer"
+            r = error_response(
+                401,
+                "a token is required: send 'Authorization: Bearer TOKEN'",
+                {"WWW-Authenticate": f'{scheme} realm="ddsearch"'},
+            )
+            return await r(scope, receive, send)
+        if path == MCP_PATH:
+            return await self.app(scope, receive, send)
+        if method not in ("GET", "HEAD"):
+            r = error_response(
+                405, f"method {method} is not allowed; use GET or HEAD", {"Allow": "GET, HEAD"}
+            )
+            return await r(scope, receive, send)
+        head = method == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff")]
+                types = [v for k, v in message.get("headers", ()) if k.lower() == b"content-type"]
+                if types and types[0].startswith(b"text/html"):
+                    extra.append((b"content-security-policy", PAGE_CSP.encode()))
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def only(**repeatable: bool):
+    """A dependency that refuses unknown, repeated and non-UTF-8 query parameters, before the
+    typed parameters are read (``repeatable`` maps each allowed name to whether it may repeat)."""
+
+    def check(request: Request) -> None:
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        try:
+            params = parse_qs(query, keep_blank_values=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "the query string is not valid UTF-8 URL encoding") from None
+        unknown = sorted(set(params) - set(repeatable))
+        if unknown:
+            allowed = ", ".join(repeatable) or "none"
+            raise ApiError(400, f"unknown parameter(s): {', '.join(unknown)}; allowed: {allowed}")
+        for name, values in params.items():
+            if len(values) > 1 and not repeatable[name]:
+                raise ApiError(400, f"parameter {name!r} given more than once")
+
+    return Depends(check)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """The first problem of a request, in one line."""
+    err = exc.errors()[0]
+    name, kind = str(err["loc"][-1]), err.get("type", "")
+    if name == "q":
+        if kind == "string_too_long":
+            return f"parameter 'q' is longer than {MAX_QUERY_CHARS} characters"
+        if kind == "string_pattern_mismatch" and str(err.get("input", "")).strip():
+            return "parameter 'q' must hold a word to search for (a letter or digit)"
+        return "parameter 'q' is required and must not be empty"
+    if name == "k":
+        return f"parameter 'k' must be an integer from 1 to {MAX_K}"
+    if kind == "literal_error":
+        return f"parameter {name!r} must be one of: {err['ctx']['expected']}"
+    return f"parameter {name!r}: {err.get('msg', 'invalid')}"
+
+
+Q = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        pattern=r"[^\W_]",  # a word to search for: a letter or digit (Unicode)
+        description="The question",
+    ),
+]
+K = Annotated[int, Query(ge=1, le=MAX_K, description="How many passages")]
+PAPERS = Annotated[list[str], Query(description="Only this paper id (repeatable); unknown: 400")]
+Mode = Literal["hybrid", "dense", "lexical"]
+ERRORS = {
+    s: {"model": ErrorBody, "description": d}
+    for s, d in (
+        (400, "A bad or unknown parameter"),
+        (401, "The server has a token and the request does not carry it"),
+        (503, "Too many requests in flight (Retry-After), or the index is unreadable"),
+    )
+}
+
+
+def create_app(service: Service, *, token: str | None = None, cors_origins=(), mcp: bool = True,
+               host: str = "127.0.0.1") -> FastAPI:  # fmt: skip
+    """The app over ``service``. ``cors_origins``: the only other sites whose scripts may read
+    it (none by default). ``host``: where it listens, for MCP's DNS-rebinding protection."""
+    mcp_app = None
+    if mcp:
+        from ddsearch.mcp_server import make_server
+
+        mcp_server = make_server(service)
+        mcp_app = mcp_server.streamable_http_app(
+            streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host
+        )
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if mcp_app is None:
+            yield
+            return
+        async with mcp_server.session_manager.run():
+            yield
+
+    app = FastAPI(
+        title="ddsearch",
+        version=__version__,
+        description="Search landmark distributed-systems papers: passages with paper, page "
+        "and citation. Only GET and HEAD (and MCP at /mcp); errors are JSON.",
+        openapi_url=None,  # served below, with the paper ids of the index enumerated
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+    )
+    _add_error_handlers(app)
+
+    @app.get("/search", response_model=SearchAnswer, responses=ERRORS, operation_id="search",
+             summary="Ranked passages for a question (the JSON of query --json)",
+             dependencies=[only(q=False, k=False, paper=True, mode=False)])  # fmt: skip
+    async def search(q: Q, k: K = 10, paper: PAPERS = [], mode: Mode = "hybrid"):  # noqa: B006
+        body = await service.call(service.search_json, q, k, paper, mode)
+        return Response(body.encode(), media_type=JSON_TYPE)
+
+    @app.get("/papers", response_model=list[PaperStatus], responses=ERRORS, operation_id="papers",
+             summary="The catalog and indexed papers (the JSON of papers --json)",
+             dependencies=[only()])  # fmt: skip
+    async def papers():
+        return json_response(200, await service.call(service.papers))
+
+    cite_content = {t.split(";")[0]: {"schema": {"type": "string"}} for t in CITE_TYPES.values()}
+    cite_content[CITE_TYPES["csl"].split(";")[0]] = {  # CSL-JSON: an array of items
+        "schema": {"type": "array", "items": {"type": "object"}}
+    }
+
+    @app.get("/cite/{id}", operation_id="cite", summary="The bibliography entry of one paper",
+             response_class=Response, dependencies=[only(format=False)],
+             responses={200: {"description": "BibTeX, CSL-JSON or RIS", "content": cite_content},
+                        404: {"model": ErrorBody, "description": "Not a known paper"},
+                        **ERRORS})  # fmt: skip
+    async def cite(request: Request, id: str, format: Literal["bib", "csl", "ris"] = "bib"):  # noqa: A002
+        raw = request.scope.get("raw_path", b"").decode("latin-1").rsplit("/", 1)[-1]
+        try:
+            paper_id = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the paper id is not valid UTF-8 URL encoding") from None
+        body = await service.call(service.cite, [paper_id], format)
+        return Response(body.encode(), media_type=CITE_TYPES[format])
+
+    @app.get("/cite/", include_in_schema=False)
+    async def cite_nothing():
+        raise ApiError(404, "no paper id given: /cite/{id}")
+
+    @app.get("/health", response_model=Health, operation_id="health",
+             summary="Whether the server is up (no token needed, no index read)",
+             dependencies=[only()])  # fmt: skip
+    async def health():
+        return json_response(200, {"status": "ok", "version": __version__})
+
+    @app.get("/openapi.json", operation_id="openapi", summary="This document",
+             response_class=Response, dependencies=[only()],
+             responses={200: {"description": "OpenAPI 3.1, generated from the routes",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                        401: ERRORS[401], 503: ERRORS[503]})  # fmt: skip
+    async def openapi():
+        indexed, citable = await service.call(service.paper_ids)
+        return json_response(200, openapi_document(app, indexed, citable))
+
+    @app.get("/", response_class=Response, operation_id="page", dependencies=[
+             only(q=False, k=False, paper=True, mode=False)],
+             summary="The HTML search page (server-rendered; q, k, paper, mode as for /search, "
+             "all optional)", responses={200: {"content": {"text/html": {}}, "description":
+             "The page"}, 400: {"content": {"text/html": {}}, "description": "The page, with "
+             "the error"}, 503: ERRORS[503]})  # fmt: skip
+    async def page(
+        q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+        k: K = 10,
+        paper: PAPERS = [],  # noqa: B006 - FastAPI copies defaults
+        mode: Mode = "hybrid",
+    ):
+        hits, keys = await service.call(service.search, q, k, paper, mode)
+        weak = bool(getattr(hits, "weak_match", False))  # as the search JSON has it
+        return Response(render_page(q, hits, keys, weak=weak).encode(), media_type=HTML_TYPE)
+
+    if mcp_app is not None:
+        app.router.routes.extend(mcp_app.routes)  # the SDK's own route and handler at /mcp
+    app.add_middleware(Guard, token=token)
+    if cors_origins:  # otherwise no CORS headers: other sites' scripts cannot read the answers
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,  # outermost: a preflight carries no token
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "HEAD", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Mcp-Session-Id",
+                           "Mcp-Protocol-Version"],
+        )  # fmt: skip
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal is one line of JSON (of HTML on the page), never a traceback."""
+
+    def refuse(request: Request, status: int, message: str, headers=None) -> Response:
+        if request.url.path == "/":  # the page shows its own errors
+            body = render_page(request.query_params.get("q", ""), None, {}, message)
+            return Response(body.encode(), status, headers, media_type=HTML_TYPE)
+        return error_response(status, message, headers)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return refuse(request, e.status, e.message, e.headers)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, e: RequestError):
+        return refuse(request, e.status, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        return refuse(request, 400, _validation_message(e))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException):
+        if e.status_code == 404:
+            return error_response(404, f"no such resource: {request.url.path}")
+        return error_response(e.status_code, str(e.detail), dict(e.headers or {}))
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, e: Busy):
+        return error_response(503, str(e), {"Retry-After": "1"})
+
+    from ddsearch.index.embed import ModelError
+    from ddsearch.index.records import IndexError_
+    from ddsearch.search.searcher import QueryError
+
+    def first_line(e: Exception) -> str:
+        return (str(e).splitlines() or [type(e).__name__])[0]
+
+    @app.exception_handler(QueryError)
+    async def bad_query(request: Request, e: QueryError):
+        return refuse(request, 400, first_line(e))
+
+    for unreadable in (IndexError_, ModelError):  # the index or model failed: keep serving
+
+        @app.exception_handler(unreadable)
+        async def unavailable(request: Request, e: Exception):
+            return error_response(503, first_line(e))
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, e: Exception):  # the server logs the traceback
+        return error_response(500, f"internal error: {type(e).__name__}")
+
+
+def openapi_document(app: FastAPI, indexed: list[str], citable: list[str]) -> dict:
+    """The OpenAPI document generated from the routes, with the paper ids enumerated, so that
+    it says exactly which requests succeed (other ids are 400 in /search, 404 in /cite)."""
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    doc["servers"] = [{"url": "/"}]
+    for path, op in ((p, o) for p, item in doc["paths"].items() for o in item.values()):
+        for param in op.get("parameters", ()):
+            if param["name"] == "paper" and indexed:
+                param["schema"]["items"]["enum"] = indexed
+            if path == "/cite/{id}" and param["name"] == "id":
+                param["schema"].update({"minLength": 1, **({"enum": citable} if citable else {})})
+    return doc

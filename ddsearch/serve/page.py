@@ -1,0 +1,117 @@
+"""The search page: rendered on the server, every text escaped, no external asset; searching
+works without JavaScript (the one script only copies citations)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from urllib.parse import quote, urlsplit
+
+from ddsearch import __version__
+from ddsearch.service import MAX_QUERY_CHARS
+
+_CSS = """
+body{font:15px/1.4 system-ui,sans-serif;max-width:76rem;margin:.8rem auto;padding:0 1rem;color:#222}
+header{display:flex;gap:1rem;align-items:center;margin-bottom:.6rem}header b{font-size:1.2rem}
+form{display:flex;gap:.5rem;flex:1}input[type=search]{flex:1;font-size:1rem;padding:.3rem}
+ol{list-style:none;padding:0;margin:0}
+li.hit{border:1px solid #ddd;border-radius:4px;padding:.35rem .6rem;margin-bottom:.4rem}
+.head{font-size:.9rem;color:#555}.head .title{font-weight:600;color:#222}
+blockquote{margin:.2rem 0;padding-left:.6rem;border-left:3px solid #c90;
+ display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+.foot{display:flex;gap:.6rem;align-items:baseline;font-size:.82rem;color:#035}
+.citation{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.foot button{font-size:.78rem;padding:0 .4rem}.where{color:#555;font-size:.85rem}
+.error{color:#a00}.weak{background:#fff3cd;border:1px solid #e0c36a;padding:.3rem .6rem}
+"""
+# copy buttons: the only script, allowed by its hash in the CSP; searching needs none
+_SCRIPT = (
+    "document.addEventListener('click',function(ev){var b=ev.target.closest('button[data-copy]');"
+    "if(!b)return;var t=b.getAttribute('data-copy'),done=function(){b.textContent='Copied'};"
+    "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t).then(done)"
+    "}else{var a=document.createElement('textarea');a.value=t;document.body.appendChild(a);"
+    "a.select();document.execCommand('copy');a.remove();done()}});"
+)
+_SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+PAGE_CSP = (
+    f"default-src 'none'; style-src 'unsafe-inline'; script-src '{_SCRIPT_HASH}'; "
+    "form-action 'self'"
+)
+
+
+def _safe_href(url: str | None) -> str | None:
+    """Only http(s) and file links: a catalog URL must never become a javascript: link."""
+    if not url:
+        return None
+    scheme = urlsplit(url).scheme.lower()
+    return url if scheme in ("http", "https", "file") else None
+
+
+def render_page(
+    q: str, hits, keys: dict[str, str], error: str | None = None, weak: bool = False
+) -> str:
+    """The search page; every piece of text from the query or the index is escaped.
+    ``weak``: the search JSON's ``weak_match``, shown as a notice above the results."""
+    from ddsearch.search.cite import format_citation, make_citation
+    from ddsearch.search.export import bibtex_entry, md_escape
+
+    e = html.escape
+    out = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(q + ' – ') if q else ''}ddsearch</title><style>{_CSS}</style></head><body>",
+        "<header><b>ddsearch</b>",
+        '<form method="get" action="/" role="search">',
+        f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_QUERY_CHARS}" '
+        'placeholder="Why does Raft use randomized election timeouts?" autofocus required>',
+        '<button type="submit">Search</button></form></header>',
+    ]
+    if weak and hits:
+        out.append(
+            '<p class="weak" id="weak-match">These passages match the question only weakly: '
+            "the papers may not answer it. Try other words.</p>"
+        )
+    if error:
+        out.append(f'<p class="error" id="error">{e(error)}</p>')
+    elif hits is not None and not hits:
+        out.append('<p id="no-results">No results.</p>')
+    elif hits:
+        out.append('<ol id="results">')
+        for hit in hits:
+            key = keys.get(hit.paper.id, hit.paper.id)
+            c = make_citation(hit, key)
+            head = e(hit.paper.title) + (f" ({hit.paper.year})" if hit.paper.year else "")
+            where = [c.pages or "", f"§ {hit.chunk.section}" if hit.chunk.section else ""]
+            quote_text = hit.quote or hit.chunk.text
+            href = _safe_href(c.link)
+            md = (
+                f"> {md_escape(quote_text)}\n\n"
+                + (f"[@{key}, {c.pages}]" if c.pages else f"[@{key}]")
+                + (f" <{c.link}>" if href else "")
+            )
+            out.append(
+                f'<li class="hit" data-paper="{e(hit.paper.id)}" data-rank="{hit.rank}">'
+                f'<div class="head"><span class="title">{head}</span>'
+                f"{' · ' + e(' · '.join(w for w in where if w)) if any(where) else ''}</div>"
+                f'<blockquote class="quote" title="{e(quote_text)}">{e(quote_text)}</blockquote>'
+                f'<div class="foot"><span class="citation">{e(format_citation(c))}</span>'
+            )
+            if href:
+                label = f"Open {c.pages}" if c.pages else "Open the paper"
+                out.append(f'<a class="page-link" href="{e(href)}">{e(label)}</a>')
+            cite = f"/cite/{quote(hit.paper.id, safe='')}"
+            out.append(
+                f'<a class="bib-link" href="{e(cite)}?format=bib">BibTeX</a>'
+                f'<button type="button" class="copy-md" data-copy="{e(md)}">Copy Markdown</button>'
+                f'<button type="button" class="copy-bib" '
+                f'data-copy="{e(bibtex_entry(hit.paper, key))}">Copy BibTeX</button></div></li>'
+            )
+        out.append("</ol>")
+    out.append(
+        '<p class="where">JSON API: <a href="/openapi.json">/openapi.json</a> · '
+        f'<a href="/papers">/papers</a> · ddsearch {e(__version__)}</p>'
+        f"<script>{_SCRIPT}</script></body></html>"
+    )
+    return "\n".join(out) + "\n"

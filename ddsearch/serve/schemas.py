@@ -1,0 +1,65 @@
+"""The API's answers as typed models: they generate ``/openapi.json``, and the tests check
+that what the server sends (``query --json``'s own JSON) conforms to them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class CitationFields(BaseModel):
+    authors: list[str]
+    year: int | None
+    title: str
+    venue: str | None
+    doi: str | None
+    url: str | None
+
+
+class Result(BaseModel):
+    rank: int = Field(ge=1)
+    paper: str = Field(description="The paper id")
+    key: str = Field(description="The citation key (as in the BibTeX of /cite/ID)")
+    title: str
+    year: int | None
+    pages: list[int] = Field(description="PDF pages the citation claims: the quote's")
+    printed_pages: list[str] = Field(description="The page numbers printed on those pages")
+    page_label: str | None = Field(description='What to paste: "p. 8", "pp. 252-253"')
+    passage_pages: list[int] = Field(description="PDF pages of the whole passage, as context")
+    section: str | None
+    score: float
+    scores: dict[str, float] = Field(description="Each ranker's raw and normalised evidence")
+    quote: str | None = Field(description="The 1-3 sentences that answer, from the passage")
+    text: str = Field(description="The whole passage")
+    link: str | None = Field(description="The PDF, opened at the quote's page")
+    citation: CitationFields
+
+
+class SearchAnswer(BaseModel):
+    query: str
+    weak_match: bool = Field(description="The passages match the question only weakly")
+    results: list[Result]
+
+
+class PaperStatus(BaseModel):
+    id: str
+    title: str
+    year: int | None
+    status: Literal["indexed", "downloaded", "not downloaded", "no open-access URL"]
+    chunks: int = Field(ge=0)
+    source: str | None = Field(description="The PDF the index was built from")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,188 @@
+"""What ``serve`` and ``mcp`` answer, apart from any protocol: searches, papers, citations.
+
+Every job runs on a small pool of worker threads, each with its own Searcher (its SQLite
+connection and caches belong to one thread); all share one embedder, whose ONNX session runs
+concurrently and releases the GIL. Jobs beyond ``max_pending`` in flight (running or queued)
+are refused at once with :class:`Busy` rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ddsearch.config import Settings
+
+MAX_QUERY_CHARS = 1000
+MODES = ("hybrid", "dense", "lexical")
+CITE_FORMATS = ("bib", "csl", "ris")
+
+
+class RequestError(ValueError):
+    """A request that cannot be answered as asked: one line, and 400 or 404 over HTTP."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class Busy(RuntimeError):
+    """More jobs in flight than the bound: try again shortly."""
+
+
+class Service:
+    """The index behind the server and the MCP tools; ``await call(job, ...)`` runs a job.
+
+    ``settings.chroma_url`` makes the index a cache of a Chroma server's, refreshed at most
+    every ``refresh_seconds``; a local index is re-read when another process changes it.
+    ``searcher`` (tests) replaces the pool by one given Searcher on one worker.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog=None,
+        *,
+        workers: int | None = None,
+        max_pending: int = 64,
+        refresh_seconds: float = 2.0,
+        searcher=None,
+    ):
+        self.settings = settings
+        self.catalog = catalog
+        self.refresh_seconds = refresh_seconds
+        self.workers = 1 if searcher is not None else max(1, min(workers or os.cpu_count() or 1, 8))
+        self._given = searcher
+        self._lock = threading.Lock()
+        self._embedder = None
+        self._local = threading.local()
+        self._slots = threading.BoundedSemaphore(max_pending)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddsearch-search")
+
+    # -- running jobs ---------------------------------------------------------------------------
+    async def call(self, job, *args):
+        """``job(*args)`` on a worker thread; :class:`Busy` at once past the bound."""
+        if not self._slots.acquire(blocking=False):
+            raise Busy("too many requests in flight; try again shortly")
+        try:
+            future = self._pool.submit(job, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        # the slot is the job's, not the request's: a client that goes away frees none
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
+    def start(self) -> None:
+        """Load the model and a Searcher on every worker now, not on the first requests."""
+        ready = threading.Barrier(self.workers)
+
+        def load():
+            self._searcher()
+            ready.wait(600)  # keeps this thread busy until every worker has loaded its own
+
+        for f in [self._pool.submit(load) for _ in range(self.workers)]:
+            f.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the worker's Searcher --------------------------------------------------------------------
+    def _searcher(self):
+        """This thread's Searcher, loaded on first use and re-read if the index changed."""
+        w = self._local
+        if getattr(w, "searcher", None) is None:
+            w.searcher = self._given or self._load()
+            w.searcher.warm()
+            w.keys = w.searcher.citation_keys()
+            w.checked = time.monotonic()
+            return w.searcher
+        s = w.searcher
+        remote = s.store.remote is not None
+        if not remote or time.monotonic() - w.checked >= self.refresh_seconds:
+            w.checked = time.monotonic()
+            if s.refresh():
+                w.keys = s.citation_keys()
+                if remote:  # a server client builds its own postings; locally, ingest does
+                    s.warm()
+        return s
+
+    def _load(self):
+        from ddsearch.search.searcher import Searcher
+
+        with self._lock:  # the first loads the model; the others share it
+            s = Searcher(
+                self.settings.home,
+                catalog=self.catalog,
+                chroma_url=self.settings.chroma_url,
+                embedder=self._embedder,
+                settings=self.settings.search,
+            )
+            if self._embedder is None:
+                s.encode_query("warm up")  # load the model now, not on a query
+                self._embedder = s.embedder
+        return s
+
+    # -- jobs (run on a worker) -----------------------------------------------------------------
+    def search(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid"):
+        """``(hits, citation keys)`` with quotes; no query (the empty page): ``(None, {})``."""
+        s = self._searcher()
+        unknown = sorted(set(papers) - set(s.records))
+        if unknown:
+            raise RequestError(f"paper id(s) not in the index: {', '.join(unknown)}")
+        if len(q) > MAX_QUERY_CHARS:
+            raise RequestError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        if mode not in MODES:
+            raise RequestError(f"mode must be one of: {', '.join(MODES)}")
+        q = q.strip()
+        if not q:
+            return None, {}
+        hits = s.search(q, k, papers=list(papers), mode=mode)
+        s.add_quotes(q, hits)
+        return hits, self._local.keys
+
+    def search_json(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid") -> str:
+        """The JSON of ``query --json``, byte for byte."""
+        from ddsearch.search.export import render_json
+
+        if not q.strip():
+            raise RequestError("the query is empty")
+        hits, keys = self.search(q, k, papers, mode)
+        return render_json(q.strip(), hits, keys)
+
+    def papers(self) -> list[dict]:
+        """The rows of ``papers --json``."""
+        from ddsearch.catalog import load_catalog
+        from ddsearch.status import paper_statuses
+
+        self._searcher()
+        catalog = self.catalog if self.catalog is not None else load_catalog()
+        return [r.as_dict() for r in paper_statuses(self.settings, catalog)]
+
+    def known_papers(self) -> dict:
+        """Every citable paper by id: the catalog's and the index's."""
+        s = self._searcher()
+        known = {p.id: p for p in (self.catalog or ())}
+        known.update({pid: s.paper(pid) for pid in s.records})
+        return known
+
+    def paper_ids(self) -> tuple[list[str], list[str]]:
+        """(indexed ids, citable ids), sorted: what the OpenAPI document enumerates."""
+        return sorted(self._searcher().records), sorted(self.known_papers())
+
+    def cite(self, ids: list[str], fmt: str = "bib") -> str:
+        """The bibliography entries of papers by id (``cite ID... --format``)."""
+        from ddsearch.search.export import render_papers
+
+        if fmt not in CITE_FORMATS:
+            raise RequestError(f"format must be one of: {', '.join(CITE_FORMATS)}")
+        if not ids:
+            raise RequestError("give at least one paper id")
+        known = self.known_papers()
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise RequestError(f"unknown paper id(s): {', '.join(unknown)}", status=404)
+        return render_papers(fmt, [known[i] for i in ids], self._local.keys)

@@ -1,0 +1,179 @@
+"""The serve app without a socket (Starlette's test client), on the three made-up papers with
+the real model: the answers, the token, CORS, the bound on requests in flight, and parallel
+searches on their own Searchers. The real uvicorn is in test_serve.py."""
+
+from __future__ import annotations
+
+import html
+import threading
+from types import SimpleNamespace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ddsearch.catalog import load_catalog
+from ddsearch.config import Settings
+from ddsearch.serve.api import create_app
+from ddsearch.service import Service
+
+
+@pytest.fixture(scope="module")
+def service(indexed_home):
+    s = Service(Settings(home=indexed_home), load_catalog(), workers=2)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    with TestClient(create_app(service)) as c:
+        yield c
+
+
+def test_search_is_the_cli_json_byte_for_byte(client, indexed_home):
+    from _servers import cli
+
+    r = client.get("/search", params={"q": "how do keepers detect dark stations", "k": 3})
+    expected = cli("--home", str(indexed_home), "query", "how do keepers detect dark stations",
+                   "-k", "3", "--json").stdout  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json; charset=utf-8"
+    assert r.content == expected.encode()
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_answers_conform_to_the_generated_openapi(client):
+    """The document is generated from the typed models; the answers validate against it."""
+    import jsonschema
+
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.1") and {"/search", "/papers", "/cite/{id}", "/health",
+                                                  "/"} <= set(doc["paths"])  # fmt: skip
+    params = {p["name"]: p for p in doc["paths"]["/search"]["get"]["parameters"]}
+    assert params["paper"]["schema"]["items"]["enum"] == ["ledger", "lighthouse", "orchard"]
+    assert params["k"]["schema"]["maximum"] == 100 and params["q"]["required"]
+    schemas = doc["components"]["schemas"]
+
+    def check(name, instance):  # the refs point into the document's components
+        schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}}
+        jsonschema.Draft202012Validator(schema).validate(instance)
+
+    answer = client.get("/search", params={"q": "hinted entries", "k": 2}).json()
+    assert answer["results"] and isinstance(answer["weak_match"], bool)
+    check("SearchAnswer", answer)
+    for row in client.get("/papers").json():
+        check("PaperStatus", row)
+    check("ErrorBody", client.get("/search?q=x&k=0").json())
+
+
+def test_head_and_methods(client):
+    r = client.head("/papers")
+    assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 100
+    r = client.post("/search?q=x")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert r.json()["error"]["status"] == 405
+
+
+def test_no_cors_unless_asked(client, service):
+    r = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    with TestClient(create_app(service, cors_origins=["https://wiki.example.org"])) as c:
+        ok = c.get("/health", headers={"Origin": "https://wiki.example.org"})
+        assert ok.headers["access-control-allow-origin"] == "https://wiki.example.org"
+        other = c.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        pre = c.options(
+            "/search",
+            headers={
+                "Origin": "https://wiki.example.org",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert pre.status_code == 200 and "GET" in pre.headers["access-control-allow-methods"]
+
+
+def test_the_token_guards_everything_but_health_mcp_included(service):
+    with TestClient(create_app(service, token="t0ken")) as c:
+        for path in ("/search?q=beacon", "/papers", "/openapi.json", "/cite/ledger"):
+            r = c.get(path)
+            assert r.status_code == 401
+            assert r.headers["www-authenticate"] == 'Bearer realm="ddsearch"'
+        assert c.post("/mcp", json={}).status_code == 401
+        assert c.get("/health").status_code == 200
+        assert c.get("/papers", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+        assert c.get("/papers", headers={"Authorization": "Bearer t0ke"}).status_code == 401
+
+
+class _Blocking:
+    """A searcher whose searches wait for a gate: to hold requests in flight."""
+
+    store = SimpleNamespace(remote=None)
+    records = {}
+
+    def __init__(self):
+        self.gate, self.entered = threading.Event(), threading.Semaphore(0)
+
+    def citation_keys(self):
+        return {}
+
+    def refresh(self):
+        return False
+
+    def warm(self):
+        pass
+
+    def search(self, q, k, papers, mode):
+        self.entered.release()
+        self.gate.wait(30)
+        return []
+
+    def add_quotes(self, q, hits):
+        pass
+
+
+def test_requests_beyond_the_bound_get_503_with_retry_after(tmp_path):
+    blocking = _Blocking()
+    service = Service(Settings(home=tmp_path), (), max_pending=2, searcher=blocking)
+    results = []
+    try:
+        with TestClient(create_app(service, mcp=False)) as c:
+            threads = [threading.Thread(target=lambda: results.append(c.get("/search?q=x")))
+                       for _ in range(2)]  # fmt: skip
+            for t in threads:
+                t.start()
+            assert blocking.entered.acquire(timeout=30)  # one searches, the other is queued
+            refused = c.get("/search?q=y")
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert c.get("/health").status_code == 200  # not a job: never refused
+            blocking.gate.set()
+            for t in threads:
+                t.join(30)
+            assert [r.status_code for r in results] == [200, 200]
+            assert c.get("/search?q=z").status_code == 200  # a free slot again
+    finally:
+        blocking.gate.set()
+        service.close()
+
+
+def test_searches_run_in_parallel_on_their_own_searchers(service):
+    """Two workers: two searches are in flight at once, each on its own Searcher (SQLite
+    connection), both on the one embedder; and both answer the same."""
+    both = threading.Barrier(2)
+
+    def inside():
+        both.wait(30)  # only returns if the other job runs at the same time
+        s = service._searcher()
+        return id(s), id(s.embedder), service.search_json("beacon keepers", 2)
+
+    (s1, e1, b1), (s2, e2, b2) = [f.result(60) for f in
+                                  [service._pool.submit(inside) for _ in range(2)]]  # fmt: skip
+    assert s1 != s2 and e1 == e2 and b1 == b2 and '"paper": "lighthouse"' in b1
+
+
+def test_page_shows_errors_as_html(client):
+    r = client.get("/?q=beacon&k=500")
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    assert 'id="error"' in r.text and "parameter 'k' must be" in html.unescape(r.text)
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    r = client.get("/?q=beacon&paper=nope")
+    assert r.status_code == 400 and "not in the index: nope" in r.text

@@ -7,8 +7,8 @@ For every tuning question, each sentence of each top-10 hit from a gold paper is
 positive when it holds most of a gold quote (or is most of one, for quotes of several sentences).
 A conditional logit (softmax over each chunk's sentences, L2, L-BFGS) over
 ddsearch.search.quote.FEATURES gives the weights;
-then the neighbour margin (how close a neighbouring sentence must score to join the quote) is
-chosen on the tuning part's quote accuracy. Both parts' figures are printed; only the tuning
+then the join probability (how much chance of holding the answer a neighbouring sentence must
+add to join the quote) is chosen on the tuning part's quote accuracy. Both parts' figures are printed; only the tuning
 part decides anything.
 """
 
@@ -40,7 +40,7 @@ from ddsearch.search.searcher import Searcher  # noqa: E402
 
 MODEL = REPO / "ddsearch" / "search" / "quote_model.json"
 L2 = 1.0
-MARGINS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0)
+JOINS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 def label(sentence: str, golds: tuple[str, ...]) -> bool:
@@ -144,7 +144,7 @@ def standalone(searcher: Searcher) -> None:
     quote_module._MODEL_PATH = MODEL
 
 
-def write(weights, bias, mean, scale, margin, note: str) -> None:
+def write(weights, bias, mean, scale, join, note: str) -> None:
     MODEL.write_text(
         json.dumps(
             {
@@ -153,7 +153,7 @@ def write(weights, bias, mean, scale, margin, note: str) -> None:
                 "bias": round(bias, 6),
                 "mean": [round(float(v), 6) for v in mean],
                 "scale": [round(float(v), 6) for v in scale],
-                "neighbour_margin": margin,
+                "join_probability": join,
                 "fitted_on": note,
             },
             indent=1,
@@ -201,12 +201,12 @@ def main() -> None:
 
     pages = PageTexts()
     best = None
-    for margin in MARGINS:
-        write(weights, bias, mean, scale, margin, "trial")
+    for join in JOINS:
+        write(weights, bias, mean, scale, join, "trial")
         figures = summarise(evaluate(searcher, tune, page_text=pages).rows, 5)
-        print(f"margin {margin}: tune quote_acc {figures['quote_acc']:.3f}")
+        print(f"join {join}: tune quote_acc {figures['quote_acc']:.3f}")
         if best is None or figures["quote_acc"] > best[1]:
-            best = (margin, figures["quote_acc"])
+            best = (join, figures["quote_acc"])
     note = f"{args.split.name} tune part ({len(tune)} questions, {len(y)} sentences)"
     write(weights, bias, mean, scale, best[0], note)
     for name, part in (("tune", tune), ("held", held)):
@@ -216,7 +216,7 @@ def main() -> None:
             f"{figures['exact@1']:.3f}, hit@5 {figures['hit@5']:.3f}, "
             f"link {figures['link=quote_page']:.3f}"
         )
-    print(f"wrote {MODEL} (margin {best[0]})")
+    print(f"wrote {MODEL} (join probability {best[0]})")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from pathlib import Path
@@ -328,18 +329,26 @@ def test_a_quote_with_a_number_answers_a_how_long_question():
     assert "15 seconds" in q.text
 
 
-def test_neighbours_join_within_the_margin_and_the_word_cap():
+def test_a_neighbour_joins_when_it_adds_more_chance_than_the_join_probability():
     chunk = passage(
         "One two three four five. Six seven eight nine ten. Eleven twelve thirteen end."
     )
     both = "Six seven eight nine ten. Eleven twelve thirteen end."
-    assert pick(chunk, [0.0, 5.0, 4.9], margin=0.5).text == both
-    assert pick(chunk, [0.0, 5.0, 4.9], margin=0.0).text == "Six seven eight nine ten."
-    assert (
-        pick(chunk, [5.0, 4.9, 4.8], max_sentences=1, margin=1).text == "One two three four five."
-    )
+    assert pick(chunk, [-5.0, 5.0, 4.9], join=0.5).text == both
+    assert pick(chunk, [-5.0, 5.0, 4.9], join=0.999).text == "Six seven eight nine ten."
+    assert pick(chunk, [5.0, 4.9, 4.8], max_sentences=1, join=0).text == "One two three four five."
+    # the run with the most chance wins, even when the single best sentence is not in it
+    four = passage(chunk.text + " Fourteen fifteen sixteen seventeen.")
+    assert pick(four, [2.0, 2.0, -9.0, 2.1], max_sentences=2, join=0).text.startswith("One")
     long = passage(" ".join(["Word " + "word " * 44 + "end."] * 3))
-    assert len(pick(long, [1.0, 1.0, 1.0], margin=1).text.split()) <= 80
+    assert len(pick(long, [1.0, 1.0, 1.0], join=0).text.split()) <= 80
+
+
+def test_the_quote_score_is_the_log_odds_that_one_of_its_sentences_answers():
+    chunk = passage("One two three four five. Six seven eight nine ten.")
+    assert pick(chunk, [2.0, -40.0], max_sentences=1, join=0).score == pytest.approx(2.0)
+    both = pick(chunk, [0.0, 0.0], join=0)  # two even chances: 3 in 4 that one answers
+    assert both.score == pytest.approx(math.log(3))
 
 
 def test_captions_and_fragments_are_never_quoted_and_never_crossed():
@@ -348,7 +357,7 @@ def test_captions_and_fragments_are_never_quoted_and_never_crossed():
         "Keys go clockwise from their hash to a node."
     )
     chunk = passage(text, captions={0})
-    q = pick(chunk, [9.0, 1.0, 8.0, 0.9], margin=10)
+    q = pick(chunk, [9.0, 1.0, 8.0, 0.9], join=0)
     assert q.text == "Nodes are placed on a ring by a hash."  # the fragment between is not crossed
     assert pick(passage("Figure 1: Only a caption here.", captions={0}), [1.0]) is None
 

@@ -100,7 +100,7 @@ _MODEL_PATH = Path(__file__).with_name("quote_model.json")
 
 @cache
 def _model() -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
-    """(weights, bias, feature means, feature scales, neighbour margin) from quote_model.json."""
+    """(weights, bias, feature means, feature scales, join probability) from quote_model.json."""
     data = json.loads(_MODEL_PATH.read_text())
     if tuple(data["features"]) != FEATURES:
         raise RuntimeError("quote_model.json was fitted on other features: run bench/fit_quote.py")
@@ -109,7 +109,7 @@ def _model() -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
         float(data["bias"]),
         np.array(data["mean"]),
         np.array(data["scale"]),
-        float(data["neighbour_margin"]),
+        float(data["join_probability"]),
     )
 
 
@@ -174,38 +174,36 @@ def _quotable(chunk: Chunk) -> list[bool]:
 
 
 def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
-         margin: float | None = None) -> Quote | None:  # fmt: skip
-    """The best sentence, grown towards a neighbour that scores within ``margin`` (default: the
-    model's) of it while the quote stays a quote (at most MAX_QUOTE_WORDS words)."""
+         join: float | None = None) -> Quote | None:  # fmt: skip
+    """The run of 1 to ``max_sentences`` contiguous quotable sentences, at most MAX_QUOTE_WORDS
+    words, that most likely holds the answer: each sentence adds its probability less ``join``
+    (default: the model's), so a neighbour joins when it adds more than ``join`` of chance.
+    (A sentence longer than MAX_QUOTE_WORDS is quoted alone when nothing shorter is there.)"""
     sentences = chunk.sentences
     ok = _quotable(chunk)
     if not any(ok):
         return None
-    margin = _model()[4] if margin is None else margin
-    scores = np.where(ok, np.asarray(scores, dtype=float), -np.inf)
-    best = int(np.argmax(scores))
-    lo = hi = best
-
-    def words(a: int, b: int) -> int:
-        return len(chunk.text[sentences[a].start : sentences[b].end].split())
-
-    while hi - lo + 1 < max_sentences:
-        options = [i for i in (lo - 1, hi + 1) if 0 <= i < len(sentences) and ok[i]]
-        if not options:
-            break
-        nxt = max(options, key=lambda i: (scores[i], -i))
-        a, b = min(lo, nxt), max(hi, nxt)
-        if scores[nxt] < scores[best] - margin or words(a, b) > MAX_QUOTE_WORDS:
-            break
-        lo, hi = a, b
-    first, last = sentences[lo], sentences[hi]
-    pages = tuple(dict.fromkeys(p for s in sentences[lo : hi + 1] for p in s.pages))
-    printed = tuple(dict.fromkeys(p for s in sentences[lo : hi + 1] for p in s.printed))
+    join = _model()[4] if join is None else join
+    odds = np.asarray(scores, dtype=float)
+    gain = 1 / (1 + np.exp(-odds)) - join
+    best: tuple[float, int, int] | None = None
+    for lo in (i for i in range(len(sentences)) if ok[i]):
+        value = 0.0
+        for hi in range(lo, min(len(sentences), lo + max_sentences)):
+            words = len(chunk.text[sentences[lo].start : sentences[hi].end].split())
+            if not ok[hi] or (hi > lo and words > MAX_QUOTE_WORDS):
+                break
+            value += gain[hi]
+            if best is None or value > best[0] + 1e-12:
+                best = (value, lo, hi)
+    _, lo, hi = best
+    run = sentences[lo : hi + 1]
+    chance = 1 - np.prod(1 / (1 + np.exp(odds[lo : hi + 1])))  # that some sentence answers
     return Quote(
-        chunk.text[first.start : last.end],
-        first.start,
-        last.end,
-        pages,
-        printed,
-        float(scores[best]),
+        chunk.text[run[0].start : run[-1].end],
+        run[0].start,
+        run[-1].end,
+        tuple(dict.fromkeys(p for s in run for p in s.pages)),
+        tuple(dict.fromkeys(p for s in run for p in s.printed)),
+        float(math.log(max(chance, 1e-12) / max(1 - chance, 1e-12))),
     )

@@ -48,7 +48,7 @@ class Sentence:
     end: int
     pages: tuple[int, ...]
     printed: tuple[str, ...] = ()
-    caption: bool = False  # a figure or table caption: searchable, never quoted
+    caption: bool = False  # a caption or a bold title, not prose: searchable, never quoted
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 ``make_pdf(path, [["line 1", "line 2"], ["page 2 line 1"]])`` writes one text line per list
 item in Helvetica (a standard Type1 font, WinAnsiEncoding) with hand-built content streams,
-a correct cross-reference table and trailer, and an optional /Info Title.
+a correct cross-reference table and trailer, and an optional /Info Title. Text between
+``**`` is set in Helvetica-Bold: ``"**Leader election** Raft uses ..."``.
 
 Helpers for broken files: ``truncated_pdf``, ``not_a_pdf``, ``textless_pdf``.
 """
@@ -36,7 +37,12 @@ def content_stream(lines: Sequence[str], font_size: float = 10) -> bytes:
     ops = []
     y = PAGE_HEIGHT - MARGIN
     for line in lines:
-        ops.append(b"BT /F1 %g Tf %d %g Td (%s) Tj ET" % (font_size, MARGIN, y, escape(line)))
+        shows = b" ".join(
+            b"/F%d %g Tf (%s) Tj" % (1 + i % 2, font_size, escape(piece))
+            for i, piece in enumerate(line.split("**"))
+            if piece
+        )
+        ops.append(b"BT %d %g Td %s ET" % (MARGIN, y, shows))
         y -= leading
     return b"\n".join(ops) + b"\n"
 
@@ -67,6 +73,9 @@ def pdf_bytes(
     catalog = add(b"")  # filled in below, once the page tree's number is known
     tree = add(b"")
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    bold = add(
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>"
+    )
     kids = []
     for page in pages:
         stream = page if isinstance(page, bytes) else content_stream(page, font_size)
@@ -78,8 +87,8 @@ def pdf_bytes(
         kids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %d %d] "
-                b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>"
-                % (tree, PAGE_WIDTH, PAGE_HEIGHT, font, contents)
+                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> /Contents %d 0 R >>"
+                % (tree, PAGE_WIDTH, PAGE_HEIGHT, font, bold, contents)
             )
         )
     objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % tree

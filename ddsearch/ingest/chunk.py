@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ddsearch.ingest.bold import HEADING_MARK
 from ddsearch.models import Chunk, Page, Sentence
 from ddsearch.sentences import split_spans
 
@@ -29,7 +30,7 @@ _SMALL_WORDS = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "
 
 def heading(line: str) -> str | None:
     """The section heading a line is, or None: '4.6 Handling Temporary Failures', 'Abstract'."""
-    s = line.strip()
+    s = line.strip().lstrip(HEADING_MARK)
     if len(s) > 80 or len(s) < 3:
         return None
     if _NAMED.match(s):
@@ -70,6 +71,7 @@ class _Sentence:
 _CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|TABLE|FIGURE)\s+\d+[.:]")
 _OPEN_END = re.compile(rf"(?:\b(?:{'|'.join(sorted(_SMALL_WORDS))})|[:\-–—])$", re.I)
 _CAPTION_LINES = 8  # a caption longer than this many lines is prose that starts "Figure 3:"
+_TITLE_WORDS = 12  # bold lines with more words between them are a bold paragraph, not a title
 
 
 def _wrapped_heading(lines: list[str], i: int) -> tuple[str | None, int]:
@@ -81,6 +83,15 @@ def _wrapped_heading(lines: list[str], i: int) -> tuple[str | None, int]:
         if joined:
             return joined, 2
     return title, 1
+
+
+def _bold_title(lines: list[str], marked: list[bool], i: int) -> tuple[str | None, int]:
+    """The bold title (marked by extraction) at lines[i] and how many lines it takes."""
+    n = 0
+    while i + n < len(lines) and marked[i + n] and n < 3:
+        n += 1
+    text = " ".join(ln.strip() for ln in lines[i : i + n])
+    return (text, n) if n and len(text.split()) <= _TITLE_WORDS else (None, 1)
 
 
 def _line_width(lines: list[str]) -> float:
@@ -115,7 +126,8 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
 
     Figure and table captions come out as sentences of their own after their section's text,
     so a caption set inside a paragraph never splits the paragraph's sentences; the figure's
-    own labels just above a caption are dropped."""
+    own labels just above a caption are dropped. A bold title that is not a section heading
+    ("The Fetching Service", "Leader election.") is a sentence of its own, never quoted."""
     blocks: list[tuple[str | None, list[tuple[int, int, str | None]], str, bool]] = []
     section: str | None = None
     in_refs = False
@@ -135,6 +147,8 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
 
     for page in pages:
         lines = page.text.split("\n")
+        marked = [ln.startswith(HEADING_MARK) for ln in lines]
+        lines = [ln.lstrip(HEADING_MARK) for ln in lines]
         width = _line_width(lines)
         i = 0
         while i < len(lines):
@@ -144,6 +158,13 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
                 flush()
                 section = title
                 in_refs = bool(_REFERENCES.match(line.strip()))
+                i += used
+                continue
+            bold, used = _bold_title(lines, marked, i)
+            if bold:
+                flush()
+                if not in_refs:
+                    blocks.append((section, [(0, page.number, page.printed)], bold, True))
                 i += used
                 continue
             if _CAPTION.match(line.strip()):

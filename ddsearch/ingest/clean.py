@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import replace
 
+from ddsearch.ingest.bold import HEADING_MARK
 from ddsearch.models import Page
 
 _EDGE = 3  # lines at the top and bottom of a page that may be a running header/footer
@@ -27,13 +28,15 @@ _HARD_END = re.compile(r"([^\W\d_]-)(\d{1,4})\s*$", re.U)  # the same after a vi
 
 
 def normalize(text: str) -> str:
-    """Unicode NFKC, soft hyphens resolved, one kind of line break, no control characters."""
+    """Unicode NFKC, soft hyphens resolved, one kind of line break, no control characters
+    (HEADING_MARK, which extraction put at the start of a bold heading's line, is kept)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     # pdfium marks a soft hyphen at a line break with U+FFFE (sometimes followed by the break)
     text = re.sub("[\ufffe\u00ad]\n?", "", text)
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\u2010", "-").replace("\u2011", "-").replace("\u00a0", " ")
-    text = "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch)[0] != "C")
+    keep = ("\n", HEADING_MARK)
+    text = "".join(ch for ch in text if ch in keep or unicodedata.category(ch)[0] != "C")
     return text
 
 

@@ -19,12 +19,13 @@ from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
 from ddsearch.index.remote import ServerError
 from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
+from ddsearch.ingest.bold import HEADING_MARK
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, extract
 from ddsearch.models import Chunk, Paper
 
-PIPELINE_VERSION = 3  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 4  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):
@@ -74,7 +75,7 @@ def _first_line_title(pdf: Path, limits: Limits) -> str | None:
     except ExtractError:
         return None
     for line in doc.pages[0].text.splitlines():
-        line = line.strip()
+        line = line.strip().lstrip(HEADING_MARK)
         if len(line) > 8 and len(line.split()) >= 2:
             return doc.title or line[:200]
     return doc.title

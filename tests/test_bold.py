@@ -39,6 +39,28 @@ def test_a_whole_bold_line_is_marked_and_still_a_numbered_heading(tmp_path):
     assert heading(lines[0]) == "5.2 Leader election"
 
 
+def test_a_title_wrapped_onto_a_second_line_is_read_whole(tmp_path, embedder):
+    pdf = make_pdf(
+        tmp_path / "p.pdf",
+        [
+            [
+                "The lessons we learned are these.",
+                "**Optimizing for power users at the expense of casual**",
+                "**ones.** Borg provides a large set of features that",
+                "let power users tune how their jobs run, and the casual",
+                "user finds them hard to learn; we have since built tools",
+                "that hide most of them behind sensible defaults.",
+            ]
+        ],
+    )
+    pages = clean_pages(extract(pdf).pages, heading)
+    [chunk] = chunk_pages("p", pages, embedder.count_tokens, 200, 20)
+    texts = [chunk.text[s.start : s.end] for s in chunk.sentences]
+    title = texts.index("Optimizing for power users at the expense of casual ones.")
+    assert chunk.sentences[title].caption
+    assert texts[title + 1].startswith("Borg provides a large set of features")
+
+
 @pytest.mark.parametrize(
     "lines",
     [

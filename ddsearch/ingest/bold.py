@@ -80,7 +80,8 @@ def _title(run: str, rest: str, previous: str) -> str | None:
     words = run.split()
     if not words or len(words) > _MAX_WORDS or sum(ch.isalpha() for ch in run) < 3:
         return None
-    if not (run[0].isupper() or run[0].isdigit()) or _CAPTION.match(run):
+    continues = previous.startswith(HEADING_MARK)  # a title's second line: "casual / ones."
+    if not (run[0].isupper() or run[0].isdigit() or continues) or _CAPTION.match(run):
         return None
     if not rest:
         return run  # the whole line is bold and short

@@ -25,7 +25,7 @@ from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, extract
 from ddsearch.models import Chunk, Paper
 
-PIPELINE_VERSION = 4  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 5  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):

@@ -3,13 +3,15 @@
 ``make_pdf(path, [["line 1", "line 2"], ["page 2 line 1"]])`` writes one text line per list
 item in Helvetica (a standard Type1 font, WinAnsiEncoding) with hand-built content streams,
 a correct cross-reference table and trailer, and an optional /Info Title. Text between
-``**`` is set in Helvetica-Bold: ``"**Leader election** Raft uses ..."``.
+``**`` is set in Helvetica-Bold (``"**Leader election** Raft uses ..."``), text between ``__``
+in small print (a footnote: ``"__3Note that ...__"``).
 
 Helpers for broken files: ``truncated_pdf``, ``not_a_pdf``, ``textless_pdf``.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,11 +39,14 @@ def content_stream(lines: Sequence[str], font_size: float = 10) -> bytes:
     ops = []
     y = PAGE_HEIGHT - MARGIN
     for line in lines:
-        shows = b" ".join(
-            b"/F%d %g Tf (%s) Tj" % (1 + i % 2, font_size, escape(piece))
-            for i, piece in enumerate(line.split("**"))
-            if piece
-        )
+        shows, bold, small = [], False, False
+        for piece in re.split(r"(\*\*|__)", line):
+            if piece in ("**", "__"):
+                bold, small = bold ^ (piece == "**"), small ^ (piece == "__")
+            elif piece:
+                size = font_size * (0.8 if small else 1)
+                shows.append(b"/F%d %g Tf (%s) Tj" % (2 if bold else 1, size, escape(piece)))
+        shows = b" ".join(shows)
         ops.append(b"BT %d %g Td %s ET" % (MARGIN, y, shows))
         y -= leading
     return b"\n".join(ops) + b"\n"

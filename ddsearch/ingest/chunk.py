@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ddsearch.ingest.bold import HEADING_MARK
+from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.models import Chunk, Page, Sentence
 from ddsearch.sentences import split_spans
 

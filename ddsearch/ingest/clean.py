@@ -12,7 +12,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import replace
 
-from ddsearch.ingest.bold import HEADING_MARK
+from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.models import Page
 
 _EDGE = 3  # lines at the top and bottom of a page that may be a running header/footer

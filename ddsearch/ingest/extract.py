@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddsearch.config import Limits
-from ddsearch.ingest.bold import mark_headings
+from ddsearch.ingest.typeset import typeset
 from ddsearch.models import Page
 
 __all__ = ["Document", "ExtractError", "Limits", "extract"]
@@ -35,7 +35,7 @@ class _Final(ExtractError):
 
 @dataclass(frozen=True)
 class Document:
-    """A PDF's pages; with pdfium, a bold title's line starts with bold.HEADING_MARK."""
+    """A PDF's pages; with pdfium, a bold title's line starts with typeset.HEADING_MARK."""
 
     pages: list[Page]
     title: str | None  # from the PDF's metadata, when it has a plausible one
@@ -68,7 +68,7 @@ def _pdfium_pages(path: str, max_pages: int, max_page_chars: int) -> Iterator[tu
             page = doc[i]
             try:
                 textpage = page.get_textpage()
-                text = mark_headings(textpage.raw, textpage.get_text_range())
+                text = typeset(textpage.raw, textpage.get_text_range())
                 yield "page", i, text[:max_page_chars]
                 textpage.close()
             finally:

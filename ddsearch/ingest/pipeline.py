@@ -19,13 +19,13 @@ from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import writer_lock
 from ddsearch.index.remote import ServerError
 from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
-from ddsearch.ingest.bold import HEADING_MARK
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, extract
+from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.models import Chunk, Paper
 
-PIPELINE_VERSION = 5  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 6  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):

@@ -1,4 +1,4 @@
-"""Bold titles the plain text does not show: put on a line of their own, never quoted."""
+"""What only the typesetting shows: bold titles (never quoted), small print inside a sentence."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from pdfmaker import make_pdf
 
-from ddsearch.ingest.bold import HEADING_MARK
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages
 from ddsearch.ingest.extract import extract
+from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.search.quote import pick
 
 
@@ -102,3 +102,61 @@ def test_the_title_is_a_sentence_of_its_own_that_is_never_quoted(tmp_path, embed
     quote = pick(chunk, scores, max_sentences=1)
     assert quote is not None and "Fetching Service" not in quote.text
     assert len(quote.text.split()) >= 4
+
+
+def _chunk(tmp_path, embedder, lines):
+    pages = clean_pages(extract(make_pdf(tmp_path / "p.pdf", [lines])).pages, heading)
+    [chunk] = chunk_pages("p", pages, embedder.count_tokens, 250, 20)
+    return chunk.text
+
+
+def test_a_footnote_inside_a_sentence_moves_after_the_sentence(tmp_path, embedder):
+    text = _chunk(
+        tmp_path,
+        embedder,
+        [
+            "5.1 Job Scheduling",
+            "The scheduler uses our representation of datasets.",
+            "It runs a job as a graph of stages.",
+            "The scheduler is similar to the one of Dryad, and it also takes into account",
+            "which partitions of per-__3Note that our union operation keeps duplicates.__",
+            "__join groupBy map__",
+            "sistent datasets are in memory. Whenever a user runs an action,",
+            "the scheduler builds a graph of stages to execute.",
+            "Each stage holds as many narrow transformations as it can.",
+            "The boundaries of the stages are the shuffles.",
+            "Then tasks compute the missing partitions.",
+        ],
+    )
+    assert "which partitions of persistent datasets are in memory." in text
+    assert "the scheduler builds a graph of stages to execute. 3Note that our union" in text
+    assert "duplicates. join groupBy map Each stage holds as many narrow" in text
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # small print between whole sentences stays where it is
+        [
+            "The log is replicated to every server.",
+            "__3A footnote that explains the log.__",
+            "Each server applies the entries in order.",
+        ],
+        # a subscript at a line's end is too short to be an aside
+        ["The value of the counter x__i__ grows with", "each request the server accepts."],
+        # a running header: the page's top and bottom lines stay for clean to recognise
+        [
+            "482 __M. Herlihy and J. Wing, Linearizability__",
+            "their specifications and",
+            "the",
+            "assumption that they",
+            "are implemented correctly.",
+            "Here are axioms.",
+        ],
+        # no sentence ends after it on this page: nowhere to move it to
+        ["The value grows with__3A footnote that never ends a sentence__", "each request and"],
+    ],
+)
+def test_small_print_that_interrupts_nothing_stays(tmp_path, embedder, lines):
+    plain = " ".join(ln.replace("__", "") for ln in lines)
+    assert _chunk(tmp_path, embedder, lines) == plain

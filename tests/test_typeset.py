@@ -19,6 +19,13 @@ def _lines(tmp_path: Path, lines: list[str]) -> list[str]:
     return extract(make_pdf(tmp_path / "p.pdf", [lines])).pages[0].text.splitlines()
 
 
+def _chunk(tmp_path: Path, embedder, lines: list[str]):
+    """The one chunk of a one-page PDF of ``lines``, and its sentences' text."""
+    pages = clean_pages(extract(make_pdf(tmp_path / "p.pdf", [lines])).pages, heading)
+    [chunk] = chunk_pages("p", pages, embedder.count_tokens, 250, 20)
+    return chunk, [chunk.text[s.start : s.end] for s in chunk.sentences]
+
+
 def test_a_run_in_title_gets_its_own_marked_line(tmp_path):
     lines = _lines(
         tmp_path,
@@ -40,22 +47,18 @@ def test_a_whole_bold_line_is_marked_and_still_a_numbered_heading(tmp_path):
 
 
 def test_a_title_wrapped_onto_a_second_line_is_read_whole(tmp_path, embedder):
-    pdf = make_pdf(
-        tmp_path / "p.pdf",
+    chunk, texts = _chunk(
+        tmp_path,
+        embedder,
         [
-            [
-                "The lessons we learned are these.",
-                "**Optimizing for power users at the expense of casual**",
-                "**ones.** Borg provides a large set of features that",
-                "let power users tune how their jobs run, and the casual",
-                "user finds them hard to learn; we have since built tools",
-                "that hide most of them behind sensible defaults.",
-            ]
+            "The lessons we learned are these.",
+            "**Optimizing for power users at the expense of casual**",
+            "**ones.** Borg provides a large set of features that",
+            "let power users tune how their jobs run, and the casual",
+            "user finds them hard to learn; we have since built tools",
+            "that hide most of them behind sensible defaults.",
         ],
     )
-    pages = clean_pages(extract(pdf).pages, heading)
-    [chunk] = chunk_pages("p", pages, embedder.count_tokens, 200, 20)
-    texts = [chunk.text[s.start : s.end] for s in chunk.sentences]
     title = texts.index("Optimizing for power users at the expense of casual ones.")
     assert chunk.sentences[title].caption
     assert texts[title + 1].startswith("Borg provides a large set of features")
@@ -76,21 +79,17 @@ def test_emphasis_captions_and_bold_pages_are_left_alone(tmp_path, lines):
 
 
 def test_the_title_is_a_sentence_of_its_own_that_is_never_quoted(tmp_path, embedder):
-    pdf = make_pdf(
-        tmp_path / "p.pdf",
+    chunk, texts = _chunk(
+        tmp_path,
+        embedder,
         [
-            [
-                "3 Applications",
-                "We now describe some applications that use the service.",
-                "**The Fetching Service** Crawling is an important part of",
-                "a search engine, and it crawls billions of documents.",
-                "The read traffic is much higher than the write traffic.",
-            ]
+            "3 Applications",
+            "We now describe some applications that use the service.",
+            "**The Fetching Service** Crawling is an important part of",
+            "a search engine, and it crawls billions of documents.",
+            "The read traffic is much higher than the write traffic.",
         ],
     )
-    pages = clean_pages(extract(pdf).pages, heading)
-    [chunk] = chunk_pages("p", pages, embedder.count_tokens, 200, 20)
-    texts = [chunk.text[s.start : s.end] for s in chunk.sentences]
     assert HEADING_MARK not in chunk.text
     title = texts.index("The Fetching Service")
     assert chunk.sentences[title].caption
@@ -102,12 +101,6 @@ def test_the_title_is_a_sentence_of_its_own_that_is_never_quoted(tmp_path, embed
     quote = pick(chunk, scores, max_sentences=1)
     assert quote is not None and "Fetching Service" not in quote.text
     assert len(quote.text.split()) >= 4
-
-
-def _chunk(tmp_path, embedder, lines):
-    pages = clean_pages(extract(make_pdf(tmp_path / "p.pdf", [lines])).pages, heading)
-    [chunk] = chunk_pages("p", pages, embedder.count_tokens, 250, 20)
-    return chunk.text
 
 
 def test_a_footnote_inside_a_sentence_moves_after_the_sentence(tmp_path, embedder):
@@ -127,7 +120,7 @@ def test_a_footnote_inside_a_sentence_moves_after_the_sentence(tmp_path, embedde
             "The boundaries of the stages are the shuffles.",
             "Then tasks compute the missing partitions.",
         ],
-    )
+    )[0].text
     assert "which partitions of persistent datasets are in memory." in text
     assert "the scheduler builds a graph of stages to execute. 3Note that our union" in text
     assert "duplicates. join groupBy map Each stage holds as many narrow" in text
@@ -159,4 +152,4 @@ def test_a_footnote_inside_a_sentence_moves_after_the_sentence(tmp_path, embedde
 )
 def test_small_print_that_interrupts_nothing_stays(tmp_path, embedder, lines):
     plain = " ".join(ln.replace("__", "") for ln in lines)
-    assert _chunk(tmp_path, embedder, lines) == plain
+    assert _chunk(tmp_path, embedder, lines)[0].text == plain

@@ -12,10 +12,10 @@ import unicodedata
 from collections import Counter
 from dataclasses import replace
 
+from ddsearch.ingest.typeset import EDGE_LINES as _EDGE
 from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.models import Page
 
-_EDGE = 3  # lines at the top and bottom of a page that may be a running header/footer
 _PAGE_NUMBER = re.compile(r"^(?:page\s+)?(\d{1,4}|[ivxlc]{1,6})(?:\s+of\s+\d+)?$", re.I)
 _GLYPHS = re.compile(r"(?:/g\d+){2,}|(?:\(cid:\d+\)){1,}")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.U)

@@ -22,9 +22,10 @@ _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|medi", re.I)
 _MAX_WORDS = 10  # a longer bold run is emphasis or a bold paragraph, not a title
 _MAX_BOLD_SHARE = 0.3  # a page set mostly in bold says nothing by its boldness
 _CAPTION = re.compile(r"(?:Figure|Fig\.|Table|TABLE|FIGURE)\s*\d")
-_ENDS_SENTENCE = (".", "?", "!", ":")
+_FULL_STOP = (".", "?", "!")
+_ENDS_SENTENCE = (*_FULL_STOP, ":")
 _SMALL = 0.95  # of the page's body size: a footnote, a caption, a figure's labels
-_EDGE = 3  # lines at a page's top and bottom that may be a running header (as clean has it)
+EDGE_LINES = 3  # lines at a page's top and bottom that may be a running header or footer
 _ASIDE_LETTERS = 12  # less small print at a line's end is a subscript or a marker, not an aside
 
 
@@ -87,7 +88,7 @@ def _asides_moved(raw, textpage, text: str, lines: list[tuple[int, int]]):
             segments.extend([(a, p, False), (p, b, True)])
         else:
             segments.append((a, b, False))
-        if n < _EDGE or n >= len(lines) - _EDGE:
+        if n < EDGE_LINES or n >= len(lines) - EDGE_LINES:
             edge.update(range(first, len(segments)))
     order: list[tuple[int, int]] = []
     held: list[tuple[int, int]] = []  # small print waiting for its sentence to end
@@ -96,7 +97,7 @@ def _asides_moved(raw, textpage, text: str, lines: list[tuple[int, int]]):
         a, b, small = segments[i]
         if not small:
             order.append((a, b))
-            if held and text[a:b].rstrip().endswith((".", "?", "!")):
+            if held and text[a:b].rstrip().endswith(_FULL_STOP):
                 order.extend(held)
                 held = []
             i += 1
@@ -121,9 +122,7 @@ def _asides_moved(raw, textpage, text: str, lines: list[tuple[int, int]]):
 
 def _ends_later(text: str, segments) -> bool:
     """Whether a line of body text among ``segments`` ends a sentence."""
-    return any(
-        not small and text[a:b].rstrip().endswith((".", "?", "!")) for a, b, small in segments
-    )
+    return any(not small and text[a:b].rstrip().endswith(_FULL_STOP) for a, b, small in segments)
 
 
 def _titles(raw, textpage, text: str, lines: list[tuple[int, int]]) -> list[str]:

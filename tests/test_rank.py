@@ -7,7 +7,12 @@ def test_list_questions_are_recognised():
     assert asks_for_many_papers("Which systems send some messages over UDP rather than TCP?")
     assert asks_for_many_papers("which papers evaluate their system under network partitions?")
     assert asks_for_many_papers("What storage systems checksum their logs?")
+    assert asks_for_many_papers("In which papers does a lease bound clock skew?")
+    assert asks_for_many_papers("Across the reading list, which protocols use leases?")
+    assert asks_for_many_papers("List the storage systems that checksum their data.")
     assert not asks_for_many_papers("Which system does Chubby replace?")
+    assert not asks_for_many_papers("In which system is the tail the read path?")
+    assert not asks_for_many_papers("Name the component that assigns tablets in Bigtable.")
     assert not asks_for_many_papers("How does Raft elect a leader?")
     assert not asks_for_many_papers("How can a company tell which services depend on others?")
 

@@ -65,16 +65,21 @@ def fuse(runs: Sequence[tuple[Ranking, float]]) -> dict[int, float]:
     return fused
 
 
+_KINDS = r"(?:papers|systems|designs|protocols|databases|services|algorithms)"
 _LIST_QUESTION = re.compile(
-    r"^\s*(?:which|what)\s+(?:\w+\s+){0,2}?"
-    r"(?:papers|systems|designs|protocols|databases|services|algorithms)\b",
+    # "Which systems ...", "In which papers ...", "Across the list, which protocols ...";
+    # not "How can a company tell which services ..." (a question about one system)
+    rf"(?:^\s*|[,;:]\s*|\b(?:in|among|across|of|for|from)\s+)(?:which|what)\s+(?:\w+\s+){{0,2}}?"
+    rf"{_KINDS}\b"
+    # "List the systems that ...", "Name all protocols that ..."
+    rf"|^\s*(?:list|name)\s+(?:the\s+|all\s+|every\s+)?(?:\w+\s+)?{_KINDS}\b",
     re.I,
 )
 
 
 def asks_for_many_papers(query: str) -> bool:
     """'Which systems checksum their data ...?': the answer is a list of papers."""
-    return bool(_LIST_QUESTION.match(query))
+    return bool(_LIST_QUESTION.search(query))
 
 
 def diversify(

@@ -101,7 +101,7 @@ class Service:
             w.checked = time.monotonic()
             return w.searcher
         s = w.searcher
-        remote = s.store.remote is not None
+        remote = s.store.remote is not None and not s.store.remote.embedded  # a Chroma server
         if not remote or time.monotonic() - w.checked >= self.refresh_seconds:
             w.checked = time.monotonic()
             if s.refresh():

@@ -104,6 +104,32 @@ def test_the_token_guards_everything_but_health_mcp_included(service):
         assert c.get("/papers", headers={"Authorization": "Bearer t0ke"}).status_code == 401
 
 
+def test_the_openapi_document_follows_an_ingest(tmp_path, embedder):
+    """The document is kept between requests, and made again when the indexed papers change."""
+    from conftest import write_small_papers
+
+    from ddsearch.ingest.pipeline import ingest
+
+    pdfs, settings = tmp_path / "pdfs", Settings(home=tmp_path / "home")
+    write_small_papers(pdfs, ["ledger"])
+    assert ingest(settings, load_catalog(), [pdfs], embedder=embedder).ok
+    s = Service(settings, load_catalog(), workers=1)
+    try:
+        with TestClient(create_app(s)) as c:
+
+            def enum():
+                doc = c.get("/openapi.json").json()
+                params = {p["name"]: p for p in doc["paths"]["/search"]["get"]["parameters"]}
+                return params["paper"]["schema"]["items"]["enum"]
+
+            assert enum() == enum() == ["ledger"]
+            write_small_papers(pdfs, ["orchard"])
+            assert ingest(settings, load_catalog(), [pdfs], embedder=embedder).ok
+            assert enum() == ["ledger", "orchard"]
+    finally:
+        s.close()
+
+
 class _Blocking:
     """A searcher whose searches wait for a gate: to hold requests in flight."""
 

@@ -257,6 +257,8 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     async def health():
         return json_response(200, {"status": "ok", "version": __version__})
 
+    documents: dict = {}  # the last OpenAPI document and the paper ids it enumerates
+
     @app.get("/openapi.json", operation_id="openapi", summary="This document",
              response_class=Response, dependencies=[only()],
              responses={200: {"description": "OpenAPI 3.1, generated from the routes",
@@ -264,7 +266,10 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
                         401: ERRORS[401], 503: ERRORS[503]})  # fmt: skip
     async def openapi():
         indexed, citable = await service.call(service.paper_ids)
-        return json_response(200, openapi_document(app, indexed, citable))
+        key = (tuple(indexed), tuple(citable))
+        if documents.get("key") != key:  # generated again only when the papers change
+            documents.update(key=key, doc=openapi_document(app, indexed, citable))
+        return json_response(200, documents["doc"])
 
     @app.get("/", response_class=Response, operation_id="page", dependencies=[
              only(q=False, k=False, paper=True, mode=False)],

@@ -12,7 +12,7 @@ from ddsearch import __version__
 from ddsearch.config import Settings
 from ddsearch.service import Busy, RequestError, Service
 
-MAX_K = 50
+MAX_K = 50  # fewer than serve's 100: every passage costs an assistant's context
 
 
 def passages(doc: dict, hits) -> list[dict]:

@@ -130,6 +130,18 @@ def test_the_openapi_document_follows_an_ingest(tmp_path, embedder):
         s.close()
 
 
+def test_mcp_answers_carry_the_shared_headers(service):
+    hello = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "0"}},
+    }  # fmt: skip
+    with TestClient(create_app(service), base_url="http://127.0.0.1:8765") as c:
+        r = c.post("/mcp", json=hello, headers={"Accept": "application/json, text/event-stream"})
+    assert r.status_code == 200 and "ddsearch" in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
 class _Blocking:
     """A searcher whose searches wait for a gate: to hold requests in flight."""
 

@@ -74,7 +74,7 @@ def authorized(authorization: str | None, token: str) -> bool:
 class Guard:
     """ASGI middleware in front of the routes: the token (all but ``/health``), GET and HEAD
     only (MCP has its own methods), HEAD answered as GET without the body, and the headers
-    every answer carries."""
+    every answer carries, MCP's included."""
 
     def __init__(self, app, token: str | None):
         self.app, self.token = app, token or None
@@ -96,14 +96,13 @@ class Guard:
                 {"WWW-Authenticate": f'{scheme} realm="ddsearch"'},
             )
             return await r(scope, receive, send)
-        if path == MCP_PATH:
-            return await self.app(scope, receive, send)
-        if method not in ("GET", "HEAD"):
+        mcp = path == MCP_PATH
+        if method not in ("GET", "HEAD") and not mcp:
             r = error_response(
                 405, f"method {method} is not allowed; use GET or HEAD", {"Allow": "GET, HEAD"}
             )
             return await r(scope, receive, send)
-        head = method == "HEAD"
+        head = method == "HEAD" and not mcp
         if head:
             scope = {**scope, "method": "GET"}
 

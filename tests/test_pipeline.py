@@ -183,6 +183,33 @@ def test_changed_settings_reingest(tmp_home, small_pdfs, catalog, embedder):
     assert_consistent(tmp_home)
 
 
+def _fts_rows(home: Path) -> tuple[int, int]:
+    """Rows of the full-text indexes' segment tables: index.db's and the Chroma database's."""
+    out = []
+    chroma = home / "chroma" / "chroma.sqlite3"
+    for path, table in ((home / "index.db", "chunks_fts"), (chroma, "embedding_fulltext_search")):
+        with sqlite3.connect(path) as db:
+            out.append(db.execute(f"SELECT count(*) FROM {table}_data").fetchone()[0])
+    return out[0], out[1]
+
+
+def test_reingesting_does_not_grow_the_full_text_indexes(tmp_home, small_pdfs, catalog, embedder):
+    """FTS5 keeps a replaced row's entries until a merge; an ingest that replaced or removed
+    papers merges them, so the home stays the size of what it holds."""
+    folder = small_pdfs["lighthouse"].parent
+    run(tmp_home, catalog, [folder], embedder=embedder)
+    first = _fts_rows(tmp_home)
+    for tokens in (40, 60, 40, 60, 40, 60):
+        settings = {"chunk_tokens": tokens, "overlap_tokens": 8}
+        report = run(tmp_home, catalog, [folder], embedder=embedder, settings=settings)
+        assert set(statuses(report).values()) == {"ingested"}
+    run(tmp_home, catalog, [folder], embedder=embedder)  # the first settings again
+    now = _fts_rows(tmp_home)
+    assert now[0] <= first[0] and now[1] <= first[1], (first, now)
+    assert "compact" in report.stages
+    assert_consistent(tmp_home)
+
+
 def test_rebuild_reingests_everything(tmp_home, small_pdfs, catalog, embedder):
     folder = small_pdfs["lighthouse"].parent
     run(tmp_home, catalog, [folder], embedder=embedder)

@@ -251,6 +251,25 @@ class Remote:
         )
         self.sync(store)
 
+    def compact(self) -> None:
+        """Merge the embedded database's full-text index (Chroma indexes every chunk's text
+        with FTS5, in its own SQLite file) into one segment. A server compacts itself; a
+        Chroma release without that table is left alone."""
+        if not self.embedded:
+            return
+        import contextlib
+        import sqlite3
+
+        table = "embedding_fulltext_search"
+        path = os.path.join(str(self.path), "chroma.sqlite3")
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name=? AND sql LIKE '%fts5%'", (table,)
+            ).fetchone()
+            if found:
+                with db:
+                    db.execute(f"INSERT INTO {table}({table}) VALUES('optimize')")
+
     def orphans(self) -> list[str]:
         """Ids of rows that no commit owns and that are too old to be a live writer's (an
         embedded database has one writer, under the data home's lock: all of them)."""

@@ -75,6 +75,7 @@ class Store:
         self.home = Path(home)
         self.db_path = self.home / "index.db"
         self.readonly = readonly
+        self.deleted = False  # rows deleted since the last compact()
         if readonly and not self.db_path.exists() and not chroma_url:
             raise IndexError_(f"no index in {self.home}: run 'ddsearch ingest' first")
         self.home.mkdir(parents=True, exist_ok=True)
@@ -302,12 +303,31 @@ class Store:
 
     def _delete_rows(self, paper_id: str) -> None:
         rows = self.db.execute("SELECT rowid FROM chunks WHERE paper_id=?", (paper_id,)).fetchall()
+        self.deleted = self.deleted or bool(rows)
         self.db.executemany("DELETE FROM chunks_fts WHERE rowid=?", rows)
         self.db.executemany("DELETE FROM sentences WHERE chunk=?", rows)
         self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
 
     def remove_paper(self, paper_id: str) -> None:
         self.remote.remove_paper(self, paper_id)
+
+    def compact(self) -> None:
+        """Merge the full-text indexes, here and in the embedded Chroma database, once papers
+        were replaced or removed: FTS5 keeps a deleted row's entries until a merge, so every
+        re-ingest grew them (Chroma's, 8 -> 34 MB over three re-ingests of the 45 papers).
+        Same rows, same ranking; the freed pages are reused by the next writes."""
+        if not self.deleted:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('optimize')")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if self.remote is not None:
+            self.remote.compact()
+        self.deleted = False
 
     def reconcile(self) -> int:
         """Delete Chroma rows no commit owns (left by a crash); return how many."""

@@ -339,6 +339,9 @@ def ingest(
                         store.remote.settle(store)
                 began = time.monotonic()
                 try:
+                    store.compact()  # after replacing or removing papers
+                    report.timed({"compact": time.monotonic() - began})
+                    began = time.monotonic()
                     store.postings(build=True)  # queries rank lexically from these
                 except KeyboardInterrupt:  # saved atomically or not at all; FTS5 answers
                     report.interrupted = True

@@ -147,14 +147,9 @@ class Store:
                 record, chunks, vectors, self.model or "", sentence
             )
             tokens[pid] = committed["token"]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             self.set_meta("remote_tokens", json.dumps(tokens, sort_keys=True))
             self.set_meta("origin", self.remote.origin)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         self._drop_legacy_collection()
 
     def _drop_legacy_collection(self) -> None:
@@ -177,18 +172,13 @@ class Store:
                 f"{self.home} holds a local (embedded) index; use another --home with --chroma-url"
             )
         if origin != remote.origin:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction():
                 for pid in list(self.records()):
                     self._delete_rows(pid)
                 self.db.execute("DELETE FROM papers")
                 self.db.execute("DELETE FROM meta WHERE key IN ('remote_tokens', 'model')")
                 self.set_meta("origin", remote.origin)
                 self.bump_generation()
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
         self.remote = remote
         self.sync()
 
@@ -308,6 +298,17 @@ class Store:
         self.db.executemany("DELETE FROM sentences WHERE chunk=?", rows)
         self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction on the cache: committed, or rolled back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     def remove_paper(self, paper_id: str) -> None:
         self.remote.remove_paper(self, paper_id)
 
@@ -318,15 +319,9 @@ class Store:
         Same rows, same ranking; the freed pages are reused by the next writes."""
         if not self.deleted:
             return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('optimize')")
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        if self.remote is not None:
-            self.remote.compact()
+        self.remote.compact()
         self.deleted = False
 
     def reconcile(self) -> int:
@@ -336,8 +331,7 @@ class Store:
     def rebuild_fts(self) -> None:
         """Rewrite the lexical index from the chunks table, in one transaction. The table is
         made anew, so this also repairs an index whose own pages are damaged."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             self.db.execute("DROP TABLE IF EXISTS chunks_fts")
             self.db.execute(_FTS_TABLE)
             self.db.execute(
@@ -346,10 +340,6 @@ class Store:
                 "FROM chunks c JOIN papers p ON p.id = c.paper_id"
             )
             self.bump_generation()
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     # -- reading ----------------------------------------------------------------------------
     def chunks(self, rowids: Iterable[int]) -> dict[int, Chunk]:

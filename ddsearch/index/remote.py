@@ -344,45 +344,17 @@ class Remote:
     def _apply(self, store, removed, fetched, *, replace: bool = False) -> None:
         """Remove and write papers in the cache, in one transaction; ``replace``: ``removed``
         are all the cached papers and ``fetched`` all the server's."""
-        from ddsearch.models import Chunk, Sentence
-
-        db = store.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with store.transaction():
             tokens = json.loads(store.meta("remote_tokens") or "{}")  # another process may
             for pid in removed:  # have synced meanwhile: decide again under the lock
                 if pid in tokens or replace:
                     store._delete_rows(pid)
-                    db.execute("DELETE FROM papers WHERE id=?", (pid,))
+                    store.db.execute("DELETE FROM papers WHERE id=?", (pid,))
                     tokens.pop(pid, None)
             latest = None
             for pid, meta, doc, rows in fetched:
                 if tokens.get(pid) == meta["token"]:
                     continue
-                order = sorted(
-                    range(len(rows["ids"])), key=lambda i: rows["metadatas"][i]["ordinal"]
-                )
-                chunks, blobs, sentence_blobs = [], [], []
-                for i in order:
-                    m, extra = rows["metadatas"][i], json.loads(rows["metadatas"][i]["chunk"])
-                    sentences = tuple(
-                        Sentence(a, b, tuple(pages), tuple(printed), bool(caption))
-                        for a, b, pages, printed, caption in extra["sentences"]
-                    )
-                    chunks.append(
-                        Chunk(
-                            extra["id"],
-                            pid,
-                            m["ordinal"],
-                            rows["documents"][i],
-                            tuple(extra["pages"]),
-                            extra["section"],
-                            tuple(extra["printed"]),
-                            sentences,
-                        )
-                    )
-                    blobs.append(_b64_to_bytes(m["vector"]))
-                    sentence_blobs.append(_b64_to_bytes(m["sentence_vectors"]))
                 record = PaperRecord(
                     paper_from_json(json.dumps(doc["paper"])),
                     doc["sha256"],
@@ -391,7 +363,7 @@ class Remote:
                     doc["source"],
                     doc["ingested_at"],
                 )
-                store._write_rows(record, chunks, blobs, sentence_blobs)
+                store._write_rows(record, *_decode_rows(pid, rows))
                 tokens[pid] = meta["token"]
                 latest = meta
             if latest is not None:
@@ -400,7 +372,32 @@ class Remote:
                     store.set_meta("dimension", str(latest["dimension"]))
             store.set_meta("remote_tokens", json.dumps(tokens, sort_keys=True))
             store.bump_generation()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+
+
+def _decode_rows(pid: str, rows: dict) -> tuple[list, list[bytes], list[bytes]]:
+    """A paper's Chroma rows as the cache writes them: chunks in order, their vectors and
+    sentence vectors (bytes)."""
+    from ddsearch.models import Chunk, Sentence
+
+    chunks, blobs, sentence_blobs = [], [], []
+    for i in sorted(range(len(rows["ids"])), key=lambda i: rows["metadatas"][i]["ordinal"]):
+        m, extra = rows["metadatas"][i], json.loads(rows["metadatas"][i]["chunk"])
+        sentences = tuple(
+            Sentence(a, b, tuple(pages), tuple(printed), bool(caption))
+            for a, b, pages, printed, caption in extra["sentences"]
+        )
+        chunks.append(
+            Chunk(
+                extra["id"],
+                pid,
+                m["ordinal"],
+                rows["documents"][i],
+                tuple(extra["pages"]),
+                extra["section"],
+                tuple(extra["printed"]),
+                sentences,
+            )
+        )
+        blobs.append(_b64_to_bytes(m["vector"]))
+        sentence_blobs.append(_b64_to_bytes(m["sentence_vectors"]))
+    return chunks, blobs, sentence_blobs

@@ -203,9 +203,12 @@ def ingest(ctx, ids, sources, bibs, prune, catalog_path, model, precision, refre
 
 
 # ------------------------------------------------------------------------------ query
+_RANKERS = ("dense", "lexical", "named", "section", "best_sentence")  # the runs a hit may have
+
+
 def _explain(hit) -> str:
     """Each ranker's raw and normalised evidence, and the quote model's score."""
-    names = [n for n in ("dense", "lexical", "best_sentence") if n in hit.scores]
+    names = [n for n in _RANKERS if n in hit.scores]
     parts = [f"{n} {hit.scores[n]:.4f} (norm {hit.scores.get(n + '_norm', 0):.3f})" for n in names]
     if "quote" in hit.scores:
         parts.append(f"quote {hit.scores['quote']:+.2f}")
@@ -257,7 +260,9 @@ _WEAK_NOTICE = "weak match: nothing in the index is close to this question; chec
     show_default=True,
     help="Ranking: both fused, vectors only, or bm25 only.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (with --file: a JSON list)."
+)
 @click.option("--file", "qfile", type=click.File("r"), help="Questions, one per line ('-': stdin).")
 @click.option("--jsonl", is_flag=True, help="With --file: one JSON object per line.")
 @click.option("--full", is_flag=True, help="Show whole passages, not just the quotes.")
@@ -290,6 +295,8 @@ def query(
         raise click.UsageError("the QUESTION is empty: give words to search for")
     if jsonl and qfile is None:
         raise click.UsageError("--jsonl goes with --file")
+    if jsonl and as_json:
+        raise click.UsageError("--json and --jsonl: choose one")
     if exports and qfile is not None:
         raise click.UsageError("--export goes with a QUESTION, not with --file")
     if fmt and len(exports) != 1:
@@ -297,6 +304,8 @@ def query(
     if exports or as_json or qfile is not None:  # a plain query's start-up spares the import
         from ddsearch.search.export import check_target, export, format_from_path, render_json
 
+    if len({Path(p).resolve() for p in exports}) < len(exports):
+        raise click.UsageError("the same --export file is given twice")
     for path in exports:  # before the search, which may take a while
         try:
             format_from_path(path, fmt)
@@ -316,20 +325,26 @@ def query(
         return hits
 
     if qfile is not None:
-        for line in qfile:
-            q = line.strip()
-            if not q:
-                continue
-            text = render_json(q, run(q), keys)  # search once, print either way
-            click.echo(json.dumps(json.loads(text), ensure_ascii=False) if jsonl else text)
+        _query_file(ctx, qfile, run, keys, "jsonl" if jsonl else "json" if as_json else "text",
+                    full, explain)  # fmt: skip
         return
     hits = run(question)
     for path in exports:
-        export(path, fmt, question, hits, keys, force=force)
+        try:
+            export(path, fmt, question, hits, keys, force=force)
+        except FileExistsError:
+            raise
+        except OSError as e:  # a folder that cannot be written to, a full disk, ...
+            why = f"cannot write {path}: {e.strerror}" if e.strerror else str(e)
+            raise click.ClickException(why) from None
         click.echo(f"wrote {path}", err=True)
     if as_json:
         click.echo(render_json(question, hits, keys), nl=False)
         return
+    _print_hits(hits, keys, full, explain)
+
+
+def _print_hits(hits, keys: dict[str, str], full: bool, explain: bool) -> None:
     if not hits:
         click.echo("no results")
         return
@@ -338,6 +353,39 @@ def query(
     width = min(shutil.get_terminal_size((100, 20)).columns, 110)
     for hit in hits:
         _print_hit(hit, keys[hit.paper.id], width, full, explain)
+
+
+def _query_file(ctx, qfile, run, keys, output: str, full: bool, explain: bool) -> None:
+    """Each non-blank line's results as text, a JSON list, or JSON lines. A question that
+    cannot be searched is told on stderr (and, as JSON, as its own ``error``); the rest run."""
+    from ddsearch.search.export import render_json
+    from ddsearch.search.searcher import QueryError
+
+    docs, failed = [], 0
+    for n, line in enumerate(qfile, 1):
+        q = line.strip()
+        if not q:
+            continue
+        try:
+            hits = run(q)
+        except QueryError as e:
+            failed += 1
+            click.echo(f"Error: line {n}: {e}", err=True)
+            doc = {"query": q, "error": str(e), "results": []}
+        else:
+            if output == "text":
+                click.echo(click.style(f"== {q}", bold=True))
+                _print_hits(hits, keys, full, explain)
+                continue
+            doc = json.loads(render_json(q, hits, keys))
+        if output == "jsonl":
+            click.echo(json.dumps(doc, ensure_ascii=False))
+        elif output == "json":
+            docs.append(doc)
+    if output == "json":
+        click.echo(json.dumps(docs, indent=2, ensure_ascii=False))
+    if failed:
+        ctx.exit(1)
 
 
 # ------------------------------------------------------------------------------ papers, cite

@@ -287,16 +287,32 @@ def test_query_file_jsonl(home, tmp_path, shared_model, monkeypatch):
     assert [d["results"][0]["paper"] for d in docs] == ["orchard", "lighthouse", "ledger"]
     assert calls == asked
 
-    # without --jsonl: one pretty JSON document per question, each searched once
+    # --json: one JSON list, each question searched once
     calls.clear()
-    out = ok(invoke("--home", home, "query", "--file", qfile, "-k", 1))
-    decoder, pos, docs = json.JSONDecoder(), 0, []
-    while out[pos:].strip():
-        pos += len(out[pos:]) - len(out[pos:].lstrip())
-        doc, pos = decoder.raw_decode(out, pos)
-        docs.append(doc)
+    docs = json.loads(ok(invoke("--home", home, "query", "--file", qfile, "--json", "-k", 1)))
     assert [d["query"] for d in docs] == asked
+    assert [d["results"][0]["paper"] for d in docs] == ["orchard", "lighthouse", "ledger"]
     assert calls == asked
+
+    # neither: the text a single query prints, under each question
+    out = ok(invoke("--home", home, "query", "--file", qfile, "-k", 1, "--explain"))
+    assert [ln[3:] for ln in out.splitlines() if ln.startswith("== ")] == asked
+    assert out.count("evidence: dense ") == len(asked)
+    assert sum(ln.startswith("1. ") for ln in out.splitlines()) == len(asked)  # one hit each
+
+
+def test_query_file_goes_on_past_a_question_it_cannot_search(home, tmp_path, shared_model):
+    qfile = tmp_path / "q.txt"
+    qfile.write_text("How often does a keeper light a beacon?\n???\napples and baskets\n")
+    result = invoke("--home", home, "query", "--file", qfile, "--jsonl", "-k", 1)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: line 2: the query '???' has no words to search for" in result.stderr
+    docs = [json.loads(ln) for ln in result.stdout.splitlines()]
+    assert [d["query"] for d in docs] == ["How often does a keeper light a beacon?", "???",
+                                          "apples and baskets"]  # fmt: skip
+    assert docs[1]["results"] == [] and "no words" in docs[1]["error"]
+    assert docs[2]["results"][0]["paper"] == "orchard"
+    assert "error" not in docs[0]
 
 
 def test_query_file_from_stdin(home, shared_model):
@@ -358,6 +374,14 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
     assert {"dense", "dense_norm", "lexical", "lexical_norm", "best_sentence", "quote"} <= set(
         scores
     )
+    # a question naming a paper brings the named and heading runs: --explain shows every run
+    q = "How does Lighthouse gossip among keepers?"
+    out = ok(invoke("--home", home, "query", q, "-k", "1", "--explain"))
+    scores = json.loads(ok(invoke("--home", home, "query", q, "--json")))["results"][0]["scores"]
+    runs = {n for n in scores if not n.endswith("_norm") and n != "quote"}
+    assert {"named", "section"} <= runs
+    evidence = next(ln for ln in out.splitlines() if "evidence:" in ln)
+    assert all(f"{n} {scores[n]:.4f} " in evidence for n in runs), (runs, evidence)
 
 
 @pytest.mark.parametrize(
@@ -371,6 +395,8 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
         (["query", "beacon", "-k", "many"], 2, "'many' is not a valid integer"),
         (["query", "beacon", "--mode", "magic"], 2, "'magic' is not one of"),
         (["query", "beacon", "--jsonl"], 2, "--jsonl goes with --file"),
+        (["query", "--file", "-", "--json", "--jsonl"], 2, "choose one"),
+        (["query", "beacon", "--export", "a.md", "--export", "./a.md"], 2, "given twice"),
         (["query", "beacon", "--file", "-"], 2, "not both"),
         (["query", "beacon", "--format", "bib"], 2, "exactly one --export"),
         (["query", "beacon", "--export", "out.txt"], 2, "cannot tell the export format"),
@@ -433,6 +459,19 @@ def test_export_into_a_missing_folder(home, tmp_path, shared_model):
     (tmp_path / "file").write_text("")
     msg = user_error(invoke("--home", home, "query", "apples", "--export", tmp_path / "file/x.md"))
     assert msg.endswith("is not a folder")
+
+
+def test_export_that_cannot_be_written_is_a_one_line_error(home, tmp_path, shared_model):
+    # /sys takes no new files, even from root (read-only, or sysfs refusing them)
+    if not Path("/sys").is_dir():
+        pytest.skip("no /sys here")
+    msg = user_error(invoke("--home", home, "query", "apples", "-k", 1, "--export", "/sys/x.md"))
+    assert msg.startswith("Error: cannot write /sys/x.md: ")
+    # a dangling link where the file would go counts as a file there: not replaced unasked
+    link = tmp_path / "x.md"
+    link.symlink_to(tmp_path / "gone.md")
+    msg = user_error(invoke("--home", home, "query", "apples", "-k", 1, "--export", link))
+    assert "already exists; pass --force" in msg and link.is_symlink()
 
 
 def test_export_with_explicit_format(home, tmp_path, shared_model):

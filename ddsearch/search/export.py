@@ -480,14 +480,17 @@ def _umask() -> int:
 
 
 def check_target(path: str | os.PathLike[str], force: bool = False) -> Path:
-    """The file an export will write, checked before any work: its folder exists, and
-    without force it does not exist yet. Raises FileNotFoundError or FileExistsError."""
+    """The file an export will write, checked before any work: its folder exists and may be
+    written to, and without force nothing (not even a dangling link) is there yet. Raises
+    FileNotFoundError, PermissionError or FileExistsError."""
     target = Path(path)
     folder = target.parent
     if not folder.is_dir():
         why = "is not a folder" if folder.exists() else "does not exist"
         raise FileNotFoundError(f"cannot write {target}: the folder {folder} {why}")
-    if target.exists() and not force:
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write {target}: the folder {folder} is not writable")
+    if os.path.lexists(target) and not force:
         raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
     return target
 

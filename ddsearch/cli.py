@@ -574,6 +574,14 @@ def eval_(ctx, file, k, modes, split_path, part, intervals, as_json):
     questions = select(load_questions(file), load_split(split_path) if split_path else {}, part)
     searcher = _searcher(ctx)
     searcher.warm()
+    absent = sorted({p for q in questions for p in q.gold} - set(searcher.records))
+    if absent:  # a typo in the gold file, or a paper not ingested: a miss, not an error
+        asking = sum(1 for q in questions if set(q.gold) & set(absent))
+        click.echo(
+            f"warning: {asking} question(s) name papers not in the index, scored as misses: "
+            + ", ".join(absent),
+            err=True,
+        )
     results = [
         evaluate(searcher, questions, k=k, mode=m, part=part).as_dict(intervals)
         for m in modes or ("hybrid",)

@@ -646,6 +646,10 @@ def test_eval_text_and_modes(home, questions, shared_model):
     assert "mode dense" in out and "mode lexical" in out
     assert re.search(r"^overall\s+4\s+0\.750\s", out, re.M)
     assert "missed at 5 (1):" in out and "x1: How many clerks copy each sale?" in out
+    # the gold paper that is not indexed is told, once per run, and scored as a miss
+    result = invoke("--home", home, "eval", questions)
+    assert result.stderr.count("warning: 1 question(s) name papers not in the index") == 1
+    assert result.stderr.strip().endswith("scored as misses: gfs")
     both = json.loads(
         ok(
             invoke(
@@ -661,6 +665,12 @@ def test_eval_errors(home, tmp_path, shared_model):
     bad.write_text('{"question": "no gold here"}\n')
     assert f"{bad}:1: not a question with gold papers" in user_error(
         invoke("--home", home, "eval", bad)
+    )
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text('{"question": "beacon", "gold": [{"paper": "lighthouse"}]}\n'
+                     '{"question": "  ", "gold": [{"paper": "lighthouse"}]}\n')  # fmt: skip
+    assert f"{blank}:2: not a question with gold papers (the question is empty)" in user_error(
+        invoke("--home", home, "eval", blank)
     )
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")

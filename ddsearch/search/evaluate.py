@@ -48,6 +48,8 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             d = json.loads(line)
+            if not str(d["question"]).strip():
+                raise ValueError("the question is empty")
             gold: dict[str, set[int]] = defaultdict(set)
             for g in d["gold"]:
                 gold[g["paper"]].update(int(p) for p in g.get("pages", []))

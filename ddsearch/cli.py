@@ -145,7 +145,12 @@ def main(
     help="Weights for embedding passages (queries always use fp32).",
 )
 @click.option("--refresh", is_flag=True, help="Download cached PDFs again.")
-@click.option("--rebuild", is_flag=True, help="Drop the index first and ingest everything anew.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Drop the index (with IDS: those papers) first and ingest anew; the model is "
+    "checked before anything is dropped.",
+)
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bars (default: on a terminal)."
 )
@@ -183,11 +188,11 @@ def ingest(ctx, ids, sources, bibs, prune, catalog_path, model, precision, refre
     for o in report.outcomes:
         if o.status == "failed":
             click.echo(f"failed   {o.paper_id}: {o.reason}", err=True)
-        elif o.status in ("stale", "pruned", "skipped") and o.reason != "unchanged":
+        elif o.status in ("stale", "pruned", "removed", "skipped") and o.reason != "unchanged":
             click.echo(f"{o.status:<8} {o.paper_id}: {o.reason}", err=True)
     done = report.of("ingested")
     unchanged = sum(o.reason == "unchanged" for o in report.of("skipped"))
-    also = "".join(f", {len(report.of(s))} {s}" for s in ("updated", "stale", "pruned")
+    also = "".join(f", {len(report.of(s))} {s}" for s in ("updated", "stale", "pruned", "removed")
                    if report.of(s))  # fmt: skip
     click.echo(
         f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks){also}, {unchanged} "

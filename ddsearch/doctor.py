@@ -490,14 +490,16 @@ def _check_sources(records, settings: Settings, catalog, model, add) -> None:
         listed = catalog.get(pid) if catalog is not None else None
         if listed is not None:
             paper = replace(listed, path=rec.paper.path)
-            # the encoder ingest would use now; torch where the model has no ONNX export
-            encoders = ("onnx-int8" if settings.int8 else "onnx", "torch")
+            # either precision ingest may have been asked for; torch where there is no ONNX
+            encoders = ("onnx-int8", "onnx", "torch")
             if all(fingerprint(paper, shaped, e) != rec.settings for e in encoders):
                 add(
                     Finding(
                         "catalog",
                         f"{pid}: its catalog entry or the chunk settings changed "
                         "since it was ingested",
-                        f"run 'ddsearch ingest {pid}'",
+                        f"run 'ddsearch ingest {pid}"
+                        + ("" if ours or not src.is_file() else f" --from {src}")
+                        + "'",
                     )
                 )

@@ -160,6 +160,28 @@ def test_catalog_papers_ingested_as_listed_are_not_flagged(tmp_path):
     assert [(f.check, f.message.split(":")[0]) for f in problems] == [("catalog", "raft")]
 
 
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_either_precision_is_as_listed_and_local_papers_are_told_their_folder(tmp_path, backend):
+    class Encoder(StubEmbedder):  # what --precision fp32 / int8 records as the encoder
+        def encode_passages(self, texts, spans, batch_size=32, on_batch=None):
+            sentences = [self.encode([t[a:b] for a, b in s]) for t, s in zip(texts, spans)]
+            return self.encode(texts), sentences
+
+    Encoder.backend = backend
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "raft.pdf").write_bytes(paper_pdf(42, pages=2, lines=10))
+    home = tmp_path / "home"
+    catalog = load_catalog()
+    settings = Settings(home=home, int8=backend == "onnx-int8")
+    assert ingest(settings, catalog, [src], embedder=Encoder()).ok
+    assert diagnose(Settings(home=home), catalog).ok  # doctor runs at the default precision
+    catalog.papers["raft"] = replace(catalog.papers["raft"], title="Raft (revised)")
+    [problem] = diagnose(Settings(home=home), catalog).problems
+    # the paper came from a folder, not a download: the fix says where to read it again
+    assert problem.fix == f"run 'ddsearch ingest raft --from {(src / 'raft.pdf').resolve()}'"
+
+
 def test_a_manifest_count_mismatch_names_the_ingest_that_fixes_it(home, tmp_path):
     _sql(home, "UPDATE papers SET chunks = chunks + 1 WHERE id = 'doc-0'")
     diagnosis = diagnose(Settings(home=home))

@@ -210,13 +210,38 @@ def test_reingesting_does_not_grow_the_full_text_indexes(tmp_home, small_pdfs, c
     assert_consistent(tmp_home)
 
 
-def test_rebuild_reingests_everything(tmp_home, small_pdfs, catalog, embedder):
+def test_rebuild_reingests_the_papers_named_or_everything(tmp_home, small_pdfs, catalog,
+                                                          embedder):  # fmt: skip
     folder = small_pdfs["lighthouse"].parent
     run(tmp_home, catalog, [folder], embedder=embedder)
+    before = counts(tmp_home)[0]
+    # with ids, only those papers are dropped and ingested anew
     report = run(tmp_home, catalog, [folder], ids=["ledger"], embedder=embedder, rebuild=True)
     assert statuses(report) == {"ledger": "ingested"}
-    assert set(counts(tmp_home)[0]) == {"ledger"}  # the rest was dropped
+    assert counts(tmp_home)[0] == before
+    # without, the whole index: a paper this run does not ingest again is told as removed
+    report = run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder, rebuild=True)
+    assert statuses(report) == {"orchard": "ingested", "ledger": "removed",
+                                "lighthouse": "removed"}  # fmt: skip
+    assert set(counts(tmp_home)[0]) == {"orchard"}
     assert_consistent(tmp_home)
+
+
+def test_a_rebuild_with_a_model_that_cannot_load_drops_nothing(tmp_home, small_pdfs, catalog,
+                                                               embedder):  # fmt: skip
+    from ddsearch.index.embed import ModelError
+
+    folder = small_pdfs["lighthouse"].parent
+    run(tmp_home, catalog, [folder], embedder=embedder)
+    before = counts(tmp_home)
+    missing = str(tmp_home.parent / "no-such-model")
+    with pytest.raises(ModelError, match="no model folder at"):
+        run(tmp_home, catalog, [folder], rebuild=True, settings={"model": missing})
+    assert counts(tmp_home) == before
+    # nor without --rebuild: one error for the run, not one failure per paper
+    fresh = tmp_home.parent / "fresh"
+    with pytest.raises(ModelError, match="no model folder at"):
+        run(fresh, catalog, [folder], settings={"model": missing})
 
 
 def test_catalog_paper_from_a_local_file(tmp_home, tmp_path, catalog, embedder):
@@ -277,6 +302,17 @@ def test_bad_files_fail_alone(tmp_home, small_pdfs, catalog, embedder):
     assert all("\n" not in r for r in reasons.values())
     assert set(counts(tmp_home)[0]) == {"lighthouse", "ledger", "orchard"}
     assert_consistent(tmp_home)
+
+
+def test_a_file_named_twice_is_planned_once_and_a_folder_without_pdfs_fails(tmp_path, catalog):
+    a = make_pdf(tmp_path / "a" / "paper.pdf", [["One."]])
+    todo, passed = plan(catalog, [a.parent, tmp_path / "a" / ".." / "a", a])
+    assert [s.paper.id for s in todo] == ["paper"] and passed == []
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    make_pdf(tmp_path / "empty" / "sub" / "deep.pdf", [["Deep."]])
+    (tmp_path / "empty" / "notes.txt").write_text("no paper")
+    with pytest.raises(IngestError, match=r"no PDF files in .*empty \(its subfolders"):
+        plan(catalog, [tmp_path / "empty"])
 
 
 def test_duplicate_ids_in_sources(tmp_path, catalog):

@@ -264,13 +264,13 @@ def test_an_incompatible_or_damaged_index_says_how_to_rebuild(tmp_path, small_in
     con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     con.commit()
     con.close()
-    for args in (["query", "quorum"], ["papers"], ["ingest", "--from", str(tmp_path)]):
-        result = _run(args, home)
-        assert result.exit_code == 1, result.output
-        assert "schema version 99" in result.output and "ddsearch ingest --rebuild" in result.output
     src = tmp_path / "src"
     src.mkdir()
     _write(src, "tiny.pdf", paper_pdf(21, pages=1, lines=8))
+    for args in (["query", "quorum"], ["papers"], ["ingest", "--from", str(src)]):
+        result = _run(args, home)
+        assert result.exit_code == 1, result.output
+        assert "schema version 99" in result.output and "ddsearch ingest --rebuild" in result.output
     report = ingest(Settings(home=home), Catalog(None), [src], rebuild=True, embedder=embedder)
     assert report.ok and Store(home, readonly=True).records()
 

@@ -79,6 +79,8 @@ class Embedder:
             return str(model_dir)
         if Path(self.name).expanduser().is_dir():
             return str(Path(self.name).expanduser().resolve())
+        if self.name.startswith(("/", "./", "../", "~")):  # meant as a folder, not a hub name
+            raise ModelError(f"no model folder at {self.name}")
         return self.name
 
     @cached_property

@@ -15,7 +15,7 @@ from pathlib import Path
 from ddsearch.catalog import Catalog, slugify
 from ddsearch.config import Limits, Settings
 from ddsearch.files import sha256_file
-from ddsearch.index.embed import Embedder
+from ddsearch.index.embed import Embedder, ModelError
 from ddsearch.index.lock import writer_lock
 from ddsearch.index.remote import ServerError
 from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
@@ -35,7 +35,7 @@ class IngestError(Exception):
 @dataclass
 class Outcome:
     paper_id: str
-    status: str  # ingested | skipped | failed
+    status: str  # ingested | updated | skipped | failed | stale | pruned | removed
     reason: str = ""
     chunks: int = 0
 
@@ -181,16 +181,24 @@ def _plan_files(
         return [Source(p) for p in chosen], passed
 
     files: list[Path] = []
+    seen: set[Path] = set()  # "--from a --from ./a" names each file once
     for src in sources:
         src = Path(src).expanduser()
         if src.is_dir():
-            for f in sorted(src.iterdir()):
-                if f.is_file() and f.suffix.lower() == ".pdf":
+            found = [f for f in sorted(src.iterdir()) if f.is_file()]
+            if not any(f.suffix.lower() == ".pdf" for f in found):
+                raise IngestError(f"no PDF files in {src} (its subfolders are not read)")
+            for f in found:
+                if f.suffix.lower() != ".pdf":
+                    if not f.name.startswith("."):
+                        passed.append(Outcome(f.name, "skipped", "not a PDF file"))
+                elif f.resolve() not in seen:
+                    seen.add(f.resolve())
                     files.append(f)
-                elif f.is_file() and not f.name.startswith("."):
-                    passed.append(Outcome(f.name, "skipped", "not a PDF file"))
         elif src.is_file():
-            files.append(src)
+            if src.resolve() not in seen:
+                seen.add(src.resolve())
+                files.append(src)
         else:
             raise IngestError(f"no such file or folder: {src}")
     planned: dict[str, Source] = {}
@@ -320,8 +328,8 @@ def ingest(
             store = Store(settings.home, chroma_url=settings.chroma_url)
         try:
             if rebuild:
-                for pid in list(store.records()):
-                    store.remove_paper(pid)
+                _drop(store, embedder, settings, [s.paper.id for s in todo] if ids else None,
+                      {s.paper.id for s in todo}, report)  # fmt: skip
             built_with = store.model
             if built_with and built_with != settings.model and store.records():
                 raise IngestError(
@@ -350,6 +358,26 @@ def ingest(
             store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _drop(store: Store, embedder: Embedder, settings: Settings, ids: list[str] | None,
+          planned: set[str], report: Report) -> None:  # fmt: skip
+    """--rebuild: remove the named papers (``ids``), or every paper, before ingesting them
+    anew; a paper removed that this run does not ingest again is reported. Nothing is removed
+    when the model cannot be loaded, or when papers kept would be of another model."""
+    embedder.dimension  # noqa: B018 - loads the model: a wrong --model fails here, not later
+    records = store.records()
+    drop = [pid for pid in (ids if ids is not None else records) if pid in records]
+    kept = set(records) - set(drop)
+    if kept and store.model and store.model != settings.model:
+        raise IngestError(
+            f"the other papers in {settings.home} were built with {store.model!r}: to use "
+            f"{settings.model!r}, rebuild them all (--rebuild without ids)"
+        )
+    for pid in drop:
+        store.remove_paper(pid)
+        if pid not in planned:
+            report.outcomes.append(Outcome(pid, "removed", "--rebuild: not among the papers given"))
 
 
 @dataclass
@@ -485,7 +513,7 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
                     outcome = Outcome(pid, "skipped", "unchanged", records[pid].chunks)
                 else:
                     outcome = _store_one(ready, store, embedder, settings, report, chunk_bar.update)
-            except ServerError:  # the Chroma server went away: every other paper would fail too
+            except (ServerError, ModelError):  # every other paper would fail the same way
                 raise
             except Exception as e:  # one paper's failure is reported, never fatal to the run
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__

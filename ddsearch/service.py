@@ -129,10 +129,13 @@ class Service:
     # -- jobs (run on a worker) -----------------------------------------------------------------
     def search(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid"):
         """``(hits, citation keys)`` with quotes; no query (the empty page): ``(None, {})``."""
+        from ddsearch.catalog import UnknownIdError, resolve_ids
+
         s = self._searcher()
-        unknown = sorted(set(papers) - set(s.records))
-        if unknown:
-            raise RequestError(f"paper id(s) not in the index: {', '.join(unknown)}")
+        try:  # "Raft" names raft, as on the command line
+            papers = resolve_ids(papers, s.records)
+        except UnknownIdError as e:
+            raise RequestError(f"paper id(s) not in the index: {e}") from None
         if len(q) > MAX_QUERY_CHARS:
             raise RequestError(f"the query is longer than {MAX_QUERY_CHARS} characters")
         if mode not in MODES:
@@ -181,8 +184,11 @@ class Service:
             raise RequestError(f"format must be one of: {', '.join(CITE_FORMATS)}")
         if not ids:
             raise RequestError("give at least one paper id")
+        from ddsearch.catalog import UnknownIdError, resolve_ids
+
         known = self.known_papers()
-        unknown = [i for i in ids if i not in known]
-        if unknown:
-            raise RequestError(f"unknown paper id(s): {', '.join(unknown)}", status=404)
+        try:
+            ids = resolve_ids(ids, known)
+        except UnknownIdError as e:
+            raise RequestError(f"unknown paper id(s): {e}", status=404) from None
         return render_papers(fmt, [known[i] for i in ids], self._local.keys)

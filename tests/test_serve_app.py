@@ -100,6 +100,11 @@ def test_the_token_guards_everything_but_health_mcp_included(service):
             assert r.headers["www-authenticate"] == 'Bearer realm="ddsearch"'
         assert c.post("/mcp", json={}).status_code == 401
         assert c.get("/health").status_code == 200
+        page = c.get("/?q=beacon")  # the page asks the browser to log in, and says so in HTML
+        assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Basic ")
+        assert page.headers["content-type"].startswith("text/html") and 'id="error"' in page.text
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in page.headers["content-security-policy"]
         assert c.get("/papers", headers={"Authorization": "Bearer t0ken"}).status_code == 200
         assert c.get("/papers", headers={"Authorization": "Bearer t0ke"}).status_code == 401
 
@@ -130,16 +135,45 @@ def test_the_openapi_document_follows_an_ingest(tmp_path, embedder):
         s.close()
 
 
+HELLO = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "t", "version": "0"}},
+}  # fmt: skip
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
 def test_mcp_answers_carry_the_shared_headers(service):
-    hello = {
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "t", "version": "0"}},
-    }  # fmt: skip
     with TestClient(create_app(service), base_url="http://127.0.0.1:8765") as c:
-        r = c.post("/mcp", json=hello, headers={"Accept": "application/json, text/event-stream"})
+        r = c.post("/mcp", json=HELLO, headers=MCP_ACCEPT)
     assert r.status_code == 200 and "ddsearch" in r.text
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_mcp_on_loopback_takes_a_host_without_port_and_the_cors_origins(service):
+    """DNS-rebinding protection on loopback: a loopback Host with or without a port (port 80,
+    a local proxy), the origins --cors-origin allows; any other Host or Origin is refused."""
+    app = create_app(service, cors_origins=["https://wiki.example.org"])
+    with TestClient(app, base_url="http://localhost") as c:
+
+        def post(**headers):
+            return c.post("/mcp", json=HELLO, headers={**MCP_ACCEPT, **headers}).status_code
+
+        assert post() == 200
+        assert post(Host="127.0.0.1") == 200 and post(Host="127.0.0.1:8765") == 200
+        assert post(Host="evil.example") == 421
+        assert post(Origin="https://wiki.example.org") == 200
+        assert post(Origin="http://localhost:3000") == 200
+        assert post(Origin="https://evil.example") == 403
+
+
+def test_paper_ids_are_matched_regardless_of_case(client):
+    r = client.get("/search", params={"q": "beacon", "paper": "Lighthouse", "k": 1})
+    assert r.status_code == 200 and r.json()["results"][0]["paper"] == "lighthouse"
+    r = client.get("/cite/LEDGER")
+    assert r.status_code == 200 and "@misc{" in r.text
+    r = client.get("/search", params={"q": "beacon", "paper": "lighthous"})
+    assert r.status_code == 400 and "(closest: lighthouse" in r.json()["error"]["message"]
 
 
 class _Blocking:
@@ -182,6 +216,9 @@ def test_requests_beyond_the_bound_get_503_with_retry_after(tmp_path):
             assert blocking.entered.acquire(timeout=30)  # one searches, the other is queued
             refused = c.get("/search?q=y")
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            page = c.get("/?q=y")  # the page says so in HTML
+            assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+            assert "too many requests in flight" in page.text
             assert c.get("/health").status_code == 200  # not a job: never refused
             blocking.gate.set()
             for t in threads:

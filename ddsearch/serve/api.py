@@ -83,28 +83,8 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if (
-            self.token
-            and path != "/health"
-            and not authorized(headers.get("authorization"), self.token)
-        ):
-            scheme = "Basic" if path == "/" else "Bearer"
-            r = error_response(
-                401,
-                "a token is required: send 'Authorization: Bearer TOKEN'",
-                {"WWW-Authenticate": f'{scheme} realm="ddsearch"'},
-            )
-            return await r(scope, receive, send)
         mcp = path == MCP_PATH
-        if method not in ("GET", "HEAD") and not mcp:
-            r = error_response(
-                405, f"method {method} is not allowed; use GET or HEAD", {"Allow": "GET, HEAD"}
-            )
-            return await r(scope, receive, send)
         head = method == "HEAD" and not mcp
-        if head:
-            scope = {**scope, "method": "GET"}
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -117,6 +97,31 @@ class Guard:
                 message = {**message, "body": b""}
             await send(message)
 
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if (
+            self.token
+            and path != "/health"
+            and not authorized(headers.get("authorization"), self.token)
+        ):
+            if path == "/":  # a browser asks for it: any user name, the token as password
+                page = render_page("", None, {}, "a token is required: log in with any user "
+                                   "name and the token as password")  # fmt: skip
+                r = Response(page.encode(), 401, {"WWW-Authenticate": 'Basic realm="ddsearch"'},
+                             media_type=HTML_TYPE)  # fmt: skip
+            else:
+                r = error_response(
+                    401,
+                    "a token is required: send 'Authorization: Bearer TOKEN'",
+                    {"WWW-Authenticate": 'Bearer realm="ddsearch"'},
+                )
+            return await r(scope, receive, send_with_headers)
+        if method not in ("GET", "HEAD") and not mcp:
+            r = error_response(
+                405, f"method {method} is not allowed; use GET or HEAD", {"Allow": "GET, HEAD"}
+            )
+            return await r(scope, receive, send_with_headers)
+        if head:
+            scope = {**scope, "method": "GET"}
         await self.app(scope, receive, send_with_headers)
 
 
@@ -180,6 +185,26 @@ ERRORS = {
 }
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def transport_security(host: str, cors_origins=()):
+    """MCP's DNS-rebinding protection: on loopback, the SDK's own default (a Host of loopback
+    only) widened to a Host without a port (port 80, a local proxy) and to the origins CORS
+    allows; elsewhere the SDK checks nothing, and neither do we (the token guards it)."""
+    if host not in LOOPBACK:
+        return None
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    names = ("127.0.0.1", "localhost", "[::1]")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[h for n in names for h in (n, f"{n}:*")],
+        allowed_origins=[o for n in names for o in (f"http://{n}", f"http://{n}:*")]
+        + list(cors_origins),
+    )
+
+
 def create_app(service: Service, *, token: str | None = None, cors_origins=(), mcp: bool = True,
                host: str = "127.0.0.1") -> FastAPI:  # fmt: skip
     """The app over ``service``. ``cors_origins``: the only other sites whose scripts may read
@@ -190,7 +215,11 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
 
         mcp_server = make_server(service)
         mcp_app = mcp_server.streamable_http_app(
-            streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,
+            json_response=True,
+            host=host,
+            transport_security=transport_security(host, cors_origins),
         )
 
     @asynccontextmanager
@@ -331,7 +360,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Busy)
     async def busy(request: Request, e: Busy):
-        return error_response(503, str(e), {"Retry-After": "1"})
+        return refuse(request, 503, str(e), {"Retry-After": "1"})
 
     from ddsearch.index.embed import ModelError
     from ddsearch.index.records import IndexError_
@@ -348,7 +377,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
         @app.exception_handler(unreadable)
         async def unavailable(request: Request, e: Exception):
-            return error_response(503, first_line(e))
+            return refuse(request, 503, first_line(e))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, e: Exception):  # the server logs the traceback

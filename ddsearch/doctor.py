@@ -99,12 +99,19 @@ def _repair(settings: Settings) -> list[str]:
         for part in sorted(cache.glob("*.part")):
             part.unlink(missing_ok=True)
             done.append(f"removed stale download {part.name}")
-    if not settings.chroma_url and not (settings.home / "index.db").exists():
+    lost = _lost_cache(settings)
+    if lost:  # Chroma holds every committed paper: read them all into a new cache
+        aside = Store.set_aside(settings.home)
+    if not settings.chroma_url and not (settings.home / "index.db").exists() and not lost:
         return done
     try:
         store = Store(settings.home, chroma_url=settings.chroma_url)
     except IndexError_:
         return done
+    if lost:
+        store.postings(build=True)  # as an ingest leaves them
+        kept = f" (the damaged file is {aside.name})" if aside.exists() else ""
+        done.append(f"made the cache again from Chroma: {len(store.records())} paper(s){kept}")
     try:
         orphans = store.reconcile()
         if orphans:
@@ -124,6 +131,22 @@ def _repair(settings: Settings) -> list[str]:
     finally:
         store.close()
     return done
+
+
+def _lost_cache(settings: Settings) -> bool:
+    """Whether the SQLite cache is missing beside the embedded Chroma store, or damaged (not
+    a database, or failing SQLite's check) beside either store."""
+    db = settings.home / "index.db"
+    if not db.exists():
+        return not settings.chroma_url and (settings.home / "chroma").is_dir()
+    try:
+        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
+    except IndexError_ as e:
+        return "cannot be read" in str(e) and "doctor --fix" in str(e)
+    try:
+        return store.db.execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    finally:
+        store.close()
 
 
 def _fts_damage(db: sqlite3.Connection) -> str | None:
@@ -161,6 +184,16 @@ def _examine(settings: Settings, catalog: Catalog | None, *, busy: bool) -> Diag
         )
     _check_cache(settings, catalog, busy, add)
     if not settings.chroma_url and not (settings.home / "index.db").exists():
+        if (settings.home / "chroma").is_dir():
+            add(
+                Finding(
+                    "database",
+                    f"the cache {settings.home / 'index.db'} is missing beside the Chroma store",
+                    "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)",
+                    fixable=True,
+                )
+            )
+            return out
         add(Finding("database", f"no index in {settings.home} yet", "run 'ddsearch ingest'", False))
         return out
     try:
@@ -182,6 +215,13 @@ def _cannot_open(e: IndexError_) -> Finding:
     text = str(e)
     if isinstance(e, ServerError):
         return Finding("chroma", text, "start the Chroma server, or check --chroma-url")
+    if "doctor --fix" in text:  # a damaged cache: Chroma has it all
+        return Finding(
+            "database",
+            text.split(": run")[0],
+            "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)",
+            fixable=True,
+        )
     for tail, fix in (
         (": rebuild", "run 'ddsearch ingest --rebuild'"),
         (
@@ -287,7 +327,8 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
             Finding(
                 "database",
                 f"SQLite integrity check: {integrity}",
-                "run 'ddsearch ingest --rebuild'",
+                "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)",
+                fixable=True,
             )
         )
         return

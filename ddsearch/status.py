@@ -26,7 +26,8 @@ class PaperStatus:
 def paper_statuses(settings: Settings, catalog: Catalog) -> list[PaperStatus]:
     """Every catalog paper and every indexed local paper, catalog order first."""
     records = {}
-    if (settings.home / "index.db").exists() or settings.chroma_url:
+    home = settings.home  # a Chroma store without its cache is told (Store), not "0 indexed"
+    if (home / "index.db").exists() or (home / "chroma").is_dir() or settings.chroma_url:
         store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
         try:
             records = store.records()

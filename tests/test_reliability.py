@@ -274,12 +274,27 @@ def test_an_incompatible_or_damaged_index_says_how_to_rebuild(tmp_path, small_in
     report = ingest(Settings(home=home), Catalog(None), [src], rebuild=True, embedder=embedder)
     assert report.ok and Store(home, readonly=True).records()
 
+    # a damaged cache beside the Chroma store: nothing to rebuild, doctor --fix reads it again
+    papers = Store(home, readonly=True).records()
     (home / "index.db").write_bytes(b"this is not a database" * 100)
     for name in ("index.db-wal", "index.db-shm"):
         (home / name).unlink(missing_ok=True)
+    for args in (["papers"], ["query", "quorum"]):
+        result = _run(args, home)
+        assert result.exit_code == 1 and "cannot be read" in result.output
+        assert "doctor --fix" in result.output and "Traceback" not in result.output
+    fixed = _run(["doctor", "--fix"], home)
+    assert fixed.exit_code == 0 and "made the cache again from Chroma: 1 paper(s)" in fixed.output
+    assert list(home.glob("index.db.damaged-*")) and Store(home, readonly=True).records() == papers
+    # and one that is gone: told, not taken for an empty index
+    for name in ("index.db", "index.db-wal", "index.db-shm"):
+        (home / name).unlink(missing_ok=True)
     result = _run(["papers"], home)
-    assert result.exit_code == 1 and "cannot be read" in result.output
-    assert "--rebuild" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "index.db is missing" in result.output
+    assert "doctor --fix" in _run(["doctor"], home).output
+    assert _run(["doctor", "--fix"], home).exit_code == 0
+    assert Store(home, readonly=True).records() == papers
+    assert _run(["query", "quorum"], home).exit_code == 0
 
 
 # --- arbitrary text through cleaning and chunking -----------------------------------------

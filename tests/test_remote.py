@@ -142,7 +142,11 @@ def test_a_server_that_is_down_is_one_line(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerError, match=f"Chroma server {url}: cannot connect"):
         Store(tmp_path / "h", chroma_url=url)
-    for args in (["papers"], ["query", "paxos"], ["ingest", "--from", str(tmp_path)]):
+    from _faultpdfs import paper_pdf
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "doc.pdf").write_bytes(paper_pdf(30, pages=1))
+    for args in (["papers"], ["query", "paxos"], ["ingest", "--from", str(tmp_path / "src")]):
         proc = cli("--home", str(tmp_path / "h"), "--chroma-url", url, *args, check=False)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]

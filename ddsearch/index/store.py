@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -68,6 +70,10 @@ def _check_vectors(chunks: Sequence[Chunk], vectors, sentence_vectors) -> list:
     return sentence_vectors
 
 
+# Chroma, the store of record, holds every committed paper whole: a lost cache is read again
+REBUILD_FROM_CHROMA = "run 'ddsearch doctor --fix' to make it again from the Chroma store"
+
+
 class Store:
     """Read and write access to one data home's index."""
 
@@ -77,6 +83,10 @@ class Store:
         self.readonly = readonly
         self.deleted = False  # rows deleted since the last compact()
         if readonly and not self.db_path.exists() and not chroma_url:
+            if (self.home / "chroma").is_dir():
+                raise IndexError_(
+                    f"the index cache {self.db_path} is missing: {REBUILD_FROM_CHROMA}"
+                )
             raise IndexError_(f"no index in {self.home}: run 'ddsearch ingest' first")
         self.home.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
@@ -86,10 +96,12 @@ class Store:
             version = self._schema_version()
         except sqlite3.DatabaseError as e:  # not a database, or damaged beyond reading
             self.db.close()
-            raise IndexError_(
-                f"the index in {self.home} cannot be read ({e}): rebuild it with "
-                "'ddsearch ingest --rebuild'"
-            ) from None
+            fix = (
+                REBUILD_FROM_CHROMA
+                if chroma_url or (self.home / "chroma").is_dir()
+                else "rebuild it with 'ddsearch ingest --rebuild'"
+            )
+            raise IndexError_(f"the index in {self.home} cannot be read ({e}): {fix}") from None
         if version is None and (not readonly or chroma_url):  # a server's cache is always made
             self.db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -201,6 +213,18 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @staticmethod
+    def set_aside(home: Path) -> Path:
+        """Move a damaged cache (index.db and its companions) aside, for the next writer to
+        make again from Chroma; return where index.db went. Hold the writer lock."""
+        home = Path(home)
+        aside = home / f"index.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        for name in ("index.db", "index.db-wal", "index.db-shm"):
+            if (home / name).exists():
+                os.replace(home / name, aside.with_name(aside.name + name[len("index.db") :]))
+        (home / "postings.npz").unlink(missing_ok=True)
+        return aside
 
     @staticmethod
     def drop(home: Path) -> None:

@@ -210,6 +210,16 @@ def test_pdf_pages_are_said_as_such():
     assert (c.pages, c.locator, c.pdf_page) == (None, None, None)
 
 
+def test_pages_with_a_gap_are_never_bridged():
+    # a slide deck's quote on pages 1, 3 and 4: "1–4" would claim page 2 as well
+    c = make_citation(hit(DYNAMO, pages=(4, 1, 3)), "k")
+    assert (c.pages, c.locator, c.pdf_page) == ("PDF pp. 1, 3–4", "1, 3–4", 1)
+    c = make_citation(hit(DYNAMO, pages=(1, 3, 4), printed=("209", "211", "212")), "k")
+    assert (c.pages, c.locator) == ("pp. 209, 211–212", "209, 211–212")
+    c = make_citation(hit(DYNAMO, pages=(1, 2), printed=("iv", "v")), "k")
+    assert c.pages == "pp. iv–v"
+
+
 def test_deep_links(tmp_path: Path):
     c = make_citation(hit(DYNAMO, pages=(5,)), "k")
     assert c.link == DYNAMO.url + "#page=5"

@@ -198,6 +198,20 @@ def page_range(first: str, last: str) -> str:
     return first if first == last else f"{first}–{last}"
 
 
+def page_runs(labels: list[str]) -> str:
+    """Sorted page labels as runs: '5', '5–6', '1, 3–4' (a gap is never bridged); labels that
+    are not numbers ('iv', 'S3') as their first and last."""
+    if not all(p.isdigit() for p in labels):
+        return page_range(labels[0], labels[-1])
+    runs: list[list[int]] = []
+    for n in map(int, labels):
+        if runs and n <= runs[-1][1] + 1:
+            runs[-1][1] = max(runs[-1][1], n)
+        else:
+            runs.append([n, n])
+    return ", ".join(page_range(str(a), str(b)) for a, b in runs)
+
+
 @dataclass(frozen=True)
 class Citation:
     """Where a hit comes from, ready to print or export."""
@@ -209,8 +223,8 @@ class Citation:
     year: int | None
     title: str
     venue: str | None
-    pages: str | None  # "p. 209", "pp. 209–210", "PDF p. 5", "PDF pp. 5–6"
-    locator: str | None  # the page numbers alone: "209", "5–6"
+    pages: str | None  # "p. 209", "pp. 209–210", "PDF p. 5", "PDF pp. 5–6", "PDF pp. 1, 3–4"
+    locator: str | None  # the page numbers alone: "209", "5–6", "1, 3–4"
     printed: bool  # whether locator is the page number printed on the paper
     pdf_page: int | None  # first PDF page (1-based index in the file)
     link: str | None  # deep link to pdf_page, when there is a url or a local file
@@ -243,12 +257,12 @@ def make_citation(hit: Hit, key: str) -> Citation:
     if len(printed_pages) != len(pdf_pages):
         printed_pages = []  # some of the pages have no printed number: cite PDF pages
     if printed_pages:
-        locator = page_range(printed_pages[0], printed_pages[-1])
-        prefix = "pp." if "–" in locator else "p."
+        locator = page_runs(list(dict.fromkeys(printed_pages)))
+        prefix = "pp." if "–" in locator or "," in locator else "p."
         pages, printed = f"{prefix} {locator}", True
     elif pdf_pages:
-        locator = page_range(str(pdf_pages[0]), str(pdf_pages[-1]))
-        prefix = "pp." if "–" in locator else "p."
+        locator = page_runs([str(p) for p in pdf_pages])
+        prefix = "pp." if "–" in locator or "," in locator else "p."
         pages, printed = f"PDF {prefix} {locator}", False
     else:
         locator, pages, printed = None, None, False

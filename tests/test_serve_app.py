@@ -5,6 +5,7 @@ searches on their own Searchers. The real uvicorn is in test_serve.py."""
 from __future__ import annotations
 
 import html
+import re
 import threading
 from types import SimpleNamespace
 
@@ -243,6 +244,18 @@ def test_searches_run_in_parallel_on_their_own_searchers(service):
     (s1, e1, b1), (s2, e2, b2) = [f.result(60) for f in
                                   [service._pool.submit(inside) for _ in range(2)]]  # fmt: skip
     assert s1 != s2 and e1 == e2 and b1 == b2 and '"paper": "lighthouse"' in b1
+
+
+def test_the_page_keeps_its_filters_and_cannot_be_framed(client):
+    r = client.get("/?q=beacon&k=3&paper=Lighthouse&mode=lexical")
+    assert r.status_code == 200 and 1 <= r.text.count('class="hit"') <= 3
+    assert set(re.findall(r'data-paper="(\w+)"', r.text)) == {"lighthouse"}
+    for name, value in (("k", "3"), ("paper", "Lighthouse"), ("mode", "lexical")):
+        assert f'<input type="hidden" name="{name}" value="{value}">' in r.text
+    assert 'id="filters"' in r.text and 'href="/?q=beacon">clear</a>' in r.text
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    plain = client.get("/?q=beacon").text
+    assert 'type="hidden"' not in plain and 'id="filters"' not in plain
 
 
 def test_page_shows_errors_as_html(client):

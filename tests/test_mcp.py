@@ -51,8 +51,14 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     init, tools, (found, only, bib, papers, bad) = anyio.run(_talk, indexed_home, calls)
     assert init.server_info.name == "ddsearch"
     assert {t.name for t in tools.tools} == {"search", "cite", "papers"}
-    schema = next(t for t in tools.tools if t.name == "search").input_schema
+    by_name = {t.name: t for t in tools.tools}
+    schema = by_name["search"].input_schema
     assert {"query", "k", "papers"} <= set(schema["properties"])
+    assert (schema["properties"]["k"]["minimum"], schema["properties"]["k"]["maximum"]) == (1, 50)
+    assert by_name["cite"].input_schema["properties"]["format"]["enum"] == ["bib", "csl", "ris"]
+    out = by_name["search"].output_schema  # the answer is typed: structured content too
+    assert {"query", "weak_match", "passages"} <= set(out["properties"])
+    assert found.structured_content["passages"][0]["paper"] == "lighthouse"
 
     doc = json.loads(_payload(found))
     assert not found.is_error and doc["query"] == "how do keepers detect dark stations"
@@ -71,7 +77,17 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     assert bad.is_error and "not in the index: no-such-paper" in _payload(bad)
 
 
-@pytest.mark.parametrize("args", [{"query": "   "}, {"query": "beacon", "k": 0}])
+@pytest.mark.parametrize(
+    "args",
+    [{"query": "   "}, {"query": "beacon", "k": 0}, {"query": "beacon", "k": 51},
+     {"query": "beacon", "k": "5"}, {"query": "beacon", "k": True}],
+)  # fmt: skip
 def test_mcp_search_refuses_bad_arguments(indexed_home, args):
     (_, _, (result,)) = anyio.run(_talk, indexed_home, [("search", args)])
     assert result.is_error
+
+
+def test_mcp_papers_lists_the_catalog_before_any_ingest(tmp_path):
+    (_, _, (result,)) = anyio.run(_talk, tmp_path / "empty", [("papers", {})])
+    rows = json.loads(_payload(result))["papers"]
+    assert not result.is_error and rows and all(r["status"] != "indexed" for r in rows)

@@ -153,8 +153,6 @@ def _validation_message(exc: RequestValidationError) -> str:
     if name == "q":
         if kind == "string_too_long":
             return f"parameter 'q' is longer than {MAX_QUERY_CHARS} characters"
-        if kind == "string_pattern_mismatch" and str(err.get("input", "")).strip():
-            return "parameter 'q' must hold a word to search for (a letter or digit)"
         return "parameter 'q' is required and must not be empty"
     if name == "k":
         return f"parameter 'k' must be an integer from 1 to {MAX_K}"
@@ -168,7 +166,10 @@ Q = Annotated[
     Query(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
-        pattern=r"[^\W_]",  # a word to search for: a letter or digit (Unicode)
+        # not blank; the search itself refuses a query without a letter or digit: "[^\W_]"
+        # would say so here, but in JSON Schema's (ECMA-262) regexes \W is ASCII, and
+        # clients generated from the document would refuse "分布式" or "é"
+        pattern=r"\S",
         description="The question",
     ),
 ]
@@ -395,9 +396,13 @@ def openapi_document(app: FastAPI, indexed: list[str], citable: list[str]) -> di
     )
     doc["servers"] = [{"url": "/"}]
     for path, op in ((p, o) for p, item in doc["paths"].items() for o in item.values()):
+        op.get("responses", {}).pop("422", None)  # refusals are 400 with ErrorBody, never 422
         for param in op.get("parameters", ()):
             if param["name"] == "paper" and indexed:
                 param["schema"]["items"]["enum"] = indexed
             if path == "/cite/{id}" and param["name"] == "id":
                 param["schema"].update({"minLength": 1, **({"enum": citable} if citable else {})})
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
     return doc

@@ -321,7 +321,19 @@ def test_duplicate_ids_in_sources(tmp_path, catalog):
     todo, passed = plan(catalog, [a, b])
     assert [s.paper.id for s in todo] == ["paper"]
     assert [(o.paper_id, o.status) for o in passed] == [("paper", "failed")]
-    assert "duplicate id" in passed[0].reason
+    assert passed[0].reason == f"duplicate id: {b} has the id of {a}, which is ingested"
+
+
+def test_one_pdf_under_two_names_is_ingested_once(tmp_home, small_pdfs, catalog, embedder):
+    import shutil
+
+    folder = small_pdfs["lighthouse"].parent
+    shutil.copy(small_pdfs["orchard"], folder / "zz copy of orchard.pdf")
+    report = run(tmp_home, catalog, [folder], embedder=embedder)
+    assert statuses(report)["zz-copy-of-orchard"] == "skipped"
+    reasons = {o.paper_id: o.reason for o in report.outcomes}
+    assert reasons["zz-copy-of-orchard"] == "the same PDF as orchard"
+    assert set(counts(tmp_home)[0]) == {"lighthouse", "ledger", "orchard"}
 
 
 def test_other_model_is_refused(tmp_home, small_pdfs, catalog, embedder):

@@ -202,15 +202,26 @@ def _plan_files(
         else:
             raise IngestError(f"no such file or folder: {src}")
     planned: dict[str, Source] = {}
+    holder: dict[str, str] = {}  # PDF digest -> the id that has it
     for f in files:
         pid = f.stem if f.stem in catalog else slugify(f.stem)
         if pid in planned:
-            passed.append(Outcome(pid, "failed", f"duplicate id: {f} and {planned[pid].path}"))
+            passed.append(Outcome(pid, "failed", f"duplicate id: {f} has the id of "
+                                  f"{planned[pid].path}, which is ingested"))  # fmt: skip
             continue
+        try:
+            digest = sha256_file(f)
+        except OSError:  # unreadable: the paper fails when it is read, with the reason
+            digest = None
+        if digest in holder:  # one paper under two names would answer every question twice
+            passed.append(Outcome(pid, "skipped", f"the same PDF as {holder[digest]}"))
+            continue
+        if digest:
+            holder[digest] = pid
         paper = catalog.get(pid)
         if paper is None:
             paper = Paper(id=pid, title=_first_line_title(f, limits) or f.stem, kind="misc")
-        planned[pid] = Source(replace(paper, path=str(f.resolve())), f)
+        planned[pid] = Source(replace(paper, path=str(f.resolve())), f, digest)
     if ids:
         unknown = [i for i in ids if i not in planned]
         if unknown:

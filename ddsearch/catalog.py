@@ -153,6 +153,11 @@ def resolve_ids(ids: Iterable[str], known: Iterable[str]) -> list[str]:
         else:
             out.append(match)
     if unknown:
-        hints = [f"{i} (closest: {', '.join(closest_ids(i, known)) or 'none'})" for i in unknown]
+        hints = [
+            f"{i} (closest: {', '.join(closest_ids(i, known)) or 'none'})"
+            if i.strip()
+            else "an empty id"
+            for i in unknown
+        ]
         raise UnknownIdError("; ".join(hints))
     return list(dict.fromkeys(out))

@@ -394,6 +394,8 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
         (["query", "beacon", "-k", "101"], 1, "-k must be between 1 and 100"),
         (["query", "beacon", "-k", "many"], 2, "'many' is not a valid integer"),
         (["query", "beacon", "--mode", "magic"], 2, "'magic' is not one of"),
+        (["query", "beacon", "--paper", ""], 1, "not in the index: an empty id"),
+        (["query", "beacon", "--paper", "Raft"], 1, "run 'ddsearch ingest raft' first"),
         (["query", "beacon", "--jsonl"], 2, "--jsonl goes with --file"),
         (["query", "--file", "-", "--json", "--jsonl"], 2, "choose one"),
         (["query", "beacon", "--export", "a.md", "--export", "./a.md"], 2, "given twice"),

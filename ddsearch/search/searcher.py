@@ -249,7 +249,11 @@ class Searcher:
         try:  # "Raft" names raft; an unknown id is told with the closest ones
             wanted = set(resolve_ids(papers or (), self.records))
         except UnknownIdError as e:
-            raise QueryError(f"not in the index: {e}") from None
+            asked = {i.strip().casefold() for i in papers or ()}
+            waiting = [p.id for p in self.catalog or ()
+                       if p.id.casefold() in asked and p.id not in self.records]  # fmt: skip
+            later = f"; run 'ddsearch ingest {' '.join(waiting)}' first" if waiting else ""
+            raise QueryError(f"not in the index: {e}{later}") from None
         try:
             return self._search(original, query, k, wanted, mode, check=True)
         except _Moved:  # an ingest committed since the vectors were read: read them again

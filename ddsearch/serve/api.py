@@ -153,6 +153,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     if name == "q":
         if kind == "string_too_long":
             return f"parameter 'q' is longer than {MAX_QUERY_CHARS} characters"
+        if kind == "string_pattern_mismatch" and str(err.get("input", "")).strip():
+            return "parameter 'q' must hold a word to search for (a letter or digit)"
         return "parameter 'q' is required and must not be empty"
     if name == "k":
         return f"parameter 'k' must be an integer from 1 to {MAX_K}"
@@ -166,10 +168,9 @@ Q = Annotated[
     Query(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
-        # not blank; the search itself refuses a query without a letter or digit: "[^\W_]"
-        # would say so here, but in JSON Schema's (ECMA-262) regexes \W is ASCII, and
-        # clients generated from the document would refuse "分布式" or "é"
-        pattern=r"\S",
+        # a word to search for: a letter or digit (Unicode in Python; a client that reads it
+        # as ECMA-262 without the u flag asks for an ASCII one, which an English query has)
+        pattern=r"[^\W_]",
         description="The question",
     ),
 ]

@@ -12,6 +12,7 @@ it with the server's committed chunks, and ``fix`` deletes rows a dead writer le
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
 from ddsearch.index.lock import LockedError, writer_lock
-from ddsearch.index.store import SCHEMA_VERSION, IndexError_, Store
+from ddsearch.index.store import SCHEMA_VERSION, CacheLostError, IndexError_, Store
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def _repair(settings: Settings) -> list[str]:
     lost = _lost_cache(settings)
     if lost:  # Chroma holds every committed paper: read them all into a new cache
         aside = Store.set_aside(settings.home)
+        if aside.exists():
+            done.append(f"moved the damaged cache aside as {aside.name}")
     if not settings.chroma_url and not (settings.home / "index.db").exists() and not lost:
         return done
     try:
@@ -110,8 +113,7 @@ def _repair(settings: Settings) -> list[str]:
         return done
     if lost:
         store.postings(build=True)  # as an ingest leaves them
-        kept = f" (the damaged file is {aside.name})" if aside.exists() else ""
-        done.append(f"made the cache again from Chroma: {len(store.records())} paper(s){kept}")
+        done.append(f"made the cache again from Chroma: {len(store.records())} paper(s)")
     try:
         orphans = store.reconcile()
         if orphans:
@@ -134,19 +136,37 @@ def _repair(settings: Settings) -> list[str]:
 
 
 def _lost_cache(settings: Settings) -> bool:
-    """Whether the SQLite cache is missing beside the embedded Chroma store, or damaged (not
-    a database, or failing SQLite's check) beside either store."""
+    """Whether the SQLite cache is missing or damaged (not a database, or failing SQLite's
+    check) while Chroma, the store of record, holds papers to make it again from."""
     db = settings.home / "index.db"
-    if not db.exists():
-        return not settings.chroma_url and (settings.home / "chroma").is_dir()
+    if db.exists():
+        try:
+            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                if con.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+                    return False
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            pass
+    elif settings.chroma_url or not (settings.home / "chroma").is_dir():
+        return False  # a server's cache is made afresh anyway; no Chroma: nothing to read
+    return _chroma_papers(settings) > 0
+
+
+def _chroma_papers(settings: Settings) -> int:
+    """How many papers Chroma has committed (0 when it cannot be read)."""
+    from ddsearch.index.remote import Remote
+
+    remote = (
+        Remote(settings.chroma_url)
+        if settings.chroma_url
+        else Remote(path=settings.home / "chroma")
+    )
     try:
-        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
-    except IndexError_ as e:
-        return "cannot be read" in str(e) and "doctor --fix" in str(e)
-    try:
-        return store.db.execute("PRAGMA quick_check").fetchone()[0] != "ok"
-    finally:
-        store.close()
+        return len(remote.manifest())
+    except IndexError_:
+        return 0
 
 
 def _fts_damage(db: sqlite3.Connection) -> str | None:
@@ -184,7 +204,7 @@ def _examine(settings: Settings, catalog: Catalog | None, *, busy: bool) -> Diag
         )
     _check_cache(settings, catalog, busy, add)
     if not settings.chroma_url and not (settings.home / "index.db").exists():
-        if (settings.home / "chroma").is_dir():
+        if (settings.home / "chroma").is_dir() and _chroma_papers(settings):
             add(
                 Finding(
                     "database",
@@ -215,7 +235,7 @@ def _cannot_open(e: IndexError_) -> Finding:
     text = str(e)
     if isinstance(e, ServerError):
         return Finding("chroma", text, "start the Chroma server, or check --chroma-url")
-    if "doctor --fix" in text:  # a damaged cache: Chroma has it all
+    if isinstance(e, CacheLostError):  # a damaged cache: Chroma has it all
         return Finding(
             "database",
             text.split(": run")[0],
@@ -525,7 +545,7 @@ def _check_sources(records, settings: Settings, catalog, model, add) -> None:
                     f"{pid}: {src} changed since it was ingested",
                     f"run 'ddsearch ingest {pid}'"
                     if ours
-                    else f"run 'ddsearch ingest --from {src}'",
+                    else f"run 'ddsearch ingest --from {shlex.quote(str(src))}'",
                 )
             )
         listed = catalog.get(pid) if catalog is not None else None
@@ -540,7 +560,7 @@ def _check_sources(records, settings: Settings, catalog, model, add) -> None:
                         f"{pid}: its catalog entry or the chunk settings changed "
                         "since it was ingested",
                         f"run 'ddsearch ingest {pid}"
-                        + ("" if ours or not src.is_file() else f" --from {src}")
+                        + ("" if ours or not src.is_file() else f" --from {shlex.quote(str(src))}")
                         + "'",
                     )
                 )

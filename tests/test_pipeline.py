@@ -210,6 +210,24 @@ def test_reingesting_does_not_grow_the_full_text_indexes(tmp_home, small_pdfs, c
     assert_consistent(tmp_home)
 
 
+def test_a_rebuild_of_a_damaged_cache_keeps_to_what_it_was_asked(tmp_home, small_pdfs, catalog,
+                                                                 embedder):  # fmt: skip
+    folder = small_pdfs["lighthouse"].parent
+    run(tmp_home, catalog, [folder], embedder=embedder)
+    (tmp_home / "index.db").write_bytes(b"not a database" * 100)
+    for name in ("index.db-wal", "index.db-shm"):
+        (tmp_home / name).unlink(missing_ok=True)
+    # with ids the other papers are to be kept: not a reason to drop Chroma
+    with pytest.raises(IndexError_, match="doctor --fix"):
+        run(tmp_home, catalog, [folder], ids=["ledger"], embedder=embedder, rebuild=True)
+    assert (tmp_home / "chroma").is_dir()
+    # without, everything anew; the damaged file is set aside, not deleted
+    report = run(tmp_home, catalog, [folder], embedder=embedder, rebuild=True)
+    assert set(statuses(report).values()) == {"ingested"} and len(report.outcomes) == 3
+    assert list(tmp_home.glob("index.db.damaged-*"))
+    assert_consistent(tmp_home)
+
+
 def test_rebuild_reingests_the_papers_named_or_everything(tmp_home, small_pdfs, catalog,
                                                           embedder):  # fmt: skip
     folder = small_pdfs["lighthouse"].parent
@@ -238,10 +256,17 @@ def test_a_rebuild_with_a_model_that_cannot_load_drops_nothing(tmp_home, small_p
     with pytest.raises(ModelError, match="no model folder at"):
         run(tmp_home, catalog, [folder], rebuild=True, settings={"model": missing})
     assert counts(tmp_home) == before
-    # nor without --rebuild: one error for the run, not one failure per paper
+    # nor without --rebuild: a model failing on the first passage is one error for the run,
+    # not one failure per paper
+    from _crashdriver import StubEmbedder
+
+    class Broken(StubEmbedder):
+        def encode_passages(self, texts, spans, batch_size=32, on_batch=None):
+            raise ModelError("the model went away")
+
     fresh = tmp_home.parent / "fresh"
-    with pytest.raises(ModelError, match="no model folder at"):
-        run(fresh, catalog, [folder], settings={"model": missing})
+    with pytest.raises(ModelError, match="the model went away"):
+        run(fresh, catalog, [folder], embedder=Broken())
 
 
 def test_catalog_paper_from_a_local_file(tmp_home, tmp_path, catalog, embedder):
@@ -321,7 +346,7 @@ def test_duplicate_ids_in_sources(tmp_path, catalog):
     todo, passed = plan(catalog, [a, b])
     assert [s.paper.id for s in todo] == ["paper"]
     assert [(o.paper_id, o.status) for o in passed] == [("paper", "failed")]
-    assert passed[0].reason == f"duplicate id: {b} has the id of {a}, which is ingested"
+    assert passed[0].reason == f"duplicate id: {b} has the id of {a}, which is kept"
 
 
 def test_one_pdf_under_two_names_is_ingested_once(tmp_home, small_pdfs, catalog, embedder):
@@ -334,6 +359,16 @@ def test_one_pdf_under_two_names_is_ingested_once(tmp_home, small_pdfs, catalog,
     reasons = {o.paper_id: o.reason for o in report.outcomes}
     assert reasons["zz-copy-of-orchard"] == "the same PDF as orchard"
     assert set(counts(tmp_home)[0]) == {"lighthouse", "ledger", "orchard"}
+
+
+def test_of_two_copies_the_catalog_id_is_kept_and_a_named_copy_is_planned(tmp_path, catalog):
+    one = make_pdf(tmp_path / "a-copy.pdf", [["One paper, two names."]])
+    (tmp_path / "raft.pdf").write_bytes(one.read_bytes())
+    todo, passed = plan(catalog, [tmp_path])
+    assert [s.paper.id for s in todo] == ["raft"] and todo[0].digest
+    assert [(o.paper_id, o.reason) for o in passed] == [("a-copy", "the same PDF as raft")]
+    todo, passed = plan(catalog, [tmp_path], ids=["a-copy"])  # asked for: planned, not skipped
+    assert [s.paper.id for s in todo] == ["a-copy"] and passed == []
 
 
 def test_other_model_is_refused(tmp_home, small_pdfs, catalog, embedder):

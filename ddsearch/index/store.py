@@ -74,6 +74,10 @@ def _check_vectors(chunks: Sequence[Chunk], vectors, sentence_vectors) -> list:
 REBUILD_FROM_CHROMA = "run 'ddsearch doctor --fix' to make it again from the Chroma store"
 
 
+class CacheLostError(IndexError_):
+    """The SQLite cache is missing or unreadable beside a Chroma store that can refill it."""
+
+
 class Store:
     """Read and write access to one data home's index."""
 
@@ -84,7 +88,7 @@ class Store:
         self.deleted = False  # rows deleted since the last compact()
         if readonly and not self.db_path.exists() and not chroma_url:
             if (self.home / "chroma").is_dir():
-                raise IndexError_(
+                raise CacheLostError(
                     f"the index cache {self.db_path} is missing: {REBUILD_FROM_CHROMA}"
                 )
             raise IndexError_(f"no index in {self.home}: run 'ddsearch ingest' first")
@@ -96,12 +100,10 @@ class Store:
             version = self._schema_version()
         except sqlite3.DatabaseError as e:  # not a database, or damaged beyond reading
             self.db.close()
-            fix = (
-                REBUILD_FROM_CHROMA
-                if chroma_url or (self.home / "chroma").is_dir()
-                else "rebuild it with 'ddsearch ingest --rebuild'"
-            )
-            raise IndexError_(f"the index in {self.home} cannot be read ({e}): {fix}") from None
+            message = f"the index in {self.home} cannot be read ({e}): "
+            if chroma_url or (self.home / "chroma").is_dir():
+                raise CacheLostError(message + REBUILD_FROM_CHROMA) from None
+            raise IndexError_(message + "rebuild it with 'ddsearch ingest --rebuild'") from None
         if version is None and (not readonly or chroma_url):  # a server's cache is always made
             self.db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -219,7 +221,7 @@ class Store:
         """Move a damaged cache (index.db and its companions) aside, for the next writer to
         make again from Chroma; return where index.db went. Hold the writer lock."""
         home = Path(home)
-        aside = home / f"index.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside = home / f"index.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         for name in ("index.db", "index.db-wal", "index.db-shm"):
             if (home / name).exists():
                 os.replace(home / name, aside.with_name(aside.name + name[len("index.db") :]))

@@ -18,7 +18,13 @@ from ddsearch.files import sha256_file
 from ddsearch.index.embed import Embedder, ModelError
 from ddsearch.index.lock import writer_lock
 from ddsearch.index.remote import ServerError
-from ddsearch.index.store import SCHEMA_VERSION, IndexError_, PaperRecord, Store
+from ddsearch.index.store import (
+    SCHEMA_VERSION,
+    CacheLostError,
+    IndexError_,
+    PaperRecord,
+    Store,
+)
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, extract
@@ -201,35 +207,41 @@ def _plan_files(
                 files.append(src)
         else:
             raise IngestError(f"no such file or folder: {src}")
-    planned: dict[str, Source] = {}
-    holder: dict[str, str] = {}  # PDF digest -> the id that has it
+    named: dict[str, Path] = {}  # id -> its file, in the order given
     for f in files:
         pid = f.stem if f.stem in catalog else slugify(f.stem)
-        if pid in planned:
+        if pid in named:
             passed.append(Outcome(pid, "failed", f"duplicate id: {f} has the id of "
-                                  f"{planned[pid].path}, which is ingested"))  # fmt: skip
-            continue
-        try:
-            digest = sha256_file(f)
-        except OSError:  # unreadable: the paper fails when it is read, with the reason
-            digest = None
-        if digest in holder:  # one paper under two names would answer every question twice
-            passed.append(Outcome(pid, "skipped", f"the same PDF as {holder[digest]}"))
-            continue
-        if digest:
-            holder[digest] = pid
-        paper = catalog.get(pid)
-        if paper is None:
-            paper = Paper(id=pid, title=_first_line_title(f, limits) or f.stem, kind="misc")
-        planned[pid] = Source(replace(paper, path=str(f.resolve())), f, digest)
+                                  f"{named[pid]}, which is kept"))  # fmt: skip
+        else:
+            named[pid] = f
     if ids:
-        unknown = [i for i in ids if i not in planned]
+        unknown = [i for i in ids if i not in named]
         if unknown:
             raise IngestError(f"not among the given PDFs: {', '.join(unknown)}")
         # the folder's other files were not asked for: passing over them is no news
         passed = [o for o in passed if o.paper_id in ids]
-        return [planned[i] for i in dict.fromkeys(ids)], passed
-    return list(planned.values()), passed
+        named = {i: named[i] for i in dict.fromkeys(ids)}
+    digests: dict[str, str | None] = {}
+    for pid, f in named.items():
+        try:
+            digests[pid] = sha256_file(f)
+        except OSError:  # unreadable: the paper fails when it is read, with the reason
+            digests[pid] = None
+    holder: dict[str, str] = {}  # PDF digest -> the id that has it: a catalog id first
+    for pid in sorted(named, key=lambda i: i not in catalog):
+        holder.setdefault(digests[pid] or pid, pid)
+    planned: list[Source] = []
+    for pid, f in named.items():
+        keeper = holder[digests[pid] or pid]
+        if keeper != pid:  # one paper under two names would answer every question twice
+            passed.append(Outcome(pid, "skipped", f"the same PDF as {keeper}"))
+            continue
+        paper = catalog.get(pid)
+        if paper is None:
+            paper = Paper(id=pid, title=_first_line_title(f, limits) or f.stem, kind="misc")
+        planned.append(Source(replace(paper, path=str(f.resolve())), f, digests[pid]))
+    return planned, passed
 
 
 def embedding_text(paper: Paper, chunk: Chunk, section_chars: int = 90) -> str:
@@ -329,17 +341,23 @@ def ingest(
     todo, passed, listed = _plan(catalog, sources, ids, bibs, settings.limits)
     report = Report(outcomes=list(passed))
     embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
+    say = _announcer(progress, log)
     with writer_lock(settings.home):
+        if rebuild:  # a model that cannot load fails here, before anything is dropped
+            _ready(embedder, say)
         try:
             store = Store(settings.home, chroma_url=settings.chroma_url)
-        except IndexError_:
-            if not rebuild:
+        except IndexError_ as e:
+            if not rebuild or ids:  # with ids, the other papers are to be kept
                 raise
-            Store.drop(settings.home)  # an old schema or a damaged file: start afresh
+            if isinstance(e, CacheLostError):
+                Store.set_aside(settings.home)  # Chroma is dropped below, paper by paper
+            else:
+                Store.drop(settings.home)  # an old schema: start afresh
             store = Store(settings.home, chroma_url=settings.chroma_url)
         try:
             if rebuild:
-                _drop(store, embedder, settings, [s.paper.id for s in todo] if ids else None,
+                _drop(store, settings, [s.paper.id for s in todo] if ids else None,
                       {s.paper.id for s in todo}, report)  # fmt: skip
             built_with = store.model
             if built_with and built_with != settings.model and store.records():
@@ -348,7 +366,7 @@ def ingest(
                     f"{settings.model!r} re-ingest with --rebuild, or choose another --home"
                 )
             store.reconcile()
-            _run(todo, store, embedder, settings, refresh, report, progress, log)
+            _run(todo, store, embedder, settings, refresh, report, progress, say, log)
             if not report.interrupted:
                 _settle_bibs(listed, store, catalog, settings, prune, report)
                 if store.remote is not None:
@@ -371,12 +389,11 @@ def ingest(
     return report
 
 
-def _drop(store: Store, embedder: Embedder, settings: Settings, ids: list[str] | None,
-          planned: set[str], report: Report) -> None:  # fmt: skip
+def _drop(store: Store, settings: Settings, ids: list[str] | None, planned: set[str],
+          report: Report) -> None:  # fmt: skip
     """--rebuild: remove the named papers (``ids``), or every paper, before ingesting them
     anew; a paper removed that this run does not ingest again is reported. Nothing is removed
-    when the model cannot be loaded, or when papers kept would be of another model."""
-    embedder.dimension  # noqa: B018 - loads the model: a wrong --model fails here, not later
+    when papers kept would be of another model."""
     records = store.records()
     drop = [pid for pid in (ids if ids is not None else records) if pid in records]
     kept = set(records) - set(drop)
@@ -487,23 +504,38 @@ def _line(n: int, total: int, outcome: Outcome) -> str:
     return head + f"{outcome.status}: {outcome.reason}"
 
 
-def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Settings,
-         refresh: bool, report: Report, progress: bool,
-         log: Callable[[str], None] | None = None) -> None:  # fmt: skip
-    from tqdm import tqdm
+def _announcer(progress: bool, log: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Where a line for the user goes: above the bars, to the log, or nowhere."""
 
     def say(line: str) -> None:
         if progress:
+            from tqdm import tqdm
+
             tqdm.write(line, file=sys.stderr)
         elif log is not None:
             log(line)
 
-    if not embedder.prepared():  # else a fresh home sits silent at 0% for a quarter minute
+    return say
+
+
+def _ready(embedder: Embedder, say: Callable[[str], None]) -> None:
+    """Load the model, announcing the one-time export (else a fresh home sits silent at 0%
+    for a quarter minute); raises ModelError for a model that cannot be had."""
+    if not embedder.prepared():
         say("preparing the model for this data home: checking its weights, exporting it to "
             "ONNX (once, about 15 s)")  # fmt: skip
         began = time.monotonic()
         embedder.backend  # noqa: B018 - the property does the work
         say(f"model ready in {time.monotonic() - began:.1f}s")
+    embedder.dimension  # noqa: B018 - a model the graph does not cover loads here
+
+
+def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Settings,
+         refresh: bool, report: Report, progress: bool, say: Callable[[str], None],
+         log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    from tqdm import tqdm
+
+    _ready(embedder, say)
 
     records = store.records()
     olds = {pid: r for pid, r in records.items() if store.count_chunks(pid) == r.chunks}

@@ -175,6 +175,19 @@ def test_mcp_on_loopback_takes_a_host_without_port_and_the_cors_origins(service)
         assert post(Origin="https://evil.example") == 403
 
 
+def test_mcp_rebinding_protection_covers_every_loopback_host_serve_takes_without_a_token():
+    from ddsearch.serve.api import transport_security
+
+    assert transport_security("0.0.0.0") is None  # beyond loopback the token guards /mcp
+    for host in ("127.0.0.1", "127.0.0.2", "LOCALHOST", "::1"):
+        settings = transport_security(host, ["https://wiki.example.org"])
+        assert settings is not None and settings.enable_dns_rebinding_protection, host
+        assert "localhost" in settings.allowed_hosts and "127.0.0.1:*" in settings.allowed_hosts
+        assert "https://wiki.example.org" in settings.allowed_origins
+    assert "127.0.0.2:*" in transport_security("127.0.0.2").allowed_hosts
+    assert "[::1]" in transport_security("::1").allowed_hosts
+
+
 def test_paper_ids_are_matched_regardless_of_case(client):
     r = client.get("/search", params={"q": "beacon", "paper": "Lighthouse", "k": 1})
     assert r.status_code == 200 and r.json()["results"][0]["paper"] == "lighthouse"

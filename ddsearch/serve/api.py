@@ -26,6 +26,7 @@ from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
 from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
 
 MAX_K = 100
+DEFAULT_K = 10  # results when k is not given, in /search and on the page
 MCP_PATH = "/mcp"
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -187,18 +188,19 @@ ERRORS = {
 }
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def transport_security(host: str, cors_origins=()):
-    """MCP's DNS-rebinding protection: on loopback, the SDK's own default (a Host of loopback
-    only) widened to a Host without a port (port 80, a local proxy) and to the origins CORS
-    allows; elsewhere the SDK checks nothing, and neither do we (the token guards it)."""
-    if host not in LOOPBACK:
+    """MCP's DNS-rebinding protection, on wherever serve needs no token (loopback): a Host of
+    loopback or of ``host`` itself, with or without a port (port 80, a local proxy), and an
+    Origin of those or of the CORS origins. Beyond loopback the token guards /mcp instead."""
+    from ddsearch.serve import is_loopback
+
+    if not is_loopback(host):
         return None
     from mcp.server.transport_security import TransportSecuritySettings
 
-    names = ("127.0.0.1", "localhost", "[::1]")
+    bare = host.strip("[]")
+    names = dict.fromkeys(["127.0.0.1", "localhost", "[::1]",
+                           f"[{bare}]" if ":" in bare else bare])  # fmt: skip
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[h for n in names for h in (n, f"{n}:*")],
@@ -248,7 +250,7 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     @app.get("/search", response_model=SearchAnswer, responses=ERRORS, operation_id="search",
              summary="Ranked passages for a question (the JSON of query --json)",
              dependencies=[only(q=False, k=False, paper=True, mode=False)])  # fmt: skip
-    async def search(q: Q, k: K = 10, paper: PAPERS = [], mode: Mode = "hybrid"):  # noqa: B006
+    async def search(q: Q, k: K = DEFAULT_K, paper: PAPERS = [], mode: Mode = "hybrid"):  # noqa: B006
         body = await service.call(service.search_json, q, k, paper, mode)
         return Response(body.encode(), media_type=JSON_TYPE)
 
@@ -309,13 +311,13 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
              "the error"}, 503: ERRORS[503]})  # fmt: skip
     async def page(
         q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
-        k: K = 10,
+        k: K = DEFAULT_K,
         paper: PAPERS = [],  # noqa: B006 - FastAPI copies defaults
         mode: Mode = "hybrid",
     ):
         hits, keys = await service.call(service.search, q, k, paper, mode)
         weak = bool(getattr(hits, "weak_match", False))  # as the search JSON has it
-        kept = [("k", str(k))] if k != 10 else []  # the next search keeps the filters
+        kept = [("k", str(k))] if k != DEFAULT_K else []  # the next search keeps them
         kept += [("paper", p) for p in paper] + ([("mode", mode)] if mode != "hybrid" else [])
         page = render_page(q, hits, keys, weak=weak, filters=kept)
         return Response(page.encode(), media_type=HTML_TYPE)
@@ -390,8 +392,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def openapi_document(app: FastAPI, indexed: list[str], citable: list[str]) -> dict:
-    """The OpenAPI document generated from the routes, with the paper ids enumerated, so that
-    it says exactly which requests succeed (other ids are 400 in /search, 404 in /cite)."""
+    """The OpenAPI document generated from the routes, with the paper ids enumerated (the
+    server also takes them in another case, as the CLI does; other ids are 400 in /search,
+    404 in /cite)."""
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )

@@ -63,13 +63,12 @@ def _catalog(path: Path | None):
 
 
 def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path | None = None):
-    from ddsearch.config import model_name
     from ddsearch.search.searcher import Searcher
 
     settings = _settings(ctx)
     return Searcher(
         settings.home,
-        model=model and model_name(model),
+        model=model,
         catalog=_catalog(catalog_path),
         chroma_url=settings.chroma_url,
         settings=settings.search,
@@ -167,9 +166,7 @@ def ingest(ctx, ids, sources, bibs, prune, catalog_path, model, precision, refre
 
     if prune and not bibs:
         raise click.UsageError("--prune goes with --bib")
-    from ddsearch.config import model_name
-
-    settings = _settings(ctx, model=model and model_name(model), int8=precision == "int8")
+    settings = _settings(ctx, model=model, int8=precision == "int8")
     if progress is None:
         progress = sys.stderr.isatty()
     try:

@@ -98,6 +98,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # what one PDF may cost to read
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # how papers are downloaded
 
+    def __post_init__(self):  # the index records one name for the bundled model
+        object.__setattr__(self, "model", model_name(self.model))
+
     @property
     def pdf_cache(self) -> Path:
         return self.home / "pdfs"

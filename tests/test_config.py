@@ -57,3 +57,10 @@ def test_extraction_limits_reach_ingest(tmp_path, small_pdfs, embedder):
     report = ingest(settings, load_catalog(), [small_pdfs["lighthouse"]], embedder=embedder)
     (outcome,) = report.outcomes
     assert outcome.status == "failed" and "3 pages, more than the limit of 2" in outcome.reason
+
+
+def test_the_bundled_model_is_recorded_under_one_name():
+    from ddsearch.config import DEFAULT_MODEL, Settings
+
+    assert Settings(model="all-MiniLM-L6-v2").model == DEFAULT_MODEL
+    assert Settings(model="my/other-model").model == "my/other-model"

@@ -14,7 +14,6 @@ from ddsearch.config import BUNDLED_NAMES, DEFAULT_MODEL
 from ddsearch.files import sha256_file
 
 _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-_BUNDLED_ALIASES = BUNDLED_NAMES
 
 
 EXPORT_VERSION = 2  # the ONNX graph's outputs: 2 added the token states (sentence vectors)
@@ -73,7 +72,7 @@ class Embedder:
     @cached_property
     def path(self) -> str:
         """The local directory of the model, or the hub name when it is not local."""
-        if self.name in _BUNDLED_ALIASES:
+        if self.name in BUNDLED_NAMES:
             model_dir = _bundled_dir()
             verify_bundled(model_dir, self._stamp_dir)
             return str(model_dir)

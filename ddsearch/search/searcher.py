@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ddsearch.catalog import UnknownIdError, resolve_ids
-from ddsearch.config import SearchSettings
+from ddsearch.config import SearchSettings, model_name
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit, Results
@@ -56,7 +56,7 @@ class Searcher:
         built_with = self.store.model
         if built_with is None:
             raise IndexError_(f"the index in {home} is empty: run 'ddsearch ingest' first")
-        if model and model != built_with:
+        if model and model_name(model) != built_with:
             raise IndexError_(
                 f"the index was built with model {built_with!r}, not {model!r}: "
                 "query without --model, or re-ingest with --rebuild --model"

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
+from ddsearch.serve.hosts import is_loopback
 from ddsearch.service import Service
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach ``host`` (127.0.0.0/8, ::1, localhost)."""
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class Server:

@@ -192,7 +192,7 @@ def transport_security(host: str, cors_origins=()):
     """MCP's DNS-rebinding protection, on wherever serve needs no token (loopback): a Host of
     loopback or of ``host`` itself, with or without a port (port 80, a local proxy), and an
     Origin of those or of the CORS origins. Beyond loopback the token guards /mcp instead."""
-    from ddsearch.serve import is_loopback
+    from ddsearch.serve.hosts import is_loopback
 
     if not is_loopback(host):
         return None

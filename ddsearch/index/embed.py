@@ -208,7 +208,11 @@ class Embedder:
     def dimension(self) -> int:
         if self.onnx is not None:
             return self.onnx.dimension
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model  # sentence-transformers 5 renamed the method; 3-4 have the old name
+        get = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        return int(get())
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, on_batch=None):
         """L2-normalised float32 embeddings, one row per text."""

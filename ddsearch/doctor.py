@@ -20,7 +20,15 @@ from pathlib import Path
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
 from ddsearch.index.lock import LockedError, writer_lock
-from ddsearch.index.store import SCHEMA_VERSION, CacheLostError, IndexError_, Store
+from ddsearch.index.store import (
+    REBUILD_FROM_CHROMA,
+    SCHEMA_VERSION,
+    CacheLostError,
+    IndexError_,
+    Store,
+)
+
+_REFILL = "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)"
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,7 @@ def _examine(settings: Settings, catalog: Catalog | None, *, busy: bool) -> Diag
                 Finding(
                     "database",
                     f"the cache {settings.home / 'index.db'} is missing beside the Chroma store",
-                    "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)",
+                    _REFILL,
                     fixable=True,
                 )
             )
@@ -238,8 +246,8 @@ def _cannot_open(e: IndexError_) -> Finding:
     if isinstance(e, CacheLostError):  # a damaged cache: Chroma has it all
         return Finding(
             "database",
-            text.split(": run")[0],
-            "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)",
+            text.removesuffix(f": {REBUILD_FROM_CHROMA}"),
+            _REFILL,
             fixable=True,
         )
     for tail, fix in (
@@ -347,7 +355,7 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
             Finding(
                 "database",
                 f"SQLite integrity check: {integrity}",
-                "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)",
+                _REFILL,
                 fixable=True,
             )
         )

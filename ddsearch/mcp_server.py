@@ -89,8 +89,6 @@ class Tools:
         query = (query or "").strip()
         if not query:
             raise RequestError("the query is empty")
-        if not 1 <= k <= MAX_K:
-            raise RequestError(f"k must be from 1 to {MAX_K}")
         hits, keys = self.service.search(query, k, papers)
         doc = json.loads(render_json(query, hits, keys))
         return Found(query=doc["query"], weak_match=doc["weak_match"],

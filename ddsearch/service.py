@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ddsearch.catalog import UnknownIdError, resolve_ids
 from ddsearch.config import Settings
 
 MAX_QUERY_CHARS = 1000
@@ -129,8 +130,6 @@ class Service:
     # -- jobs (run on a worker) -----------------------------------------------------------------
     def search(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid"):
         """``(hits, citation keys)`` with quotes; no query (the empty page): ``(None, {})``."""
-        from ddsearch.catalog import UnknownIdError, resolve_ids
-
         s = self._searcher()
         try:  # "Raft" names raft, as on the command line
             papers = resolve_ids(papers, s.records)
@@ -183,8 +182,6 @@ class Service:
             raise RequestError(f"format must be one of: {', '.join(CITE_FORMATS)}")
         if not ids:
             raise RequestError("give at least one paper id")
-        from ddsearch.catalog import UnknownIdError, resolve_ids
-
         known = self.known_papers()
         try:
             ids = resolve_ids(ids, known)

@@ -186,8 +186,7 @@ def _plan_files(
         chosen = [catalog.papers[i] for i in dict.fromkeys(ids)] if ids else list(catalog)
         return [Source(p) for p in chosen], passed
 
-    files: list[Path] = []
-    seen: set[Path] = set()  # "--from a --from ./a" names each file once
+    files: dict[Path, Path] = {}  # by resolved path: "--from a --from ./a" names each once
     for src in sources:
         src = Path(src).expanduser()
         if src.is_dir():
@@ -195,20 +194,16 @@ def _plan_files(
             if not any(f.suffix.lower() == ".pdf" for f in found):
                 raise IngestError(f"no PDF files in {src} (its subfolders are not read)")
             for f in found:
-                if f.suffix.lower() != ".pdf":
-                    if not f.name.startswith("."):
-                        passed.append(Outcome(f.name, "skipped", "not a PDF file"))
-                elif f.resolve() not in seen:
-                    seen.add(f.resolve())
-                    files.append(f)
+                if f.suffix.lower() == ".pdf":
+                    files.setdefault(f.resolve(), f)
+                elif not f.name.startswith("."):
+                    passed.append(Outcome(f.name, "skipped", "not a PDF file"))
         elif src.is_file():
-            if src.resolve() not in seen:
-                seen.add(src.resolve())
-                files.append(src)
+            files.setdefault(src.resolve(), src)
         else:
             raise IngestError(f"no such file or folder: {src}")
     named: dict[str, Path] = {}  # id -> its file, in the order given
-    for f in files:
+    for f in files.values():
         pid = f.stem if f.stem in catalog else slugify(f.stem)
         if pid in named:
             passed.append(Outcome(pid, "failed", f"duplicate id: {f} has the id of "

@@ -256,16 +256,13 @@ def make_citation(hit: Hit, key: str) -> Citation:
         printed_pages.sort(key=int)
     if len(printed_pages) != len(pdf_pages):
         printed_pages = []  # some of the pages have no printed number: cite PDF pages
-    if printed_pages:
-        locator = page_runs(list(dict.fromkeys(printed_pages)))
+    printed = bool(printed_pages)
+    labels = list(dict.fromkeys(printed_pages)) if printed else [str(p) for p in pdf_pages]
+    locator = page_runs(labels) if labels else None
+    pages = None
+    if locator:
         prefix = "pp." if "–" in locator or "," in locator else "p."
-        pages, printed = f"{prefix} {locator}", True
-    elif pdf_pages:
-        locator = page_runs([str(p) for p in pdf_pages])
-        prefix = "pp." if "–" in locator or "," in locator else "p."
-        pages, printed = f"PDF {prefix} {locator}", False
-    else:
-        locator, pages, printed = None, None, False
+        pages = f"{prefix} {locator}" if printed else f"PDF {prefix} {locator}"
     first = pdf_pages[0] if pdf_pages else None
     return Citation(
         key=key,

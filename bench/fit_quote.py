@@ -1,9 +1,9 @@
 """Fit the quote model (ddsearch/search/quote_model.json) on the tuning part of the dev questions.
 
-    python bench/fit_quote.py --home HOME [--questions ../shared/eval/dev.jsonl]
-                              [--split bench/dev-split.json]
+    python bench/fit_quote.py --home HOME [--cv 5] [--write]
 
-For every tuning question, each sentence of each top-10 hit from a gold paper is a sample; it is
+Questions: the tuning parts of ../shared/eval/dev.jsonl (bench/dev-split.json) and
+dev-reader.jsonl (bench/dev-reader-split.json), pooled. For every tuning question, each sentence of each top-10 hit from a gold paper is a sample; it is
 positive when it holds most of a gold quote (or is most of one, for quotes of several sentences).
 A conditional logit (softmax over each chunk's sentences, L2, L-BFGS) over
 ddsearch.search.quote.FEATURES gives the weights;
@@ -145,6 +145,7 @@ def standalone(searcher: Searcher) -> None:
 
 
 def write(weights, bias, mean, scale, join, note: str) -> None:
+    quote_module._MODEL_PATH = MODEL
     MODEL.write_text(
         json.dumps(
             {
@@ -163,11 +164,31 @@ def write(weights, bias, mean, scale, join, note: str) -> None:
     quote_module._model.cache_clear()
 
 
+SETS = (("dev", "bench/dev-split.json"), ("dev-reader", "bench/dev-reader-split.json"))
+
+
+def parts(args) -> dict[str, dict[str, list]]:
+    """{file: {"tune": [...], "held": [...]}} of both question files."""
+    out = {}
+    for name, split in SETS:
+        questions = load_questions(args.eval_dir / f"{name}.jsonl")
+        chosen = load_split(REPO / split)
+        out[name] = {p: select(questions, chosen, p) for p in ("tune", "held")}
+    return out
+
+
+def fitted(searcher, questions, fit):
+    x, y, groups = samples(searcher, questions)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    weights, bias = fit((x - mean) / scale, y, groups)
+    return weights, bias, mean, scale, len(y), int(y.sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, required=True)
-    ap.add_argument("--questions", type=Path, default=REPO.parent / "shared/eval/dev.jsonl")
-    ap.add_argument("--split", type=Path, default=REPO / "bench/dev-split.json")
+    ap.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared/eval")
     ap.add_argument(
         "--vectors",
         choices=["stored", "standalone"],
@@ -181,42 +202,67 @@ def main() -> None:
         default="logistic",
         help="pointwise logistic regression, or a softmax within each chunk",
     )
+    ap.add_argument("--cv", type=int, default=0, help="folds of cross-validation first")
+    ap.add_argument("--write", action="store_true", help="save the model (else: report only)")
     args = ap.parse_args()
 
-    questions = load_questions(args.questions)
-    split = load_split(args.split)
-    tune, held = select(questions, split, "tune"), select(questions, split, "held")
+    questions = parts(args)
+    tune = [q for name in questions for q in questions[name]["tune"]]
     searcher = Searcher(args.home, catalog=load_catalog())
     searcher.warm()
     if args.vectors == "standalone":
         standalone(searcher)
-    x, y, groups = samples(searcher, tune)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
     fit = fit_choice if args.fit == "choice" else fit_logistic
-    weights, bias = fit((x - mean) / scale, y, groups)
-    print(f"{len(y)} sentences, {int(y.sum())} positive")
+    pages = PageTexts()
+    saved = quote_module._MODEL_PATH.read_text()
+    global MODEL
+    MODEL = Path("/tmp/quote_model.trial.json")
+    quote_module._MODEL_PATH = MODEL
+
+    if args.cv:
+        order = np.random.default_rng(0).permutation(len(tune))
+        rows = {name: [] for name in questions}
+        for fold in range(args.cv):
+            test = {int(i) for i in order[fold :: args.cv]}
+            weights, bias, mean, scale, _, _ = fitted(
+                searcher, [q for i, q in enumerate(tune) if i not in test], fit
+            )
+            write(weights, bias, mean, scale, 0.0, "cv")
+            for name in questions:
+                ids = {q.id for q in questions[name]["tune"]}
+                part = [q for i, q in enumerate(tune) if i in test and q.id in ids]
+                rows[name] += evaluate(searcher, part, page_text=pages).rows
+        for name in rows:
+            print(f"CV {name}: quote_acc {summarise(rows[name], 5)['quote_acc']:.3f}", flush=True)
+
+    weights, bias, mean, scale, n, positive = fitted(searcher, tune, fit)
+    print(f"{n} sentences, {positive} positive")
     for name, w in sorted(zip(FEATURES, weights), key=lambda t: -abs(t[1])):
         print(f"  {name:<18}{w:+.3f}")
-
-    pages = PageTexts()
     best = None
     for join in JOINS:
         write(weights, bias, mean, scale, join, "trial")
-        figures = summarise(evaluate(searcher, tune, page_text=pages).rows, 5)
-        print(f"join {join}: tune quote_acc {figures['quote_acc']:.3f}")
-        if best is None or figures["quote_acc"] > best[1]:
-            best = (join, figures["quote_acc"])
-    note = f"{args.split.name} tune part ({len(tune)} questions, {len(y)} sentences)"
-    write(weights, bias, mean, scale, best[0], note)
-    for name, part in (("tune", tune), ("held", held)):
-        figures = summarise(evaluate(searcher, part, page_text=pages).rows, 5, intervals=True)
-        print(
-            f"{name}: quote_acc {figures['quote_acc']:.3f} {figures['quote_acc_ci']}, exact@1 "
-            f"{figures['exact@1']:.3f}, hit@5 {figures['hit@5']:.3f}, "
-            f"link {figures['link=quote_page']:.3f}"
-        )
-    print(f"wrote {MODEL} (join probability {best[0]})")
+        acc = [summarise(evaluate(searcher, questions[n]["tune"], page_text=pages).rows, 5)
+               ["quote_acc"] for n in questions]  # fmt: skip
+        value = sum(a * len(questions[n]["tune"]) for a, n in zip(acc, questions))
+        print(f"join {join}: tune quote_acc " + ", ".join(f"{a:.3f}" for a in acc))
+        if best is None or value > best[1] + 1e-9:
+            best = (join, value)
+    write(weights, bias, mean, scale, best[0], "trial")
+    for name in questions:
+        for part in ("tune", "held"):
+            figures = summarise(evaluate(searcher, questions[name][part], page_text=pages).rows, 5)
+            print(f"{name} {part}: quote_acc {figures['quote_acc']:.3f}, exact@1 "
+                  f"{figures['exact@1']:.3f}, hit@5 {figures['hit@5']:.3f}, "
+                  f"link {figures['link=quote_page']:.3f}")  # fmt: skip
+    note = f"tune parts of dev-split.json and dev-reader-split.json ({len(tune)} questions, {n} sentences)"
+    target = REPO / "ddsearch" / "search" / "quote_model.json"
+    if args.write and args.vectors == "stored":
+        MODEL = target
+        write(weights, bias, mean, scale, best[0], note)
+        print(f"wrote {target} (join probability {best[0]})")
+    else:
+        target.write_text(saved)
 
 
 if __name__ == "__main__":

@@ -600,7 +600,8 @@ def eval_(ctx, file, k, modes, split_path, part, intervals, as_json):
 
 _EVAL_COLUMNS = [  # (heading, field, width)
     ("n", "questions", 5), ("hit@{k}", "hit@{k}", 8), ("MRR@10", "mrr@10", 8),
-    ("paper@1", "paper@1", 8), ("multi@10", "multi_recall@10", 9), ("quote", "quote_acc", 7),
+    ("paper@1", "paper@1", 8), ("multi@10", "multi_recall@10", 9), ("every@{k}", "every@{k}", 9),
+    ("quote", "quote_acc", 7),
     ("exact@1", "exact@1", 8), ("1-page", "single_page", 7), ("link", "link=quote_page", 7),
 ]  # fmt: skip
 

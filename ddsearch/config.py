@@ -44,6 +44,9 @@ class SearchSettings:
     named_weight: float = 0.2  # a passage of a paper the question names ("Raft"); 0: names off
     section_weight: float = 0.05  # the share of the question's words its section heading holds
     named_first: bool = True  # a question naming several systems shows each one's best early
+    # the fitted paper and passage models (search/rank_model.json) weigh the evidence of the
+    # fused top; False: the fixed weights above (named, section, sentence) do
+    fusion: bool = True
     candidates: int = 100  # each ranker's candidates before fusion
     rerank: int = 30  # the fused top that sentence and heading evidence re-weigh
     diverse_below: int = 5  # ranks up to here stay as scored; below, papers take turns

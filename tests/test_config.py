@@ -25,21 +25,24 @@ def test_settings_hold_the_search_extraction_and_fetch_knobs(tmp_path):
 def test_the_searcher_ranks_by_its_settings(indexed_home, embedder):
     q = "how often does a Lighthouse keeper light a beacon?"
     plain = Searcher(indexed_home, embedder=embedder, catalog=load_catalog())
-    assert {"named", "section", "best_sentence"} <= set(plain.search(q)[0].scores)
+    assert {"f_paper", "f_section", "f_sentence"} <= set(plain.search(q)[0].scores)  # fitted
     assert not plain.search(q).weak_match
-    off = SearchSettings(named_weight=0, section_weight=0, sentence_weight=0)
+    fixed = SearchSettings(fusion=False)
+    weighed = Searcher(indexed_home, embedder=embedder, catalog=load_catalog(), settings=fixed)
+    assert {"named", "section", "best_sentence"} <= set(weighed.search(q)[0].scores)
+    off = SearchSettings(named_weight=0, section_weight=0, sentence_weight=0, fusion=False)
     bare = Searcher(indexed_home, embedder=embedder, catalog=load_catalog(), settings=off)
     assert set(bare.search(q)[0].scores) == {"dense", "lexical", "dense_norm", "lexical_norm"}
     strict = Searcher(indexed_home, embedder=embedder, settings=SearchSettings(weak_dense=0.99))
     assert strict.search(q).weak_match
-    for s in (plain, bare, strict):
+    for s in (plain, weighed, bare, strict):
         s.store.close()
 
 
 def test_heading_evidence_ranks_without_sentence_evidence(indexed_home, embedder):
     """Each re-ranking signal counts on its own: with the sentence weight at 0, a heavy heading
     weight still puts the passage whose heading holds the question's words first."""
-    only = SearchSettings(sentence_weight=0, section_weight=5.0)
+    only = SearchSettings(sentence_weight=0, section_weight=5.0, fusion=False)
     s = Searcher(indexed_home, embedder=embedder, settings=only)
     hits = s.search("which pickers arrive for the harvest results?", k=5)
     assert "best_sentence" not in hits[0].scores

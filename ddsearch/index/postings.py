@@ -116,6 +116,26 @@ class Postings:
         found = found[np.lexsort((found, -scores[found]))][:limit]  # ties: lower rowid first
         return [(int(self.rowids[i]), float(scores[i])) for i in found]
 
+    def term_scores(self, tokens: list[str], rowids) -> np.ndarray:
+        """Each token's bm25 contribution to each of these chunks: (len(tokens), len(rowids)),
+        0 where a chunk lacks the token or is not indexed; a row sums as ``top`` scores."""
+        rowids = np.asarray(rowids, dtype=np.int64)
+        at = np.searchsorted(self.rowids, rowids)
+        at[at >= len(self.rowids)] = 0
+        known = self.rowids[at] == rowids if len(self.rowids) else np.zeros(len(rowids), bool)
+        where = np.full(len(self.rowids), -1, dtype=np.int64)
+        where[at[known]] = np.flatnonzero(known)
+        out = np.zeros((len(tokens), len(rowids)))
+        for i, token in enumerate(tokens):
+            t = self.terms.get(token)
+            if t is None:
+                continue
+            span = slice(self.indptr[t], self.indptr[t + 1])
+            cols = where[self.rows[span]]
+            mine = cols >= 0
+            out[i, cols[mine]] = self.weights[span][mine]
+        return out
+
     def save(self, home: Path) -> None:
         """Write atomically: a reader sees the old file or the new one."""
         path = Path(home) / FILE

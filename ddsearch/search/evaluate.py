@@ -4,7 +4,9 @@ A hit is relevant when it is from a gold paper and the pages its citation names 
 meet that paper's gold pages. Besides hit@k, MRR@10, paper@1 and multi-paper recall@10, every
 question is scored on what a user pastes: whether the first relevant hit's quote holds the
 answer (quote accuracy), whether the top hit cites only gold pages (exact@1), whether the cited
-passage is a single page, and whether the quote stands on the page the deep link opens.
+passage is a single page, and whether the quote stands on the page the deep link opens. A
+question about several papers also counts as answered at k (every@k) only when each gold
+paper has a relevant hit in the top k.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def score_question(q: Question, hits: list[Hit], k: int, page_text: Callable) ->
     }
     if len(q.gold) > 1:
         d["multi"] = len({h.paper.id for h in hits[:10]} & set(q.gold)) / len(q.gold)
+        # a question about several papers is answered when each one's answer is in the top k
+        d["every"] = all(any(h.paper.id == p and _relevant(h, q) for h in hits[:k]) for p in q.gold)
     if q.quotes:
         d["quote"] = first is not None and any(quote_holds(first.quote, g) for g in q.quotes)
     top = hits[0] if hits else None
@@ -175,6 +179,7 @@ def score_question(q: Question, hits: list[Hit], k: int, page_text: Callable) ->
 
 METRICS = {  # name in reports -> per-question field
     "hit": "hit", "mrr@10": "rr", "paper@1": "paper1", "multi_recall@10": "multi",
+    "every_paper": "every",
     "quote_acc": "quote", "exact@1": "exact1", "single_page": "single_page",
     "link=quote_page": "link_page",
 }  # fmt: skip
@@ -186,7 +191,7 @@ def summarise(rows: list[dict], k: int, intervals: bool = False, seed: int = 0) 
     rng = random.Random(seed)
     for name, fieldname in METRICS.items():
         values = [float(r[fieldname]) for r in rows if fieldname in r]
-        label = f"hit@{k}" if name == "hit" else name
+        label = f"hit@{k}" if name == "hit" else f"every@{k}" if name == "every_paper" else name
         out[label] = round(sum(values) / len(values), 4) if values else None
         if name == "multi_recall@10":
             out["multi_questions"] = len(values)

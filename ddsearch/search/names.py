@@ -51,9 +51,12 @@ class Names:
         for paper in papers:
             for name in paper_names(paper):
                 words = tuple(canonical(name).split())
-                if words:
-                    table.setdefault(words, set()).add(paper.id)
-                    spelled.setdefault(words, name)
+                # "Google's file system" is the Google File System: a possessive after the
+                # first word of a longer name
+                variants = [words, (words[0], "s", *words[1:])] if len(words) > 1 else [words]
+                for key in variants if words else ():
+                    table.setdefault(key, set()).add(paper.id)
+                    spelled.setdefault(key, name)
         self._table = {w: frozenset(ids) for w, ids in table.items()}
         self._spelled = spelled
         self._longest = max((len(w) for w in table), default=0)

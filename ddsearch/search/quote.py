@@ -158,6 +158,20 @@ def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosi
     return out
 
 
+def sentence_terms(question: Question, chunk: Chunk) -> float:
+    """The largest idf-weighted share of the question's words that one sentence of the chunk
+    holds: a passage with one sentence on the question's rare words answers it more often than
+    one that holds them scattered."""
+    total = sum(question.stems.values())
+    if not total:
+        return 0.0
+    best = 0.0
+    for s in chunk.sentences:
+        have = {stem(w) for w in query_terms_in_order(chunk.text[s.start : s.end])}
+        best = max(best, sum(w for t, w in question.stems.items() if t in have))
+    return best / total
+
+
 def sentence_scores(question: Question, chunk: Chunk, vectors, passage_cosine: float):
     """The model's log-odds that each sentence holds the answer."""
     weights, bias, mean, scale, _ = _model()

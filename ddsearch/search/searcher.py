@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ddsearch.catalog import UnknownIdError, resolve_ids
@@ -12,6 +12,7 @@ from ddsearch.config import SearchSettings, model_name
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit, Results
+from ddsearch.search.fusion import Layout
 from ddsearch.search.names import Names
 from ddsearch.search.rank import (
     Ranking,
@@ -70,6 +71,9 @@ class Searcher:
         self._postings = None  # the lexical postings of the generation read, once found
         self._tokenizer = None
         self._names = None  # (the records they were read from, Names)
+        self._layout = None  # (the vectors it was read from, Layout)
+        self._dense_all = None  # (query, cosine of every row), the last query's
+        self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
     def refresh(self) -> bool:
         """Re-read the index if it changed since it was read (another ingest, or the Chroma
@@ -184,7 +188,7 @@ class Searcher:
         rowids, matrix, owners, _ = self._matrix()
         if len(rowids) == 0:
             return []
-        scores = matrix @ self.encode_query(query)
+        scores = self.cosines(query)
         if papers:
             mask = np.fromiter((o in papers for o in owners), dtype=bool, count=len(owners))
             scores = np.where(mask, scores, -np.inf)
@@ -192,6 +196,21 @@ class Searcher:
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(rowids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def cosines(self, query: str):
+        """The query's cosine with every row of the vectors (in their order), kept for the
+        last query."""
+        vectors = self._matrix()
+        if self._dense_all is None or self._dense_all[0] != (query, id(vectors[1])):
+            self._dense_all = ((query, id(vectors[1])), vectors[1] @ self.encode_query(query))
+        return self._dense_all[1]
+
+    def layout(self) -> Layout:
+        """Where each row of the vectors stands: its paper, and whether it is front matter."""
+        vectors = self._matrix()
+        if self._layout is None or self._layout[0] is not vectors:
+            self._layout = (vectors, Layout.of(vectors[2], vectors[3]))
+        return self._layout[1]
 
     def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
         """(rowid, bm25) of the chunks that best match the query's terms, best first."""
@@ -294,14 +313,23 @@ class Searcher:
             runs.append(("named", ranking, knobs.named_weight))
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
             order = sorted(fused, key=lambda r: -fused[r])
-        top = order[: knobs.rerank]  # heading and sentence evidence re-weigh the fused top
-        if mode == "hybrid" and knobs.section_weight:
-            runs.append(self._section_run(words, top, chunks))
-        if mode == "hybrid" and knobs.sentence_weight:
-            runs.append(self._sentence_run(query, top, chunks))
-        if mode == "hybrid" and (knobs.section_weight or knobs.sentence_weight):
-            fused = fuse([(ranking, weight) for _, ranking, weight in runs])
-            order = sorted(fused, key=lambda r: -fused[r])
+        groups = list(dict.fromkeys(m.papers & named for m in mentions if m.papers & named))
+        evidence = None
+        if mode == "hybrid" and knobs.fusion:
+            evidence = self.evidence(original, query, words, named, runs, fused, order,
+                                     chunks, wanted, check)  # fmt: skip
+            self.last_evidence = evidence  # for bench/fit_rank.py
+            fused, order = evidence.scores, evidence.order
+            groups = evidence.groups(groups)
+        else:
+            top = order[: knobs.rerank]  # heading and sentence evidence re-weigh the fused top
+            if mode == "hybrid" and knobs.section_weight:
+                runs.append(self._section_run(words, top, chunks))
+            if mode == "hybrid" and knobs.sentence_weight:
+                runs.append(self._sentence_run(query, top, chunks))
+            if mode == "hybrid" and (knobs.section_weight or knobs.sentence_weight):
+                fused = fuse([(ranking, weight) for _, ranking, weight in runs])
+                order = sorted(fused, key=lambda r: -fused[r])
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
         merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found])
         if many:  # a list of papers: each paper's best hit first
@@ -310,7 +338,6 @@ class Searcher:
             merged = diversify(
                 merged, lambda hit: hit[0].paper_id, knobs.diverse_below, knobs.per_paper
             )
-        groups = list(dict.fromkeys(m.papers & named for m in mentions if m.papers & named))
         if len(groups) > 1 and knobs.named_first:  # "Compare Chubby and ZooKeeper": each one's best
             merged = named_first(merged, lambda hit: hit[0].paper_id, groups)
         raw = {name: dict(ranking) for name, ranking, _ in runs}
@@ -324,12 +351,174 @@ class Searcher:
                 scores={
                     **{name: round(raw[name].get(r, 0.0), 6) for name in raw},
                     **{f"{name}_norm": round(shares[name].get(r, 0.0), 6) for name in raw},
+                    **(evidence.explain(r) if evidence is not None else {}),
                 },
                 parts=parts,
             )
             for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
         return Results(hits, self._weak(query, runs))
+
+    def _clause_chance(self, clause: str, layout: Layout, postings, named: set[str]):
+        """The paper model's chances for one clause of a question, searched on its own."""
+        import numpy as np
+
+        from ddsearch.search import fusion
+
+        rowids, matrix, _, _ = self._matrix()
+        cos = matrix @ self.embedder.encode([canonical(clause)])[0]
+        tokens = [t for word in self._tokenize(query_terms(clause)) for t in word]
+        bm25 = postings.term_scores(tokens, rowids).sum(axis=0)
+        share = self.settings.dense_weight
+        stage = share * fusion.top_minmax(cos, self.settings.candidates) + (
+            1 - share
+        ) * fusion.top_minmax(bm25, self.settings.candidates)
+        front = np.flatnonzero(layout.front)
+        x = fusion.paper_features(layout, stage, cos, bm25[front], named)
+        return fusion.softmax(x @ fusion.model().paper)
+
+    def evidence(self, original: str, query: str, words: str, named: set[str], runs,
+                 fused: dict[int, float], order: list[int], chunks: dict[int, Chunk],
+                 wanted: set[str], check: bool = False) -> Evidence:  # fmt: skip
+        """Which papers the question asks about, and each candidate passage's evidence scored
+        by the fitted models (ddsearch.search.fusion); ``chunks`` gains the passages drawn
+        from a described paper."""
+        import numpy as np
+
+        from ddsearch.search import fusion
+        from ddsearch.search.quote import Question, sentence_terms
+
+        fitted = fusion.model()
+        layout = self.layout()
+        rowids, _, _, _ = self._matrix()
+        cos = self.cosines(query)
+        terms = query_terms(words)
+        tokens = self._tokenize(terms)
+        postings = self._current_postings()
+        lexical_of = dict(next((r for n, r, _ in runs if n == "lexical"), []))
+
+        def lexical(rows: np.ndarray, drop: frozenset[int] = frozenset()) -> np.ndarray:
+            """bm25 of the chunks at these row positions, less the terms in ``drop``."""
+            if postings is None:  # FTS5 ranks without postings: its candidates' scores only
+                return np.array([lexical_of.get(int(r), 0.0) for r in rowids[rows]])
+            keep = [t for i, word in enumerate(tokens) if i not in drop for t in word]
+            return postings.term_scores(keep, rowids[rows]).sum(axis=0)
+
+        # which paper: its best passages, its front matter, its name
+        position = {int(r): i for i, r in enumerate(rowids)}
+        stage = np.zeros(len(rowids))
+        for r, score in fused.items():
+            if r in position:
+                stage[position[r]] = score
+        front = np.flatnonzero(layout.front)
+        paper_x = fusion.paper_features(layout, stage, cos, lexical(front), named)
+        allowed = np.array([not wanted or p in wanted for p in layout.papers])
+        chance = fusion.softmax(paper_x @ fitted.paper) * allowed
+        chance = chance / (chance.sum() or 1.0)
+        likely = layout.papers[int(np.argmax(chance))]
+        described = {p for p, c in zip(layout.papers, chance) if c >= fitted.described}
+        # a question about two systems: a clause that identifies another paper on its own
+        for clause in fusion.clauses(original) if postings is not None else ():
+            found = self._clause_chance(clause, layout, postings, named) * allowed
+            if found.max() >= fitted.clause:
+                described.add(layout.papers[int(np.argmax(found))])
+        described = [p for p in layout.papers if p in described and p not in named]
+
+        # the candidates: the fused top, and the best passages of a described paper
+        top = [r for r in order[: self.settings.rerank] if r in chunks]
+        extra = []
+        asked = described + (sorted(named) if len(named) + len(described) > 1 else [])
+        for p in asked:
+            own = union(self.dense(query, 10, {p}), self.lexical(words, 10, {p}))
+            extra += [r for r, _ in own if r not in top]
+        missing = [r for r in extra if r not in chunks]
+        if missing:
+            chunks.update(self._same_rows(self.store.chunks(missing), check))
+        top += [r for r in dict.fromkeys(extra) if r in chunks]
+        rows = np.array([position[r] for r in top], dtype=np.int64)
+
+        # the words that only identify the likely paper: mostly in its front matter
+        drop: set[int] = set()
+        if postings is not None and tokens:
+            own = layout.rows[likely]
+            held = np.vstack(
+                [postings.term_scores(word, rowids[own]).sum(axis=0) > 0 for word in tokens]
+            )
+            hits_front = (held & layout.front[own]).sum(axis=1)
+            hits_all = held.sum(axis=1)
+            share = np.divide(hits_front, hits_all, out=np.zeros(len(tokens)), where=hits_all > 0)
+            drop = {i for i, s in enumerate(share) if s >= fusion.FRONT_SHARE}
+            if len(drop) == len(tokens):
+                drop = set()
+
+        vectors = self.store.sentence_vectors(chunks[r].id for r in top)
+        qvec = self.encode_query(query)
+        question = Question.make(words, qvec, self.idf)
+        sentence = np.zeros(len(top))
+        held_terms = np.zeros(len(top))
+        for i, r in enumerate(top):
+            found = vectors.get(chunks[r].id)
+            if found is not None and len(found):
+                sentence[i] = float((found @ qvec).max())
+            held_terms[i] = sentence_terms(question, chunks[r])
+        heading = dict(self._section_run(words, top, chunks)[1])
+        dense_top = {r for r, _ in next((r for n, r, _ in runs if n == "dense"), [])[:10]}
+        lexical_top = set(list(lexical_of)[:10])
+        agree = len(dense_top & lexical_top) / 10
+        weights = self.idf(terms) if terms else []
+        specific = (sum(weights) / len(weights) / math.log(len(rowids) + 1)) if weights else 0.0
+        by_description = not named and bool(described)
+        summary = np.array([fusion.is_summary(chunks[r].section, chunks[r].ordinal) for r in top])
+        local = np.zeros(len(top))
+        if postings is not None and tokens:
+            for p in {chunks[r].paper_id for r in top}:
+                own = layout.rows[p]
+                held_by = np.vstack(
+                    [postings.term_scores(word, rowids[own]).sum(axis=0) > 0 for word in tokens]
+                )
+                shares = dict(zip(rowids[own].tolist(), fusion.local_share(held_by)))
+                for i, r in enumerate(top):
+                    if chunks[r].paper_id == p:
+                        local[i] = shares.get(r, 0.0)
+        dense = fusion.minmax(cos[rows])
+        lexical_all = fusion.minmax(lexical(rows))
+        x = np.column_stack(
+            [
+                dense,
+                lexical_all,
+                fusion.minmax(lexical(rows, frozenset(drop))),
+                fusion.minmax(sentence),
+                held_terms,
+                [heading.get(r, 0.0) for r in top],
+                chance[layout.paper_of[rows]],
+                [chunks[r].paper_id in named for r in top],
+                summary,
+                summary & np.array([chunks[r].paper_id == likely for r in top]) & by_description,
+                [fusion.is_related(chunks[r].section) for r in top],
+                fusion.minmax([fused.get(r, 0.0) for r in top]),
+                dense * agree,
+                lexical_all * specific,
+                dense * by_description,
+                local,
+            ]
+        ).astype(float)
+        scores = x @ fitted.passage
+        floor = float(scores.min()) if len(scores) else 0.0
+        rest = [r for r in order if r not in set(top)]
+        merged = {r: float(s) for r, s in zip(top, scores)}
+        below = fusion.minmax([fused[r] for r in rest]) if rest else []
+        for r, s in zip(rest, below):  # the rest keep their fused order, below the scored
+            merged[r] = floor - 1.0 + float(s) * 0.5
+        return Evidence(
+            order=sorted(merged, key=lambda r: -merged[r]),
+            scores=merged,
+            features={r: x[i] for i, r in enumerate(top)},
+            chunks={r: chunks[r] for r in top},
+            papers=layout.papers,
+            paper_features=paper_x,
+            chance={p: float(c) for p, c in zip(layout.papers, chance) if c >= 0.01},
+            described=tuple(described),
+        )
 
     def _same_rows(self, chunks: dict[int, Chunk], check: bool) -> dict[int, Chunk]:
         """The chunks whose rowid still holds the chunk the vectors were read with: a re-ingest
@@ -391,6 +580,38 @@ class Searcher:
         stats, n = self._term_stats(terms)
         weights = [(w if held else math.log(n + 1), held) for w, held in stats]
         return sum(w for w, held in weights if held) / (sum(w for w, _ in weights) or 1.0)
+
+
+@dataclass
+class Evidence:
+    """One question's reading by the fitted models: the candidates' order and scores, each
+    scored candidate's features, and the papers it likely asks about."""
+
+    order: list[int]
+    scores: dict[int, float]
+    features: dict[int, object]  # rowid -> its PASSAGE_FEATURES values
+    chance: dict[str, float]  # paper id -> the chance that the question asks about it
+    described: tuple[str, ...]  # papers the question describes without naming them
+    chunks: dict[int, Chunk]  # the scored candidates
+    papers: tuple[str, ...]  # the indexed papers, in the order of paper_features' rows
+    paper_features: object  # per paper, its PAPER_FEATURES values
+
+    def groups(self, named_groups: list) -> list:
+        """The papers a question asks about, one group per system: each named one, then each
+        described one."""
+        out = list(named_groups)
+        for p in self.described:
+            if not any(p in g for g in out):
+                out.append(frozenset({p}))
+        return out
+
+    def explain(self, rowid: int) -> dict[str, float]:
+        from ddsearch.search.fusion import PASSAGE_FEATURES
+
+        found = self.features.get(rowid)
+        if found is None:
+            return {}
+        return {f"f_{n}": round(float(v), 6) for n, v in zip(PASSAGE_FEATURES, found)}
 
 
 def _join(a: str, b: str, least: int = 21) -> str:

@@ -1,0 +1,170 @@
+"""Fusion by evidence: which paper a question asks about, then which of its passages answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ddsearch.catalog import load_catalog
+from ddsearch.config import SearchSettings
+from ddsearch.models import Chunk, Sentence
+from ddsearch.search import fusion
+from ddsearch.search.names import Names
+from ddsearch.search.quote import Question, sentence_terms
+from ddsearch.search.searcher import Searcher
+
+
+def test_clauses_split_a_question_about_two_systems():
+    q = "Do Amazon's shopping-cart store and Facebook's inbox-search store find new nodes?"
+    assert fusion.clauses(q) == [
+        "Do Amazon's shopping-cart store",
+        "Facebook's inbox-search store find new nodes?",
+    ]
+    assert fusion.clauses(
+        "How is the next leader chosen in Raft compared with the one in Viewstamped Replication?"
+    ) == ["How is the next leader chosen in Raft", "the one in Viewstamped Replication?"]
+    # a clause needs words of its own: "reads and writes" is one thing asked
+    assert fusion.clauses("How does GFS order reads and writes?") == []
+    assert (
+        fusion.clauses("How is a leader chosen in Raft compared with Viewstamped Replication") == []
+    )
+
+
+def test_layout_knows_each_rows_paper_and_front_matter():
+    owners = ["a", "a", "b", "a", "b", "a"]
+    ids = ["a:00000:x", "a:00001:x", "b:00000:y", "a:00002:x", "b:00001:y", "a:00003:x"]
+    layout = fusion.Layout.of(owners, ids)
+    assert layout.papers == ("a", "b")
+    assert layout.rows["a"].tolist() == [0, 1, 3, 5] and layout.rows["b"].tolist() == [2, 4]
+    assert layout.front.tolist() == [True, True, True, True, True, False]  # ordinals < 3
+    assert layout.per_paper_max(np.array([1.0, 5.0, 2.0, 3.0, 0.5, 9.0])).tolist() == [9.0, 2.0]
+    only = np.array([0, 2])
+    assert layout.per_paper_max(np.array([1.0, 2.0]), only).tolist() == [1.0, 2.0]
+
+
+def test_a_paper_own_common_words_count_for_little_inside_it():
+    # word 0 ("leader") is in every chunk of the paper, word 1 ("timeout") in one
+    held = np.array([[1, 1, 1, 1], [0, 0, 1, 0]], dtype=bool)
+    share = fusion.local_share(held)
+    assert share[2] == pytest.approx(1.0)
+    assert share[0] < 0.3 and share[0] == share[1] == share[3]
+
+
+def test_minmax_softmax_and_top_minmax():
+    assert fusion.minmax([2.0, 4.0, 3.0]).tolist() == [0.0, 1.0, 0.5]
+    assert fusion.minmax([1.0, 1.0]).tolist() == [1.0, 1.0]
+    p = fusion.softmax(np.array([0.0, np.log(3.0)]))
+    assert p.tolist() == pytest.approx([0.25, 0.75])
+    top = fusion.top_minmax(np.array([0.0, 5.0, 1.0, 3.0]), 2)
+    assert top.tolist() == [0.0, 1.0, 0.0, 0.0]  # the top two scaled: 5 -> 1, 3 -> 0
+
+
+def test_front_matter_and_related_work_are_told_apart():
+    assert fusion.is_summary(None, 0) and fusion.is_summary("7 Conclusions", 40)
+    assert fusion.is_summary("1 Introduction", 5) and not fusion.is_summary("4.2 Leases", 9)
+    assert fusion.is_related("8 Related Work") and not fusion.is_related("3 Design")
+
+
+def test_the_shipped_model_matches_the_features():
+    model = fusion.model()
+    assert len(model.paper) == len(fusion.PAPER_FEATURES)
+    assert len(model.passage) == len(fusion.PASSAGE_FEATURES)
+    assert 0 < model.described <= 1.01 and 0 < model.clause <= 1.01
+
+
+def test_sentence_terms_is_the_best_single_sentence_share():
+    text = "Leaders send heartbeats. A randomized election timeout avoids split votes."
+    cut = text.index("A ")
+    sentences = (Sentence(0, cut - 1, (1,)), Sentence(cut, len(text), (1,)))
+    chunk = Chunk("p:00000:h", "p", 0, text, (1,), sentences=sentences)
+    q = Question.make("randomized election timeout", np.zeros(3), lambda ts: [1.0] * len(ts))
+    assert sentence_terms(q, chunk) == pytest.approx(1.0)
+    q2 = Question.make("heartbeats election", np.zeros(3), lambda ts: [1.0] * len(ts))
+    assert sentence_terms(q2, chunk) == pytest.approx(0.5)
+
+
+def test_a_possessive_inside_a_name_still_names_the_paper():
+    names = Names(p for p in load_catalog() if p.id == "gfs")
+    (m,) = names.find("How many copies does Google's file system keep?")
+    assert m.papers == {"gfs"}
+
+
+def test_fusion_ranks_and_explains_on_a_real_index(indexed_home, embedder):
+    s = Searcher(indexed_home, embedder=embedder, catalog=load_catalog())
+    hits = s.search("which pickers arrive for the harvest results?", k=5)
+    assert {f"f_{n}" for n in fusion.PASSAGE_FEATURES} <= set(hits[0].scores)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    ev = s.last_evidence
+    assert ev is not None and abs(sum(ev.chance.values()) - 1) < 0.05
+    assert max(ev.chance, key=ev.chance.get) == hits[0].paper.id
+    fixed = Searcher(indexed_home, embedder=embedder, settings=SearchSettings(fusion=False))
+    plain = fixed.search("which pickers arrive for the harvest results?", k=5)
+    assert not any(k.startswith("f_") for k in plain[0].scores)
+    for searcher in (s, fixed):
+        searcher.store.close()
+
+
+HERON = (
+    "Heron: A Durable Message Queue",
+    [
+        [
+            "Heron: A Durable Message Queue",
+            "Abstract",
+            "Heron is the durable message queue that the Acme photo sharing service built for its",
+            "upload pipeline. Uploads from millions of phones wait in Heron until the resizing",
+            "workers take them, and no upload is lost when a data center fails.",
+            "1 Introduction",
+            "The Acme photo sharing service receives uploads from millions of phones every day.",
+            "Each upload must reach the resizing workers even when a whole data center fails.",
+            "Phones retry slowly, so the queue must answer them within a few milliseconds.",
+        ],
+        [
+            "2 Design",
+            "Each message is written to three brokers before the phone hears that it is safe.",
+            "Brokers form a chain, and the tail of the chain acknowledges the write.",
+            "A broker that falls behind is removed from the chain by the coordinator.",
+            "3 Partitions",
+            "Messages are spread over partitions by the hash of the uploading account.",
+            "A partition moves to another chain when its brokers run short of disk.",
+        ],
+        [
+            "4 Retention",
+            "How long should a message stay in the queue after a worker has read it?",
+            "Heron keeps every message for seven days after it was read, then deletes it.",
+            "The seven days let an operator replay a day of uploads after a bad deploy.",
+            "5 Conclusions",
+            "A chain of brokers keeps the photo uploads of Acme safe and quick.",
+        ],
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def heron_home(tmp_path_factory, embedder):
+    """The made-up papers of conftest and Heron, whose abstract describes the system."""
+    from conftest import write_small_papers
+    from pdfmaker import make_pdf
+
+    from ddsearch.config import Settings
+    from ddsearch.ingest.pipeline import ingest
+
+    root = tmp_path_factory.mktemp("heron")
+    write_small_papers(root / "pdfs")
+    make_pdf(root / "pdfs" / "heron.pdf", HERON[1], title=HERON[0])
+    home = root / "home"
+    report = ingest(Settings(home=home), load_catalog(), [root / "pdfs"], embedder=embedder)
+    assert report.ok, report
+    return home
+
+
+def test_a_description_finds_the_section_that_answers_not_the_abstract(heron_home, embedder):
+    s = Searcher(heron_home, embedder=embedder, catalog=load_catalog())
+    q = "How long does the upload queue of Acme's photo sharing service keep a message once read?"
+    hits = s.search(q, k=3)
+    s.add_quotes(q, hits)
+    assert hits[0].paper.id == "heron"
+    assert "Retention" in (hits[0].chunk.section or "")
+    # the answer, not the sentence that asks the question again
+    assert "seven days after it was read" in hits[0].quote
+    assert hits[0].quote_pages == (3,)
+    s.store.close()

@@ -18,6 +18,7 @@ from ddsearch.models import Page
 
 _PAGE_NUMBER = re.compile(r"^(?:page\s+)?(\d{1,4}|[ivxlc]{1,6})(?:\s+of\s+\d+)?$", re.I)
 _GLYPHS = re.compile(r"(?:/g\d+){2,}|(?:\(cid:\d+\)){1,}")
+_CITATIONS = re.compile(r"\[\d{1,3}(?:\s*[,;\-–]\s*\d{1,3})*\]")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.U)
 _HYPHEN_END = re.compile(r"([^\W\d_]+)-$", re.U)
 _LOWER_START = re.compile(r"^([a-z][^\W\d_]*)(.*)$", re.U)
@@ -55,7 +56,8 @@ def _is_junk(line: str) -> bool:
         return True
     if _GLYPHS.search(s):
         return True
-    compact = s.replace(" ", "")
+    # a line's citations are words, not debris: "Paxos [18, 19, 3, 25, 1, 27]." is prose
+    compact = _CITATIONS.sub("", s).replace(" ", "")
     letters = sum(ch.isalpha() for ch in compact)
     if letters == 0:
         return True  # tick runs, lone numbers, punctuation

@@ -119,8 +119,11 @@ def cite(references: Sequence[Reference], chunks: Sequence[Chunk]) -> list[Refer
     citing: dict[int, list[CitingSentence]] = {r.ordinal: [] for r in references}
     seen: set[tuple[str, tuple[int, ...]]] = set()
     for chunk in chunks:
+        before: CitingSentence | None = None  # the sentence before, in this chunk
         for s in chunk.sentences:
             text = chunk.text[s.start : s.end]
+            sentence = CitingSentence(chunk.id, s.start, s.end, text, s.pages, s.printed)
+            prev, before = before, sentence
             if (text, s.pages) in seen or ("[" not in text and not _YEAR.search(text)):
                 continue
             seen.add((text, s.pages))
@@ -129,10 +132,16 @@ def cite(references: Sequence[Reference], chunks: Sequence[Chunk]) -> list[Refer
                 continue  # an entry of a list that has no heading, read as body text
             which = next((i for i, p in enumerate(last_page) if s.pages[0] <= p), -1)
             keys = keyed[which]
-            refs = [keys[k] for k in labels_in(text, set(keys))] if "[" in text else []
-            refs += _author_year(text, authored[which])
-            for ref in dict.fromkeys(refs):
-                citing[ref.ordinal].append(
-                    CitingSentence(chunk.id, s.start, s.end, text, s.pages, s.printed)
-                )
+            found: list[tuple[Reference, CitingSentence]] = []
+            if "[" in text:
+                # "... recover from failures. [1] ZooKeeper is ...": a group that starts a
+                # sentence cites for the sentence it follows
+                lead = _GROUP.match(text)
+                cut = lead.end() if lead and prev is not None else 0
+                found += [(keys[k], prev) for k in labels_in(text[:cut], set(keys))]
+                found += [(keys[k], sentence) for k in labels_in(text[cut:], set(keys))]
+            found += [(r, sentence) for r in _author_year(text, authored[which])]
+            for ref, owner in found:
+                if owner not in citing[ref.ordinal]:
+                    citing[ref.ordinal].append(owner)
     return [replace(r, cited=tuple(citing[r.ordinal])) for r in references]

@@ -102,6 +102,7 @@ class _Known:
     paper: Paper
     surnames: tuple[str, ...]
     words: tuple[str, ...]  # the title's content words
+    lead: tuple[str, re.Pattern] | None  # the system the title is named for ("F1: ...")
 
 
 class Resolver:
@@ -112,16 +113,19 @@ class Resolver:
         self.choices: list[str] = []  # squashed title variants, for rapidfuzz's batch search
         self.owner: list[int] = []  # the index in ``known`` of each choice
         self.by_first: dict[str, list[_Known]] = {}  # first author's surname -> papers
+        self.named: list[_Known] = []  # the papers named for a system
         seen: set[str] = set()
         for paper in papers:
             if paper.id in seen or not paper.title:
                 continue
             seen.add(paper.id)
             names = tuple(s for s in (surname(a) for a in paper.authors) if s)
-            known = _Known(paper, names, tuple(_content(paper.title)))
+            known = _Known(paper, names, tuple(_content(paper.title)), _lead(paper.title))
             self.known.append(known)
             if names:
                 self.by_first.setdefault(names[0], []).append(known)
+            if known.lead:
+                self.named.append(known)
             for variant in _variants(paper.title):
                 squashed = _squash(variant)[0]
                 if len(squashed) >= 8:
@@ -169,43 +173,51 @@ class Resolver:
         return score, authors
 
     def _close_title(self, text: str, exclude: str | None) -> str | None:
-        """A version of a known paper under another title: the same first author, the same
-        year give or take one, the other authors (unless "et al."), and a title that starts
-        alike and shares most words ("Cassandra: structured storage system on a P2P
-        network"), or that names the same system ("F1 — The Fault-Tolerant Distributed
-        RDBMS ..." for "F1: A Distributed SQL Database That Scales")."""
-        head = fold(text[:60]).split()
+        """A version of a known paper under another title, from the same year give or take
+        one: by the same first author (and the others, unless "et al.") with a title that
+        starts alike and shares most words ("Cassandra: structured storage system on a P2P
+        network"); or named for the same system by the same team ("F1 — The Fault-Tolerant
+        Distributed RDBMS ..." for "F1: A Distributed SQL Database That Scales")."""
         years = {int(y) for y in _YEAR.findall(text)}
+        if not years:
+            return None
+        head = fold(text[:60]).split()[:3]  # the entry's first author leads it
         et_al = bool(re.search(r"\bet\.? al\b", text, re.I))
-        for name in dict.fromkeys(head[:3]):  # the entry's first author leads it
-            for known in self.by_first.get(name, ()):
-                paper = known.paper
-                if paper.id == exclude or paper.year is None or not known.words:
-                    continue
-                if not years or min(abs(y - paper.year) for y in years) > 1:
-                    continue
-                first, authors = _authors_found(known.surnames, text)
-                if not first or (not et_al and authors < min(3, len(known.surnames))):
-                    continue
-                title = _title_guess(text, known.surnames)
-                lead = _lead(title)
-                if lead and lead == _lead(paper.title):
-                    return paper.id
-                words = _content(title)
-                if not words or words[0] != known.words[0]:
-                    continue
-                shared = len(set(words) & set(known.words))
-                if shared >= 3 and shared >= 0.75 * min(len(set(words)), len(set(known.words))):
-                    return paper.id
+        firsts = [k for name in dict.fromkeys(head) for k in self.by_first.get(name, ())]
+        lowered = text.lower()
+        named = {
+            id(k): k
+            for k in self.named
+            if k.lead and k.lead[0] in lowered and k.lead[1].search(text)
+        }
+        for known in {id(k): k for k in firsts + list(named.values())}.values():
+            paper = known.paper
+            if paper.id == exclude or paper.year is None:
+                continue
+            if min(abs(y - paper.year) for y in years) > 1:
+                continue
+            first, authors = _authors_found(known.surnames, text)
+            if id(known) in named and (first or _authors_found(known.surnames, text, 99)[1] >= 3):
+                return paper.id
+            if not first or (not et_al and authors < min(3, len(known.surnames))):
+                continue
+            words = _content(_title_guess(text, known.surnames))
+            if not words or not known.words or words[0] != known.words[0]:
+                continue
+            shared = len(set(words) & set(known.words))
+            if shared >= 3 and shared >= 0.75 * min(len(set(words)), len(set(known.words))):
+                return paper.id
         return None
 
 
-def _lead(title: str) -> str | None:
-    """The system a title is named for: "F1" of "F1: A Distributed SQL Database ..."."""
+def _lead(title: str) -> tuple[str, re.Pattern] | None:
+    """The system a title is named for, and a pattern for another title it leads: "F1" of
+    "F1: A Distributed SQL Database ..." finds "F1 — The Fault-Tolerant ..."."""
     m = re.match(r"\s*([^:—–]{2,24}?)\s*(?::|\s[—–-]\s)", title)
     if not m or len(m.group(1).split()) > 2:
         return None
-    return fold(m.group(1)) or None
+    name = m.group(1)
+    return name.lower(), re.compile(rf"(?<![\w-]){re.escape(name)}\s*(?::|\s[—–-]\s)", re.I)
 
 
 def _title_guess(text: str, surnames: tuple[str, ...]) -> str:
@@ -224,8 +236,8 @@ def _title_guess(text: str, surnames: tuple[str, ...]) -> str:
     return rest[: stop.start()] if stop else rest
 
 
-def _authors_found(surnames: tuple[str, ...], text: str) -> tuple[bool, int]:
-    """Whether the first surname stands in ``text``, and how many of the first three do (an
+def _authors_found(surnames: tuple[str, ...], text: str, first: int = 3) -> tuple[bool, int]:
+    """Whether the first surname stands in ``text``, and how many of the ``first`` do (an
     OCR'd one fuzzily)."""
     words = set(fold(text).split())
     long_words = [w for w in words if len(w) >= 4]
@@ -236,7 +248,7 @@ def _authors_found(surnames: tuple[str, ...], text: str) -> tuple[bool, int]:
             and process.extractOne(name, long_words, scorer=fuzz.ratio, score_cutoff=_FUZZY_NAME)
             is not None
         )
-        for name in surnames[:3]
+        for name in surnames[:first]
     ]
     return bool(found and found[0]), sum(found)
 

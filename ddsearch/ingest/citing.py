@@ -19,7 +19,7 @@ from ddsearch.models import Chunk, CitingSentence, Reference
 
 _GROUP = re.compile(r"\[([^\[\]]{1,160})\]")
 # a scan's OCR reads the closing bracket as "1": "[ 151" is [15], "[6, 13, 21-241 (" [6, 13, 21-24]
-_OCR_GROUP = re.compile(r"\[ ?(\d[\d ,;\-–]{0,60}?)1(?=[\s.,;:)])")
+_OCR_GROUP = re.compile(r"\[ ?(\d[\d ,;\-–]{0,60}?)1(?=\s*[^\d\s,;\-–\]])")
 _RANGE = re.compile(r"^(\d{1,3})\s*[-–—]\s*(\d{1,3})$")
 # what may stand beside labels in a group: "[5, §1]", "[12, Section 3]", "[see 4]", "[4, p. 7]"
 _LOCATOR = re.compile(

@@ -24,10 +24,10 @@ _RANGE = re.compile(r"^(\d{1,3})\s*[-–—]\s*(\d{1,3})$")
 # what may stand beside labels in a group: "[5, §1]", "[12, Section 3]", "[see 4]", "[4, p. 7]"
 _LOCATOR = re.compile(
     r"^(?:§+\s*[\w.]+|(?:sec(?:tion)?s?|ch(?:ap(?:ter)?)?|thm|theorem|lemma|def(?:inition)?|"
-    r"fig(?:ure)?|table|app(?:endix)?|pp?|pages?|eq|corollary|prop(?:osition)?)\.?\s*[\w.\-–]+|"
-    r"e\.?g\.?|i\.?e\.?|cf\.?|see|also|and)$",
+    r"fig(?:ure)?|table|app(?:endix)?|pp?|pages?|eq|corollary|prop(?:osition)?)\.?\s*[\w.\-–]+)$",
     re.I,
 )
+_FILLER = re.compile(r"^(?:e\.?g\.?|i\.?e\.?|cf\.?|see(?:\s+also)?|also|and)$", re.I)
 _LEAD = re.compile(r"^(?:see(?:\s+also)?|e\.g\.,?|cf\.|and)\s+", re.I)
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20[0-4]\d)([a-z]?)(?!\d)")
 _MAX_RANGE = 40
@@ -43,7 +43,7 @@ def _labels(group: str, keys: set[str]) -> list[str] | None:
     out: list[str] = []
     for token in re.split(r"[,;]", group):
         token = _LEAD.sub("", token.strip()).strip()
-        if not token:
+        if not token or _FILLER.match(token):
             continue
         if token in keys:
             out.append(token)

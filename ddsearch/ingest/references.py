@@ -28,7 +28,10 @@ _HEADING = re.compile(
 # (OCR splits numbers: "2 1. REED, D." is entry 21)
 _BRACKET = re.compile(r"^\[ ?(\d(?: ?\d){0,2}) ?\]\s*")
 _DOTTED = re.compile(r"^(\d(?: ?\d){0,2})\.\s+(?=\S)")
-_KEY = re.compile(r"^\[([A-Za-z][A-Za-z0-9+\-.']{0,11})\]\s*")
+_KEY = re.compile(r"^[^\w\s\[]?\[([A-Za-z][A-Za-z0-9+\-.']{0,11})\]\s*")  # a scan's "'[Ra]"
+# a running header the cleaning left (it was not on enough pages): a page's first line, in
+# capitals ("EPIDEMIC ALGORITHMS FOR REPLICATED DATABASE MAINTENANCE")
+_SHOUTED = re.compile(r"^[A-Z][A-Z '’:\-]{11,}$")
 # an unlabelled author-year entry starts "Lamport, L." / "LAMPORT, L., AND" / "van Renesse, R."
 _AUTHOR_START = re.compile(
     r"^(?:(?:van|von|de|der|den|la|le|di|da|del)\s+)*[A-Z][A-Za-z'’\-]+(?:\s+[A-Z][a-z]+)?,\s+"
@@ -52,7 +55,7 @@ class _Line:
 @dataclass
 class _Entry:
     label: str
-    key: str  # what the body cites it by: "12", "Lam78"; "" for an unlabelled entry
+    key: str  # its number or key: "12", "Lam78"; "" for an unlabelled entry
     lines: list[_Line]
 
     @property
@@ -100,52 +103,51 @@ def _style(lines: list[_Line]) -> str | None:
     return None
 
 
-def _numbered(lines: list[_Line], pattern: re.Pattern, fmt: str,
-              ends: Callable[[str], bool]) -> tuple[list[_Entry], int]:  # fmt: skip
-    """Entries where the next number starts a line; and how many lines they took."""
+def _split(lines: list[_Line], starts: Callable[[_Line, list[_Entry]], _Entry | None],
+           ends: Callable[[str], bool]) -> list[_Entry]:  # fmt: skip
+    """The entries: a line that ``starts`` one opens it, the others continue the last one,
+    until a line that ``ends`` the list."""
     entries: list[_Entry] = []
-    expected = 1
-    for i, ln in enumerate(lines):
+    for ln in lines:
+        entry = starts(ln, entries)
+        if entry is not None:
+            entries.append(entry)
+        elif entries and ends(ln.text):
+            break
+        elif entries:
+            entries[-1].lines.append(ln)
+    return entries
+
+
+def _numbered(pattern: re.Pattern, fmt: str) -> Callable[[_Line, list[_Entry]], _Entry | None]:
+    """Numbered entries start where the next number (or one a few further) starts a line."""
+
+    def starts(ln: _Line, entries: list[_Entry]) -> _Entry | None:
         m = pattern.match(ln.text)
-        n = int(m.group(1).replace(" ", "")) if m else 0
-        if m and expected <= n <= expected + _SKIP:
-            rest = ln.text[m.end() :]
-            entries.append(_Entry(fmt.format(n), str(n), [_Line(rest, ln.page)]))
-            expected = n + 1
-        elif entries and ends(ln.text):
-            return entries, i
-        elif entries:
-            entries[-1].lines.append(ln)
-    return entries, len(lines)
+        if not m:
+            return None
+        n = int(m.group(1).replace(" ", ""))
+        expected = int(entries[-1].key) + 1 if entries else 1
+        if not expected <= n <= expected + _SKIP:
+            return None
+        return _Entry(fmt.format(n), str(n), [_Line(ln.text[m.end() :], ln.page)])
+
+    return starts
 
 
-def _keyed(lines: list[_Line], ends: Callable[[str], bool]) -> tuple[list[_Entry], int]:
-    entries: list[_Entry] = []
-    for i, ln in enumerate(lines):
-        m = _KEY.match(ln.text)
-        if m:
-            rest = ln.text[m.end() :]
-            entries.append(_Entry(f"[{m.group(1)}]", m.group(1), [_Line(rest, ln.page)]))
-        elif entries and ends(ln.text):
-            return entries, i
-        elif entries:
-            entries[-1].lines.append(ln)
-    return entries, len(lines)
+def _keyed(ln: _Line, entries: list[_Entry]) -> _Entry | None:
+    m = _KEY.match(ln.text)
+    return (
+        _Entry(f"[{m.group(1)}]", m.group(1), [_Line(ln.text[m.end() :], ln.page)]) if m else None
+    )
 
 
-def _unlabelled(lines: list[_Line], ends: Callable[[str], bool]) -> tuple[list[_Entry], int]:
-    entries: list[_Entry] = []
-    for i, ln in enumerate(lines):
-        prev = entries[-1].lines[-1].text.rstrip() if entries else ""
-        if _AUTHOR_START.match(ln.text) and (not entries or prev.endswith(_ENTRY_END)):
-            entries.append(_Entry("", "", [ln]))
-        elif entries and ends(ln.text):
-            return entries, i
-        elif entries:
-            entries[-1].lines.append(ln)
-    for e in entries:
-        e.label = author_year(e.text)
-    return entries, len(lines)
+def _unlabelled(ln: _Line, entries: list[_Entry]) -> _Entry | None:
+    """An author-year entry starts with a surname and initials after a line that ended one."""
+    prev = entries[-1].lines[-1].text.rstrip() if entries else ""
+    if _AUTHOR_START.match(ln.text) and (not entries or prev.endswith(_ENTRY_END)):
+        return _Entry("", "", [ln])
+    return None
 
 
 def author_year(text: str) -> str:
@@ -191,7 +193,13 @@ def _debris(text: str) -> str:
 
 
 def _lines(pages: Sequence[Page]) -> list[_Line]:
-    return [_Line(ln, p.number) for p in pages for ln in p.text.split("\n") if ln.strip()]
+    out = []
+    for p in pages:
+        lines = [ln for ln in p.text.split("\n") if ln.strip()]
+        if lines and _SHOUTED.match(lines[0].lstrip(HEADING_MARK)) and not is_heading(lines[0]):
+            lines = lines[1:]
+        out += [_Line(ln, p.number) for ln in lines]
+    return out
 
 
 def _regions(lines: list[_Line]) -> list[int]:
@@ -235,19 +243,21 @@ def parse_references(
         body = [_Line(ln.text.lstrip(HEADING_MARK).strip(), ln.page) for ln in lines[start:]]
 
         def ends(text: str) -> bool:
-            return is_heading(text) or bool(is_section(text)) or text.startswith(HEADING_MARK)
+            return is_heading(text) or bool(is_section(text))
 
         style = _style(body)
-        if style == "bracket":
-            entries, _ = _numbered(body, _BRACKET, "[{}]", ends)
-        elif style == "dotted":
-            entries, _ = _numbered(body, _DOTTED, "{}.", ends)
-        elif style == "key":
-            entries, _ = _keyed(body, ends)
-        elif style == "author":
-            entries, _ = _unlabelled(body, ends)
-        else:
+        if style is None:
             continue
+        starts = {
+            "bracket": _numbered(_BRACKET, "[{}]"),
+            "dotted": _numbered(_DOTTED, "{}."),
+            "key": _keyed,
+            "author": _unlabelled,
+        }[style]
+        entries = _split(body, starts, ends)
+        if style == "author":
+            for e in entries:
+                e.label = author_year(e.text)
         _trim(entries)
         seen = {(e.label, e.text[:60]) for f in found for e in f}
         if entries and not all((e.label, e.text[:60]) in seen for e in entries):

@@ -209,7 +209,8 @@ def markdown(r: dict) -> str:
     i, st, w = r["ingest"], r["ingest"]["stages"], r["warm_query_ms"]
     rows = [
         ("full ingest, wall", f"{i['wall_s']:.1f} s ({i['pages']} pages, {i['chunks']} chunks)"),
-        ("  of which extract / chunk (worker)", f"{st.get('extract', 0):.1f} s / {st.get('chunk', 0):.1f} s"),
+        ("  of which extract / chunk / references (worker)",
+         f"{st.get('extract', 0):.1f} s / {st.get('chunk', 0):.1f} s / {st.get('references', 0):.1f} s"),
         ("  of which embed / store", f"{st.get('embed', 0):.1f} s / {st.get('store', 0):.1f} s"),
         ("ingest throughput", f"{i['pages_per_s']:.1f} pages/s, {i['tokens_per_s']:.0f} tokens/s"),
         ("raw model on the same chunks", f"{r['model_raw']['seconds']:.1f} s, {r['model_raw']['tokens_per_s']:.0f} tokens/s"),

@@ -65,6 +65,31 @@ class Chunk:
     sentences: tuple[Sentence, ...] = ()
 
 
+@dataclass(frozen=True)
+class CitingSentence:
+    """A sentence of a paper's body that cites a reference: ``chunk.text[start:end]`` of the
+    chunk it was read in, on the PDF pages it stands on (quoted and cited like any other)."""
+
+    chunk_id: str
+    start: int
+    end: int
+    text: str
+    pages: tuple[int, ...]
+    printed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One entry of a paper's reference list, and the paper it names when that is known."""
+
+    ordinal: int  # its place in the list, from 1
+    label: str  # as printed ("[15]", "15.", "[Lam78]"); an unlabelled list's "Lamport 1978"
+    text: str  # the entry, its lines joined
+    pages: tuple[int, ...]  # the PDF pages the entry stands on
+    id: str | None = None  # the catalog's (or the user's .bib's) paper it is a version of
+    cited: tuple[CitingSentence, ...] = ()  # the body's sentences that cite it, in order
+
+
 @dataclass
 class Hit:
     """One ranked search result."""

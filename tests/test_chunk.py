@@ -54,6 +54,9 @@ def test_headings(line, expected):
         "10 20 30 40",
         "4.2 Results from 12 machines",  # numbers in the title: a table row, not a heading
         "3 Replicas,",
+        "D. Weaver, and R. Yerneni. Pnuts: Yahoo!’s hosted",  # a reference's authors
+        "G. P., AND WILSON, W. G. DB2 parallel edition. IBM",
+        "A. Fekete. MDCC: Multi-data center consistency. In",
         "ab",
         "1 " + "Very " * 20 + "Long",
         "",

@@ -55,6 +55,8 @@ def heading(line: str) -> str | None:
         return None  # "3. The client retries." is a numbered step, not a heading
     if s.isupper() is False and m.group("num").isalpha() and capitalised < 1:
         return None  # "A replica ..." is prose, not appendix A
+    if re.fullmatch(r"[A-H](?:\.\d{1,2})*\.?", m.group("num")) and words[0].endswith((",", ".")):
+        return None  # "D. Weaver, and R. Yerneni." is a reference's authors, not appendix D
     return f"{m.group('num').rstrip('.')} {title.rstrip('.')}"
 
 

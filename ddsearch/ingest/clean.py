@@ -18,6 +18,7 @@ from ddsearch.models import Page
 
 _PAGE_NUMBER = re.compile(r"^(?:page\s+)?(\d{1,4}|[ivxlc]{1,6})(?:\s+of\s+\d+)?$", re.I)
 _GLYPHS = re.compile(r"(?:/g\d+){2,}|(?:\(cid:\d+\)){1,}")
+_CITATIONS = re.compile(r"\[\d{1,3}(?:\s*[,;\-–]\s*\d{1,3})*\]")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.U)
 _HYPHEN_END = re.compile(r"([^\W\d_]+)-$", re.U)
 _LOWER_START = re.compile(r"^([a-z][^\W\d_]*)(.*)$", re.U)
@@ -55,7 +56,8 @@ def _is_junk(line: str) -> bool:
         return True
     if _GLYPHS.search(s):
         return True
-    compact = s.replace(" ", "")
+    # a line's citations are words, not debris: "Paxos [18, 19, 3, 25, 1, 27]." is prose
+    compact = _CITATIONS.sub("", s).replace(" ", "")
     letters = sum(ch.isalpha() for ch in compact)
     if letters == 0:
         return True  # tick runs, lone numbers, punctuation
@@ -199,6 +201,21 @@ def clean_pages(
     """Return pages with cleaned text (one line per text line) and printed page numbers set.
 
     ``span``: the paper's (first, last) page in its venue, when the catalog gives it."""
+    return _clean(pages, is_heading, span, whole=False)[0]
+
+
+def clean_whole(
+    pages: list[Page], is_heading=lambda line: False, span: tuple[int, int] | None = None
+) -> tuple[list[Page], list[Page]]:
+    """clean_pages(), and the same pages with every line of text kept (running headers,
+    footers and page numbers still go): a reference list's "21, 7 (1978), 558-565." lines
+    read as junk to the prose filter, yet they hold the volume, pages and year."""
+    prose, whole = _clean(pages, is_heading, span, whole=True)
+    return prose, whole or []
+
+
+def _clean(pages: list[Page], is_heading, span: tuple[int, int] | None,
+           whole: bool) -> tuple[list[Page], list[Page] | None]:  # fmt: skip
     raw = [p.text.rstrip() for p in pages]
     soft_marked = any("\ufffe" in t or "\u00ad" in t for t in raw)
     soft = [bool(_SOFT_END.search(t)) for t in raw]
@@ -216,24 +233,29 @@ def clean_pages(
     repeated = {k for k, c in counts.items() if c >= threshold and re.search(r"[a-z]", k)}
 
     cleaned: list[list[str]] = []
+    texts: list[list[str]] = []  # every line but the running headers, footers, page numbers
     for page in lines:
         edges = set(_edge_indexes(page))
         kept = []
         for i, ln in enumerate(page):
             if i in edges and (_key(ln) in repeated or _PAGE_NUMBER.match(ln)):
                 continue
-            if _is_junk(ln) and not is_heading(ln):
-                continue
             kept.append(ln)
+        texts.append(kept)
+        kept = [ln for ln in kept if not _is_junk(ln) or is_heading(ln)]
         cleaned.append(_drop_label_runs(kept, is_heading))
 
     vocab = _vocabulary(cleaned)
-    _join_across_pages(cleaned, soft, vocab, soft_marked)
-    result = []
-    for page, ln in zip(pages, cleaned):
-        number = page.number + offset if offset is not None else 0
-        inside = span is None or span[0] <= number <= span[1]
-        printed = str(number) if number > 0 and inside else None
-        text = "\n".join(_dehyphenate(list(ln), vocab, soft_marked))
-        result.append(replace(page, text=text, printed=printed))
-    return result
+    versions = [cleaned, texts] if whole else [cleaned]
+    out: list[list[Page]] = []
+    for version in versions:
+        _join_across_pages(version, soft, vocab, soft_marked)
+        result = []
+        for page, ln in zip(pages, version):
+            number = page.number + offset if offset is not None else 0
+            inside = span is None or span[0] <= number <= span[1]
+            printed = str(number) if number > 0 and inside else None
+            text = "\n".join(_dehyphenate(list(ln), vocab, soft_marked))
+            result.append(replace(page, text=text, printed=printed))
+        out.append(result)
+    return out[0], (out[1] if whole else None)

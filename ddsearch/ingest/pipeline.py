@@ -26,12 +26,14 @@ from ddsearch.index.store import (
     Store,
 )
 from ddsearch.ingest.chunk import chunk_pages, heading
-from ddsearch.ingest.clean import clean_pages, page_range
+from ddsearch.ingest.clean import clean_whole, page_range
 from ddsearch.ingest.extract import ExtractError, extract
+from ddsearch.ingest.references import read_references
+from ddsearch.ingest.resolve import Resolver
 from ddsearch.ingest.typeset import HEADING_MARK
-from ddsearch.models import Chunk, Paper
+from ddsearch.models import Chunk, Paper, Reference
 
-PIPELINE_VERSION = 6  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 7  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):
@@ -263,17 +265,23 @@ def fingerprint(paper: Paper, settings: Settings, encoder: str) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def make_chunks(
-    paper: Paper, pdf: Path, embedder: Embedder, settings: Settings, stages: dict | None = None
-) -> list[Chunk]:
-    """Extract, clean and chunk one PDF so that every chunk fits the model with its context."""
+def read_paper(
+    paper: Paper,
+    pdf: Path,
+    embedder: Embedder,
+    settings: Settings,
+    stages: dict | None = None,
+    resolver: Resolver | None = None,
+) -> tuple[list[Chunk], list[Reference] | None]:
+    """Extract, clean and chunk one PDF so that every chunk fits the model with its context;
+    with a ``resolver``, also read its reference list (None: it has none that can be found)."""
     started = time.perf_counter()
     doc = extract(pdf, settings.limits)
     if stages is not None:
         stages["extract"] = time.perf_counter() - started
         stages["pages"] = len(doc.pages)
         started = time.perf_counter()
-    pages = clean_pages(doc.pages, heading, page_range(paper.pages))
+    pages, whole = clean_whole(doc.pages, heading, page_range(paper.pages))
     context = embedder.count_tokens([paper.title + " — "])[0] + settings.section_tokens + 1
     room = embedder.max_seq_length - 2 - context
     budget = min(settings.chunk_tokens, room)
@@ -284,9 +292,15 @@ def make_chunks(
     chunks = chunk_pages(paper.id, pages, embedder.count_tokens, budget, settings.overlap_tokens)
     if stages is not None:
         stages["chunk"] = time.perf_counter() - started
+        started = time.perf_counter()
     if not chunks:
         raise ExtractError("no extractable text (a scan without a text layer?)")
-    return chunks
+    references = None
+    if resolver is not None:
+        references = read_references(paper.id, whole, chunks, resolver)
+        if stages is not None:
+            stages["references"] = time.perf_counter() - started
+    return chunks, references
 
 
 def _fit(paper: Paper, chunks: list[Chunk], embedder: Embedder) -> list[str]:
@@ -361,7 +375,9 @@ def ingest(
                     f"{settings.model!r} re-ingest with --rebuild, or choose another --home"
                 )
             store.reconcile()
-            _run(todo, store, embedder, settings, refresh, report, progress, say, log)
+            # references resolve to the catalog's papers and to this run's (the user's .bib)
+            resolver = Resolver([*catalog, *(s.paper for s in todo)])
+            _run(todo, store, embedder, settings, refresh, report, progress, say, log, resolver)
             if not report.interrupted:
                 _settle_bibs(listed, store, catalog, settings, prune, report)
                 if store.remote is not None:
@@ -413,11 +429,13 @@ class _Prepared:
     shape: str
     chunks: list[Chunk] | None  # None: the chunks and vectors indexed are still right
     stages: dict[str, float] = field(default_factory=dict)
+    references: list[Reference] | None = None  # its reference list, when it has one
     relabel: bool = False  # only the metadata changed: store it, keep the chunks and vectors
 
 
 def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool,
-             old: PaperRecord | None, embedder: Embedder) -> _Prepared:  # fmt: skip
+             old: PaperRecord | None, embedder: Embedder,
+             resolver: Resolver) -> _Prepared:  # fmt: skip
     """Fetch, hash, extract and chunk one paper (or find it unchanged, or changed only in
     metadata that neither its chunks nor its vectors depend on)."""
     pdf = _obtain(source, settings, refresh)
@@ -433,14 +451,14 @@ def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool,
         if paper.pages == old.paper.pages:  # the printed page numbers of the chunks hold
             return _Prepared(source, pdf, digest, shape, None, relabel=True)
     stages: dict[str, float] = {}
-    chunks = make_chunks(source.paper, pdf, embedder, settings, stages)
-    return _Prepared(source, pdf, digest, shape, chunks, stages)
+    chunks, references = read_paper(source.paper, pdf, embedder, settings, stages, resolver)
+    return _Prepared(source, pdf, digest, shape, chunks, stages, references=references)
 
 
 PREFETCH = 2  # papers read ahead of the one being embedded
 
 
-def _prepared(todo, settings, refresh, olds, embedder):
+def _prepared(todo, settings, refresh, olds, embedder, resolver):
     """Yield (source, future) for each paper, reading ahead of the one being embedded.
 
     A thread is enough: extraction itself runs in the extract worker process and onnxruntime
@@ -459,7 +477,7 @@ def _prepared(todo, settings, refresh, olds, embedder):
                     if source is None:
                         break
                     old = olds.get(source.paper.id)
-                    job = (source, settings, encoder, refresh, old, embedder)
+                    job = (source, settings, encoder, refresh, old, embedder, resolver)
                     pending.append((source, pool.submit(_prepare, *job)))
                 if not pending:
                     return
@@ -527,7 +545,8 @@ def _ready(embedder: Embedder, say: Callable[[str], None]) -> None:
 
 def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Settings,
          refresh: bool, report: Report, progress: bool, say: Callable[[str], None],
-         log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+         log: Callable[[str], None] | None = None,
+         resolver: Resolver = Resolver(())) -> None:  # fmt: skip
     from tqdm import tqdm
 
     _ready(embedder, say)
@@ -539,7 +558,9 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
     chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
     ready = None
     try:
-        for n, (source, future) in enumerate(_prepared(todo, settings, refresh, olds, embedder), 1):
+        for n, (source, future) in enumerate(
+            _prepared(todo, settings, refresh, olds, embedder, resolver), 1
+        ):
             pid = source.paper.id
             bar.set_postfix_str(pid)
             try:

@@ -22,6 +22,7 @@ _USER_ERRORS = (
     "ddsearch.index.lock:LockedError",
     "ddsearch.search.searcher:QueryError",
     "ddsearch.search.evaluate:EvalError",
+    "ddsearch.search.pdfs:PageError",
 )
 
 
@@ -323,10 +324,18 @@ def query(
 
     searcher = _searcher(ctx, model)
     keys = searcher.citation_keys()
+    highlighter = None
+    if as_json or jsonl or exports:  # the JSON shows them
+        from ddsearch.search.highlight import Highlighter
+        from ddsearch.search.pdfs import Pdfs
+
+        highlighter = Highlighter(Pdfs(_settings(ctx).pdf_cache))
 
     def run(q: str):
         hits = searcher.search(q, k, papers=papers, mode=mode)
         searcher.add_quotes(q, hits)
+        if highlighter is not None:
+            highlighter.add(hits, searcher.records)
         return hits
 
     if qfile is not None:

@@ -31,6 +31,10 @@ class Passage(BaseModel):
     link: str | None = Field(description="The PDF opened at the quote's page")
     citation_key: str = Field(description="Its key in the 'cite' tool's BibTeX")
     citation: str = Field(description="A one-line reference with the page")
+    highlight: list[dict] = Field(
+        description="Where the quote stands on its PDF pages: {page, box, rects}, each rect "
+        "[x0, y0, x1, y1] in PDF points ('page' draws the page with the quote highlighted)"
+    )
 
 
 class Found(BaseModel):
@@ -57,6 +61,7 @@ def passages(doc: dict, hits) -> list[dict]:
             "link": r["link"],
             "citation_key": r["key"],
             "citation": format_citation(make_citation(hit, r["key"])),
+            "highlight": r["highlight"],
         }
         for hit, r in zip(hits, doc["results"])
     ]

@@ -62,6 +62,7 @@ class Service:
         self._local = threading.local()
         self._slots = threading.BoundedSemaphore(max_pending)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddsearch-search")
+        self._highlighter = None  # the PDFs' pages, shared by the workers (pdfium locks)
 
     # -- running jobs ---------------------------------------------------------------------------
     async def call(self, job, *args):
@@ -90,6 +91,8 @@ class Service:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._highlighter is not None:
+            self._highlighter.pdfs.close()
 
     # -- the worker's Searcher --------------------------------------------------------------------
     def _searcher(self):
@@ -144,7 +147,19 @@ class Service:
             return None, {}
         hits = s.search(q, k, papers=list(papers), mode=mode)
         s.add_quotes(q, hits)
+        self.highlighter().add(hits, s.records)
         return hits, self._local.keys
+
+    def highlighter(self):
+        """Where quotes stand on the indexed PDFs' pages (one for all workers)."""
+        if self._highlighter is None:
+            from ddsearch.search.highlight import Highlighter
+            from ddsearch.search.pdfs import Pdfs
+
+            with self._lock:
+                if self._highlighter is None:
+                    self._highlighter = Highlighter(Pdfs(self.settings.pdf_cache))
+        return self._highlighter
 
     def search_json(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid") -> str:
         """The JSON of ``query --json``, byte for byte."""

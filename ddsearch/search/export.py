@@ -425,6 +425,11 @@ def _json_result(hit: Hit, key: str) -> dict:
         "quote": hit.quote,
         "text": hit.chunk.text,
         "link": c.link,
+        # where the quote stands on its pages, in PDF points: draw it over any rendering
+        "highlight": [
+            {"page": h.page, "box": list(h.box), "rects": [list(r) for r in h.rects]}
+            for h in hit.highlight
+        ],
         "citation": {
             "authors": list(hit.paper.authors),
             "year": hit.paper.year,

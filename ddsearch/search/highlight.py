@@ -70,17 +70,22 @@ class _Page:
         """Maximal exact matches of SEED letters or more, the longest first."""
         p, seeds = self.p, self.seeds
         out: list[Block] = []
+        seen: set[tuple[int, int]] = set()
         for i in range(len(q) - SEED + 1):
             places = seeds.get(q[i : i + SEED], ())
             if len(places) > _SEED_PLACES:
                 continue
             for j in places:
-                if i and j and q[i - 1] == p[j - 1]:
-                    continue  # inside a match found from an earlier start
-                n = SEED
-                while i + n < len(q) and j + n < len(p) and q[i + n] == p[j + n]:
+                a, b = i, j  # the match may start before this seed (a common one, skipped)
+                while a and b and q[a - 1] == p[b - 1]:
+                    a, b = a - 1, b - 1
+                if (a, b) in seen:
+                    continue
+                seen.add((a, b))
+                n = i - a + SEED
+                while a + n < len(q) and b + n < len(p) and q[a + n] == p[b + n]:
                     n += 1
-                out.append((i, j, n))
+                out.append((a, b, n))
         return sorted(out, key=lambda b: -b[2])[:_MAX_BLOCKS]
 
     def _edges(self, q: str, chain: list[Block]) -> list[Block]:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from ddsearch.catalog import UnknownIdError, resolve_ids
@@ -20,6 +21,7 @@ from ddsearch.config import Settings
 MAX_QUERY_CHARS = 1000
 MODES = ("hybrid", "dense", "lexical")
 CITE_FORMATS = ("bib", "csl", "ris")
+IMAGE_CACHE_BYTES = 64 << 20  # the page images serve keeps drawn: a page view's crops many times
 
 
 class RequestError(ValueError):
@@ -63,6 +65,8 @@ class Service:
         self._slots = threading.BoundedSemaphore(max_pending)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddsearch-search")
         self._highlighter = None  # the PDFs' pages, shared by the workers (pdfium locks)
+        self._images: OrderedDict[tuple, bytes] = OrderedDict()  # page images drawn lately
+        self._images_lock = threading.Lock()
 
     # -- running jobs ---------------------------------------------------------------------------
     async def call(self, job, *args):
@@ -160,6 +164,35 @@ class Service:
                 if self._highlighter is None:
                     self._highlighter = Highlighter(Pdfs(self.settings.pdf_cache))
         return self._highlighter
+
+    def page_image(self, paper: str, number: int, scale: float | None = None,
+                   width: int | None = None, marks=(), crop: bool = False) -> bytes:  # fmt: skip
+        """The PNG of page ``number`` of an indexed paper, the ``marks`` (rectangles in PDF
+        points) highlighted; ``crop``: only the part around them. The latest are kept."""
+        from ddsearch.search.pdfs import PageError
+        from ddsearch.search.render import page_png
+
+        s = self._searcher()
+        try:
+            (pid,) = resolve_ids([paper], s.records)
+        except UnknownIdError as e:
+            raise RequestError(f"paper id not in the index: {e}", status=404) from None
+        record = s.records[pid]
+        key = (pid, record.sha256, number, scale, width, tuple(map(tuple, marks)), crop)
+        with self._images_lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        try:
+            image = page_png(self.highlighter().pdfs, record, number, scale=scale, width=width,
+                             marks=marks, crop=crop)  # fmt: skip
+        except PageError as e:
+            raise RequestError(str(e), e.status) from None
+        with self._images_lock:
+            self._images[key] = image
+            while sum(map(len, self._images.values())) > IMAGE_CACHE_BYTES:
+                self._images.popitem(last=False)
+        return image
 
     def search_json(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid") -> str:
         """The JSON of ``query --json``, byte for byte."""

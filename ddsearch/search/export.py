@@ -17,8 +17,9 @@ from pathlib import Path
 from ddsearch.models import Hit, Paper
 from ddsearch.search.cite import Citation, citation_keys, make_citation, split_name
 
-FORMATS = ("md", "json", "bib", "csl", "ris")
+FORMATS = ("md", "json", "bib", "csl", "ris", "pdf", "png")
 BIBLIOGRAPHY_FORMATS = ("bib", "csl", "ris")
+PAGE_FORMATS = ("pdf", "png")  # drawn from the papers' own PDFs: ddsearch.search.packet
 
 # checked in order, so ".csl.json" wins over ".json"
 _EXTENSIONS = (
@@ -29,12 +30,14 @@ _EXTENSIONS = (
     (".bib", "bib"),
     (".bibtex", "bib"),
     (".ris", "ris"),
+    (".pdf", "pdf"),
+    (".png", "png"),
 )
 _ALIASES = {"markdown": "md", "bibtex": "bib", "csl-json": "csl", "csljson": "csl"}
 
 
 def _formats_help() -> str:
-    return "md (.md), json (.json), bib (.bib), csl (.csl.json), ris (.ris)"
+    return "md (.md), json (.json), bib (.bib), csl (.csl.json), ris (.ris), pdf (.pdf), png (.png)"
 
 
 def format_from_path(path: str | os.PathLike[str], fmt: str | None = None) -> str:
@@ -500,14 +503,19 @@ def check_target(path: str | os.PathLike[str], force: bool = False) -> Path:
     return target
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, force: bool = False) -> Path:
-    """Write text to path via a temporary file in the same directory, fsync and rename,
-    so a reader never sees a half-written file. Without force an existing file is kept."""
+def write_atomic(path: str | os.PathLike[str], text: str | bytes, force: bool = False) -> Path:
+    """Write text (or bytes) to path via a temporary file in the same directory, fsync and
+    rename, so a reader never sees a half-written file. Without force an existing file is
+    kept."""
     target = check_target(path, force)
     directory = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        if isinstance(text, bytes):
+            handle = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        with handle as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

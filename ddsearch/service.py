@@ -194,6 +194,39 @@ class Service:
                 self._images.popitem(last=False)
         return image
 
+    def quoted_page(self, paper: str, number: int, quote: str | None, scale: float = 1.0):
+        """(PNG, caption) of page ``number`` of an indexed paper, ``quote`` highlighted where it
+        stands on it (looked for across the page breaks around it too); RequestError (404)
+        when the quote is not on the page."""
+        from ddsearch.search.cite import author_string
+        from ddsearch.search.pdfs import PageError
+
+        s = self._searcher()
+        try:
+            (pid,) = resolve_ids([paper], s.records)
+        except UnknownIdError as e:
+            raise RequestError(f"paper id not in the index: {e}", status=404) from None
+        record = s.records[pid]
+        marks: list = []
+        if quote and quote.strip():
+            pdfs = self.highlighter().pdfs
+            try:
+                last = pdfs.page_count(pdfs.path(record))
+                near = [n for n in (number - 1, number, number + 1) if 1 <= n <= last]
+                found = self.highlighter().locate(record, near, quote)
+            except PageError as e:
+                raise RequestError(str(e), e.status) from None
+            marks = [r for h in found if h.page == number for r in h.rects]
+            if not marks:
+                raise RequestError(f"the quote is not on page {number} of {pid}", status=404)
+        image = self.page_image(pid, number, scale, None, marks, False)
+        paper_ = s.paper(pid)
+        who = author_string(paper_.authors) or "Anonymous"
+        caption = f"PDF page {number} of {who} ({paper_.year or 'n.d.'}), {paper_.title}" + (
+            ", the quote highlighted" if marks else ""
+        )
+        return image, caption
+
     def search_json(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid") -> str:
         """The JSON of ``query --json``, byte for byte."""
         from ddsearch.search.export import render_json

@@ -14,7 +14,6 @@ import os
 import threading
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCK = threading.RLock()
@@ -77,20 +76,49 @@ def _ascii_tables():
 _ASCII_LETTERS, _ASCII_LOWER = _ascii_tables()
 
 
-@dataclass
 class Page:
-    """One open page: pdfium's handles and its characters, one per pdfium character index."""
+    """One open page: pdfium's handle, and its text page and characters (one per pdfium
+    character index), read when first asked for: drawing a page needs neither."""
 
-    number: int
-    pdf_page: object  # pypdfium2.PdfPage
-    textpage: object  # pypdfium2.PdfTextPage
-    text: str
-    key: str = field(repr=False)
-    at: list[int] = field(repr=False)
-    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # its crop box, in points
+    def __init__(self, number: int, pdf_page):
+        self.number, self.pdf_page = number, pdf_page  # pypdfium2.PdfPage
+        self.box: tuple[float, float, float, float] = tuple(pdf_page.get_cropbox())  # points
+        self._textpage = None
+        self._text: str | None = None
+        self._letters: tuple[str, list[int]] | None = None
+
+    @property
+    def textpage(self):
+        """pypdfium2's PdfTextPage of the page."""
+        if self._textpage is None:
+            self._textpage = self.pdf_page.get_textpage()
+        return self._textpage
+
+    @property
+    def text(self) -> str:
+        """The page's characters, one per pdfium character index."""
+        if self._text is None:
+            self._text = _page_text(self.textpage)
+        return self._text
+
+    @property
+    def key(self) -> str:
+        """The page's :func:`letters`."""
+        return self._keyed()[0]
+
+    @property
+    def at(self) -> list[int]:
+        """Where each letter of :attr:`key` stands in :attr:`text`."""
+        return self._keyed()[1]
+
+    def _keyed(self) -> tuple[str, list[int]]:
+        if self._letters is None:
+            self._letters = letters(self.text)
+        return self._letters
 
     def close(self) -> None:
-        self.textpage.close()
+        if self._textpage is not None:
+            self._textpage.close()
         self.pdf_page.close()
 
     def hides(self, start: int, end: int) -> bool:
@@ -208,8 +236,8 @@ class Pdfs:
             return len(self.document(path))
 
     def page(self, path: Path, number: int) -> Page:
-        """Page ``number`` (1-based) of ``path``, open, with its characters (call with ``LOCK``
-        held, and keep holding it while the handles are used)."""
+        """Page ``number`` (1-based) of ``path``, open (call with ``LOCK`` held, and keep
+        holding it while the handles are used)."""
         doc = self.document(path)
         if not 1 <= number <= len(doc):
             raise PageError(f"page {number} is not in the PDF ({len(doc)} pages)", 404)
@@ -218,12 +246,7 @@ class Pdfs:
         if page is not None:
             self._pages.move_to_end(key)
             return page
-        pdf_page = doc[number - 1]
-        textpage = pdf_page.get_textpage()
-        text = _page_text(textpage)
-        key_text, at = letters(text)
-        box = tuple(pdf_page.get_cropbox())
-        page = Page(number, pdf_page, textpage, text, key_text, at, box)
+        page = Page(number, doc[number - 1])
         self._pages[key] = page
         while len(self._pages) > self.max_pages:
             self._pages.popitem(last=False)[1].close()

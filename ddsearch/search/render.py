@@ -145,11 +145,19 @@ def highlight(image, boxes: Sequence[tuple[int, int, int, int]]) -> None:
     if not boxes:
         return
     h, w = image.shape[:2]
-    mask = np.zeros((h, w), dtype=bool)
+    boxes = [(max(0, left), max(0, top), min(w, right), min(h, bottom))
+             for left, top, right, bottom in boxes]  # fmt: skip
+    boxes = [b for b in boxes if b[0] < b[2] and b[1] < b[3]]
+    if not boxes:
+        return
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)  # only the part they cover
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     for left, top, right, bottom in boxes:
-        mask[max(0, top) : min(h, bottom), max(0, left) : min(w, right)] = True
+        mask[top - y0 : bottom - y0, left - x0 : right - x0] = True
+    area = image[y0:y1, x0:x1]
     colour = np.array(HIGHLIGHT, dtype=np.uint16)
-    image[mask] = (image[mask].astype(np.uint16) * colour // 255).astype(np.uint8)
+    area[mask] = (area[mask].astype(np.uint16) * colour // 255).astype(np.uint8)
 
 
 def png(image, level: int = 1) -> bytes:

@@ -165,6 +165,15 @@ class Service:
                     self._highlighter = Highlighter(Pdfs(self.settings.pdf_cache))
         return self._highlighter
 
+    def _indexed(self, paper: str):
+        """(this worker's Searcher, the indexed id ``paper`` names, its record); 404 if none."""
+        s = self._searcher()
+        try:
+            (pid,) = resolve_ids([paper], s.records)
+        except UnknownIdError as e:
+            raise RequestError(f"paper id not in the index: {e}", status=404) from None
+        return s, pid, s.records[pid]
+
     def page_image(self, paper: str, number: int, scale: float | None = None,
                    width: int | None = None, marks=(), crop: bool = False) -> bytes:  # fmt: skip
         """The PNG of page ``number`` of an indexed paper, the ``marks`` (rectangles in PDF
@@ -172,12 +181,7 @@ class Service:
         from ddsearch.search.pdfs import PageError
         from ddsearch.search.render import page_png
 
-        s = self._searcher()
-        try:
-            (pid,) = resolve_ids([paper], s.records)
-        except UnknownIdError as e:
-            raise RequestError(f"paper id not in the index: {e}", status=404) from None
-        record = s.records[pid]
+        _, pid, record = self._indexed(paper)
         key = (pid, record.sha256, number, scale, width, tuple(map(tuple, marks)), crop)
         with self._images_lock:
             if key in self._images:
@@ -201,12 +205,7 @@ class Service:
         from ddsearch.search.cite import author_string
         from ddsearch.search.pdfs import PageError
 
-        s = self._searcher()
-        try:
-            (pid,) = resolve_ids([paper], s.records)
-        except UnknownIdError as e:
-            raise RequestError(f"paper id not in the index: {e}", status=404) from None
-        record = s.records[pid]
+        s, pid, record = self._indexed(paper)
         marks: list = []
         if quote and quote.strip():
             pdfs = self.highlighter().pdfs

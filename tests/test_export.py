@@ -534,3 +534,10 @@ def test_pandoc_check_catches_a_missing_key(tmp_path: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert re.search(r"Citeproc: citation \S+ not found", proc.stderr), proc.stderr
+
+
+def test_json_puts_arrays_of_numbers_on_one_line_and_leaves_strings_alone():
+    text = render("json", "pages [ 1, 2 ] and\n[\n 3\n]", HITS[:1], KEYS)
+    assert '"pages": [5],' in text and '"rects": [\n' in text
+    assert "[72.0, 700.5, 300.25, 709.0]" in text
+    assert json.loads(text)["query"] == "pages [ 1, 2 ] and\n[\n 3\n]"

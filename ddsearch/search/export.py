@@ -450,7 +450,17 @@ def render_json(query: str, hits: list[Hit], keys: dict[str, str]) -> str:
         "weak_match": bool(getattr(hits, "weak_match", False)),  # a plain list: not known weak
         "results": [_json_result(h, keys[h.paper.id]) for h in hits],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return _NUMBERS.sub(_one_line, json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
+
+
+# an array of numbers only (pages, a rectangle) on one line, not a line a number; the line
+# breaks it matches are json.dumps's own (a string holds none, only escaped ones)
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_NUMBERS = re.compile(rf"\[\n *({_NUMBER}(?:,\n *{_NUMBER})*)\n *\]")
+
+
+def _one_line(m: re.Match) -> str:
+    return "[" + re.sub(r",\n *", ", ", m.group(1)) + "]"
 
 
 # ---------------------------------------------------------------- entry points

@@ -22,6 +22,7 @@ _USER_ERRORS = (
     "ddsearch.index.lock:LockedError",
     "ddsearch.search.searcher:QueryError",
     "ddsearch.search.evaluate:EvalError",
+    "ddsearch.search.pdfs:PageError",
 )
 
 
@@ -276,21 +277,35 @@ _WEAK_NOTICE = "weak match: nothing in the index is close to this question; chec
     "exports",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the cited passages to FILE (.md .json .bib .csl.json .ris; repeatable).",
+    help="Write the cited passages to FILE (.md .json .bib .csl.json .ris; .pdf: a reading "
+    "packet of the cited pages, the quotes highlighted; .png: the top hit's page; repeatable).",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "json", "bib", "csl", "ris"]),
+    type=click.Choice(["md", "json", "bib", "csl", "ris", "pdf", "png"]),
     help="Export format, when the file's extension does not say.",
+)
+@click.option(
+    "--annotate",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write copies of the cited papers' PDFs into DIR (made if missing), a highlight "
+    "with a note on each quote (PDF readers and Zotero import them).",
+)
+@click.option(
+    "--pages",
+    "pages_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write each hit's cited page, the quote highlighted, as a PNG into DIR.",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing export files.")
 @click.option("--model", help="Fail unless the index was built with this model.")
 @click.option("--explain", is_flag=True, help="Show each hit's evidence from every ranker.")
 @click.pass_context
-def query(
-    ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, fmt, force, model, explain
-):
+def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, fmt, annotate,
+          pages_dir, force, model, explain):  # fmt: skip
     """Search the index: ranked passages with paper, page and citation."""
     if qfile is not None and question:
         raise click.UsageError("give a QUESTION or --file, not both")
@@ -302,12 +317,19 @@ def query(
         raise click.UsageError("--jsonl goes with --file")
     if jsonl and as_json:
         raise click.UsageError("--json and --jsonl: choose one")
-    if exports and qfile is not None:
-        raise click.UsageError("--export goes with a QUESTION, not with --file")
+    for given, name in ((exports, "--export"), (annotate, "--annotate"), (pages_dir, "--pages")):
+        if given and qfile is not None:
+            raise click.UsageError(f"{name} goes with a QUESTION, not with --file")
     if fmt and len(exports) != 1:
         raise click.UsageError("--format goes with exactly one --export")
-    if exports or as_json or qfile is not None:  # a plain query's start-up spares the import
-        from ddsearch.search.export import check_target, export, format_from_path, render_json
+    if exports or as_json or qfile is not None or annotate or pages_dir:  # a plain query: no import
+        from ddsearch.search.export import (
+            check_target,
+            export,
+            format_from_path,
+            render_json,
+            write_atomic,
+        )
 
     if len({Path(p).resolve() for p in exports}) < len(exports):
         raise click.UsageError("the same --export file is given twice")
@@ -320,13 +342,24 @@ def query(
             check_target(path, force)
         except OSError as e:
             raise click.ClickException(str(e)) from None
+    for folder in (annotate, pages_dir):
+        if folder is not None:
+            _check_folder(folder)
 
     searcher = _searcher(ctx, model)
     keys = searcher.citation_keys()
+    highlighter = None
+    if as_json or jsonl or exports or annotate or pages_dir:  # the JSON and exports show them
+        from ddsearch.search.highlight import Highlighter
+        from ddsearch.search.pdfs import Pdfs
+
+        highlighter = Highlighter(Pdfs(_settings(ctx).pdf_cache))
 
     def run(q: str):
         hits = searcher.search(q, k, papers=papers, mode=mode)
         searcher.add_quotes(q, hits)
+        if highlighter is not None:
+            highlighter.add(hits, searcher.records)
         return hits
 
     if qfile is not None:
@@ -334,19 +367,91 @@ def query(
                     full, explain)  # fmt: skip
         return
     hits = run(question)
+    drawn = _drawn(question, hits, keys, searcher.records, highlighter, exports, fmt,
+                   annotate, pages_dir)  # fmt: skip
+    for path in drawn:  # before anything is written (a folder still to make holds nothing)
+        if path.parent.is_dir():
+            check_target(path, force)
     for path in exports:
         try:
-            export(path, fmt, question, hits, keys, force=force)
+            if path in drawn:
+                write_atomic(path, drawn.pop(path), force=force)
+            else:
+                export(path, fmt, question, hits, keys, force=force)
         except FileExistsError:
             raise
         except OSError as e:  # a folder that cannot be written to, a full disk, ...
             why = f"cannot write {path}: {e.strerror}" if e.strerror else str(e)
             raise click.ClickException(why) from None
         click.echo(f"wrote {path}", err=True)
+    _write_drawn(drawn, force)
     if as_json:
         click.echo(render_json(question, hits, keys), nl=False)
         return
     _print_hits(hits, keys, full, explain)
+
+
+def _check_folder(folder: Path) -> None:
+    """A folder exports go into, checked before any work: it is one, or can be made."""
+    if folder.exists() and not folder.is_dir():
+        raise click.ClickException(f"cannot write into {folder}: it is not a folder")
+    parent = folder if folder.exists() else folder.parent
+    if not parent.is_dir():
+        raise click.ClickException(f"cannot make {folder}: the folder {parent} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise click.ClickException(f"cannot write into {parent}: it is not writable")
+
+
+def _drawn(query, hits, keys, records, highlighter, exports, fmt, annotate, pages_dir):
+    """{path: bytes} of every export drawn from the papers' PDFs (packets, PNGs, annotated
+    copies), made whole before any is written; a hit left without a highlight is told."""
+    from ddsearch.search.export import PAGE_FORMATS, format_from_path
+
+    wanted = [p for p in exports if format_from_path(p, fmt) in PAGE_FORMATS]
+    if not (wanted or annotate or pages_dir):
+        return {}
+    from ddsearch.search import packet
+
+    if not hits:
+        raise click.ClickException("no results: there is no page to draw")
+    pdfs, out, skipped = highlighter.pdfs, {}, []
+    for path in wanted:
+        if format_from_path(path, fmt) == "pdf":
+            out[path], missed = packet.packet(query, hits, keys, pdfs, records)
+            skipped += missed
+        else:
+            out[path] = packet.page_images(hits[:1], pdfs, records)[0]
+    if annotate is not None:
+        copies, missed = packet.annotated(query, hits, keys, pdfs, records)
+        out.update({annotate / f"{pid}.pdf": data for pid, data in copies.items()})
+        skipped += missed
+    if pages_dir is not None:
+        images = packet.page_images(hits, pdfs, records)
+        out.update({pages_dir / name: data
+                    for name, data in zip(packet.image_names(hits), images)})  # fmt: skip
+    for s in {(s.rank, s.paper): s for s in skipped}.values():
+        click.echo(f"not highlighted: #{s.rank} {s.paper}: {s.reason}", err=True)
+    return out
+
+
+def _write_drawn(files: dict, force: bool) -> None:
+    """Write the annotated copies and page images (the folders made first)."""
+    from ddsearch.search.packet import write_all
+
+    if not files:
+        return
+    for folder in {p.parent for p in files}:
+        folder.mkdir(exist_ok=True)
+    try:
+        written = write_all(files, force=force)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise click.ClickException(f"cannot write: {e.strerror or e}") from None
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
 
 
 def _print_hits(hits, keys: dict[str, str], full: bool, explain: bool) -> None:

@@ -504,21 +504,6 @@ def _check_model(store: Store, model: str, add) -> None:
     add(Finding("model", f"model {model!r} found", problem=False, passed=True))
 
 
-def _source_path(rec, cache: Path) -> Path:
-    """Where a paper's PDF is, whatever the working directory.
-
-    Ingest stores absolute paths; older ones stored them relative to where ingest ran, so
-    those are found from what does not move: a --from file's path (resolved when planned),
-    else the download cache.
-    """
-    src = Path(rec.source)
-    if src.is_absolute():
-        return src.resolve()
-    if rec.paper.path:
-        return Path(rec.paper.path).resolve()
-    return cache / src.name
-
-
 def _check_sources(records, settings: Settings, catalog, model, add) -> None:
     from ddsearch.files import sha256_file
     from ddsearch.ingest.pipeline import fingerprint
@@ -526,7 +511,7 @@ def _check_sources(records, settings: Settings, catalog, model, add) -> None:
     cache = settings.pdf_cache.resolve()
     shaped = replace(settings, model=model) if model else settings
     for pid, rec in sorted(records.items()):
-        src = _source_path(rec, cache)
+        src = rec.pdf(cache)
         ours = src.parent == cache
         if not src.is_file():
             if ours:

@@ -1,5 +1,5 @@
-"""The index as MCP tools (search, cite, papers) for assistants: over stdio (``ddsearch mcp``)
-and over streamable HTTP at ``/mcp`` under ``ddsearch serve``.
+"""The index as MCP tools (search, cite, papers, page) for assistants: over stdio (``ddsearch
+mcp``) and over streamable HTTP at ``/mcp`` under ``ddsearch serve``.
 
 Built on the official ``mcp`` SDK; the jobs are the :class:`~ddsearch.service.Service`'s.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
+from mcp.server.mcpserver import Image
+from mcp_types import TextContent
 from pydantic import BaseModel, Field
 
 from ddsearch import __version__
@@ -31,6 +33,10 @@ class Passage(BaseModel):
     link: str | None = Field(description="The PDF opened at the quote's page")
     citation_key: str = Field(description="Its key in the 'cite' tool's BibTeX")
     citation: str = Field(description="A one-line reference with the page")
+    highlight: list[dict] = Field(
+        description="Where the quote stands on its PDF pages: {page, box, rects}, each rect "
+        "[x0, y0, x1, y1] in PDF points ('page' draws the page with the quote highlighted)"
+    )
 
 
 class Found(BaseModel):
@@ -57,6 +63,7 @@ def passages(doc: dict, hits) -> list[dict]:
             "link": r["link"],
             "citation_key": r["key"],
             "citation": format_citation(make_citation(hit, r["key"])),
+            "highlight": r["highlight"],
         }
         for hit, r in zip(hits, doc["results"])
     ]
@@ -94,9 +101,14 @@ class Tools:
         return Found(query=doc["query"], weak_match=doc["weak_match"],
                      passages=[Passage(**p) for p in passages(doc, hits)])  # fmt: skip
 
+    def page(self, paper: str, page: int, quote: str | None, scale: float) -> list:
+        """The page as a PNG image, the quote highlighted where it stands, and a caption."""
+        image, caption = self.service.quoted_page(paper, page, quote, scale)
+        return [Image(data=image, format="png"), TextContent(type="text", text=caption)]
+
 
 def make_server(service: Service):
-    """The MCP server with the three tools, over ``service``."""
+    """The MCP server with its four tools, over ``service``."""
     from mcp.server.mcpserver import MCPServer
 
     tools = Tools(service)
@@ -128,6 +140,21 @@ def make_server(service: Service):
         """The bibliography entries of papers by id: format 'bib' (BibTeX), 'csl' (CSL-JSON)
         or 'ris'."""
         return await tools.run(service.cite, list(ids), format)
+
+    @server.tool()
+    async def page(
+        paper: Annotated[str, Field(description="The paper id (as 'search' gives it)")],
+        page: Annotated[int, Field(ge=1, strict=True, description="The PDF page (1-based)")],
+        quote: Annotated[
+            str | None,
+            Field(max_length=5000, description="Text to highlight on it, e.g. a passage's quote"),
+        ] = None,
+        scale: Annotated[float, Field(ge=0.5, le=3, description="Pixels per PDF point")] = 1.0,
+    ) -> list[Image | TextContent]:
+        """A page of an indexed paper as an image (PNG), with ``quote`` highlighted where it
+        stands on the page: the reader checks a citation by looking at it. An error when the
+        quote is not on that page."""
+        return await tools.run(tools.page, paper, page, quote, scale)
 
     @server.tool()
     async def papers() -> dict:

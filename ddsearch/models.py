@@ -90,6 +90,16 @@ class Reference:
     cited: tuple[CitingSentence, ...] = ()  # the body's sentences that cite it, in order
 
 
+@dataclass(frozen=True)
+class Highlight:
+    """Where a quote stands on one PDF page: rectangles ``(x0, y0, x1, y1)`` in PDF points (the
+    page's own coordinates, y upwards, as annotations' QuadPoints), one per line it covers."""
+
+    page: int  # 1-based index of the page in the file
+    box: tuple[float, float, float, float]  # the page as a viewer shows it (its crop box)
+    rects: tuple[tuple[float, float, float, float], ...]
+
+
 @dataclass
 class Hit:
     """One ranked search result."""
@@ -104,6 +114,7 @@ class Hit:
     quote_pages: tuple[int, ...] = ()  # the PDF pages the quote stands on: what is cited
     quote_printed: tuple[str, ...] = ()  # the same pages as printed on the paper
     parts: tuple[Chunk, ...] = ()  # the index's chunks merged into ``chunk``, best first
+    highlight: tuple[Highlight, ...] = ()  # where the quote stands on its pages, when found
 
     @property
     def cited_pages(self) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from ddsearch.catalog import UnknownIdError, resolve_ids
@@ -20,6 +21,7 @@ from ddsearch.config import Settings
 MAX_QUERY_CHARS = 1000
 MODES = ("hybrid", "dense", "lexical")
 CITE_FORMATS = ("bib", "csl", "ris")
+IMAGE_CACHE_BYTES = 64 << 20  # the page images serve keeps drawn: a page view's crops many times
 
 
 class RequestError(ValueError):
@@ -62,6 +64,9 @@ class Service:
         self._local = threading.local()
         self._slots = threading.BoundedSemaphore(max_pending)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddsearch-search")
+        self._highlighter = None  # the PDFs' pages, shared by the workers (pdfium locks)
+        self._images: OrderedDict[tuple, bytes] = OrderedDict()  # page images drawn lately
+        self._images_lock = threading.Lock()
 
     # -- running jobs ---------------------------------------------------------------------------
     async def call(self, job, *args):
@@ -90,6 +95,8 @@ class Service:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._highlighter is not None:
+            self._highlighter.pdfs.close()
 
     # -- the worker's Searcher --------------------------------------------------------------------
     def _searcher(self):
@@ -144,7 +151,80 @@ class Service:
             return None, {}
         hits = s.search(q, k, papers=list(papers), mode=mode)
         s.add_quotes(q, hits)
+        self.highlighter().add(hits, s.records)
         return hits, self._local.keys
+
+    def highlighter(self):
+        """Where quotes stand on the indexed PDFs' pages (one for all workers)."""
+        if self._highlighter is None:
+            from ddsearch.search.highlight import Highlighter
+            from ddsearch.search.pdfs import Pdfs
+
+            with self._lock:
+                if self._highlighter is None:
+                    self._highlighter = Highlighter(Pdfs(self.settings.pdf_cache))
+        return self._highlighter
+
+    def _indexed(self, paper: str):
+        """(this worker's Searcher, the indexed id ``paper`` names, its record); 404 if none."""
+        s = self._searcher()
+        try:
+            (pid,) = resolve_ids([paper], s.records)
+        except UnknownIdError as e:
+            raise RequestError(f"paper id not in the index: {e}", status=404) from None
+        return s, pid, s.records[pid]
+
+    def page_image(self, paper: str, number: int, scale: float | None = None,
+                   width: int | None = None, marks=(), crop: bool = False) -> bytes:  # fmt: skip
+        """The PNG of page ``number`` of an indexed paper, the ``marks`` (rectangles in PDF
+        points) highlighted; ``crop``: only the part around them. The latest are kept."""
+        from ddsearch.search.pdfs import PageError
+        from ddsearch.search.render import page_png
+
+        _, pid, record = self._indexed(paper)
+        key = (pid, record.sha256, number, scale, width, tuple(map(tuple, marks)), crop)
+        with self._images_lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        try:
+            image = page_png(self.highlighter().pdfs, record, number, scale=scale, width=width,
+                             marks=marks, crop=crop)  # fmt: skip
+        except PageError as e:
+            raise RequestError(str(e), e.status) from None
+        with self._images_lock:
+            self._images[key] = image
+            while sum(map(len, self._images.values())) > IMAGE_CACHE_BYTES:
+                self._images.popitem(last=False)
+        return image
+
+    def quoted_page(self, paper: str, number: int, quote: str | None, scale: float = 1.0):
+        """(PNG, caption) of page ``number`` of an indexed paper, ``quote`` highlighted where it
+        stands on it (looked for across the page breaks around it too); RequestError (404)
+        when the quote is not on the page."""
+        from ddsearch.search.cite import author_string
+        from ddsearch.search.pdfs import PageError
+
+        s, pid, record = self._indexed(paper)
+        marks: list = []
+        if quote and quote.strip():
+            pdfs = self.highlighter().pdfs
+            try:
+                last = pdfs.page_count(pdfs.path(record))
+                near = [n for n in (number - 1, number, number + 1) if 1 <= n <= last]
+                found = self.highlighter().locate(record, near, quote)
+            except PageError as e:
+                raise RequestError(str(e), e.status) from None
+            marks = [r for h in found if h.page == number for r in h.rects]
+            if not marks:
+                raise RequestError(f"the quote is not on page {number} of {pid}", status=404)
+        image = self.page_image(pid, number, scale, None, marks, False)
+        paper_ = s.paper(pid)
+        who = author_string(paper_.authors) or "Anonymous"
+        caption = f"PDF page {number} of {who} ({paper_.year or 'n.d.'}), {paper_.title}" + (
+            ", the quote highlighted" if marks else ""
+        )
+        return image, caption
 
     def search_json(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid") -> str:
         """The JSON of ``query --json``, byte for byte."""

@@ -19,7 +19,7 @@ import bibtexparser
 import jsonschema
 import pytest
 
-from ddsearch.models import Chunk, Hit, Paper
+from ddsearch.models import Chunk, Highlight, Hit, Paper
 from ddsearch.search.cite import citation_keys
 from ddsearch.search.export import (
     FORMATS,
@@ -130,6 +130,7 @@ HITS = [
     make_hit(7, WEIRD, "Text with `code`, <html>, | pipes | and #hash.", (9,)),
     make_hit(8, DYNAMO, "Dynamo uses consistent hashing.", (6, 7), ("210", "211")),
 ]  # fmt: skip
+HITS[0].highlight = (Highlight(5, (0, 0, 612, 792), ((72.0, 700.5, 300.25, 709.0),)),)
 
 
 # ---------------------------------------------------------------- formats and files
@@ -228,6 +229,9 @@ def test_json_export():
         "quote": "Dynamo sacrifices consistency",
         "text": HITS[0].chunk.text,
         "link": DYNAMO.url + "#page=5",
+        "highlight": [
+            {"page": 5, "box": [0, 0, 612, 792], "rects": [[72.0, 700.5, 300.25, 709.0]]}
+        ],
         "citation": {
             "authors": list(DYNAMO.authors),
             "year": 2007,
@@ -530,3 +534,10 @@ def test_pandoc_check_catches_a_missing_key(tmp_path: Path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert re.search(r"Citeproc: citation \S+ not found", proc.stderr), proc.stderr
+
+
+def test_json_puts_arrays_of_numbers_on_one_line_and_leaves_strings_alone():
+    text = render("json", "pages [ 1, 2 ] and\n[\n 3\n]", HITS[:1], KEYS)
+    assert '"pages": [5],' in text and '"rects": [\n' in text
+    assert "[72.0, 700.5, 300.25, 709.0]" in text
+    assert json.loads(text)["query"] == "pages [ 1, 2 ] and\n[\n 3\n]"

@@ -50,7 +50,7 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     ]
     init, tools, (found, only, bib, papers, bad) = anyio.run(_talk, indexed_home, calls)
     assert init.server_info.name == "ddsearch"
-    assert {t.name for t in tools.tools} == {"search", "cite", "papers"}
+    assert {t.name for t in tools.tools} == {"search", "cite", "papers", "page"}
     by_name = {t.name: t for t in tools.tools}
     schema = by_name["search"].input_schema
     assert {"query", "k", "papers"} <= set(schema["properties"])
@@ -67,6 +67,8 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     assert first["paper"] == "lighthouse" and first["title"].startswith("Lighthouse")
     assert first["quote"] and first["page_label"] and first["citation_key"]
     assert first["link"] and "#page=" in first["link"]
+    (where,) = first["highlight"]  # the quote's place on its page, in PDF points
+    assert where["page"] in range(1, 4) and where["rects"] and where["box"] == [0, 0, 612, 792]
     assert [p["paper"] for p in json.loads(_payload(only))["passages"]] == ["ledger"]
 
     assert _payload(bib).startswith("@") and "Orchard" in _payload(bib)
@@ -91,3 +93,44 @@ def test_mcp_papers_lists_the_catalog_before_any_ingest(tmp_path):
     (_, _, (result,)) = anyio.run(_talk, tmp_path / "empty", [("papers", {})])
     rows = json.loads(_payload(result))["papers"]
     assert not result.is_error and rows and all(r["status"] != "indexed" for r in rows)
+
+
+async def _search_then_page(home):
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    async with (
+        stdio_client(_session(home)) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        found = await session.call_tool("search", {"query": "beacon every ninety seconds", "k": 1})
+        first = json.loads(_payload(found))["passages"][0]
+        page = first["highlight"][0]["page"]
+        args = {"paper": first["paper"], "page": page}
+        shown = await session.call_tool("page", {**args, "quote": first["quote"]})
+        plain = await session.call_tool("page", {**args, "scale": 0.5})
+        elsewhere = await session.call_tool("page", {**args, "page": 3 - page % 3,
+                                                     "quote": first["quote"]})  # fmt: skip
+        beyond = await session.call_tool("page", {**args, "page": 40})
+        return first, shown, plain, elsewhere, beyond
+
+
+def test_mcp_page_shows_the_quote_highlighted(indexed_home):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    first, shown, plain, elsewhere, beyond = anyio.run(_search_then_page, indexed_home)
+    image, caption = shown.content
+    assert not shown.is_error and image.type == "image" and image.mime_type == "image/png"
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(image.data))))
+    assert pixels.shape == (792, 612, 3)
+    assert np.all(pixels == (255, 221, 0), axis=-1).sum() > 500  # the quote, highlighted
+    assert caption.type == "text" and "Lighthouse" in caption.text and "highlighted" in caption.text
+    small = np.asarray(Image.open(io.BytesIO(base64.b64decode(plain.content[0].data))))
+    assert small.shape == (396, 306, 3) and not np.all(small == (255, 221, 0), axis=-1).any()
+    assert elsewhere.is_error and "the quote is not on page" in _payload(elsewhere)
+    assert beyond.is_error and "page 40 is not in the PDF" in _payload(beyond)

@@ -213,8 +213,10 @@ JS = Path(__file__).parent / "js"
 
 def test_page_in_headless_chromium(base_url, tmp_path):
     """The page as a browser shows it (playwright-core driving Chromium): at least 5 results
-    fully visible on a 1280x900 screen, the copy buttons put the Markdown citation and the
-    BibTeX on the clipboard, the weak-match notice, and searching with JavaScript off."""
+    (and their headers) fully visible on a 1280x900 screen, each with the cited part of its
+    page drawn and the quote highlighted (the highlight colour inside the quote's boxes,
+    none far outside), the copy buttons put the Markdown citation and the BibTeX on the
+    clipboard, the weak-match notice, and searching with JavaScript off."""
     exe = _chromium()
     if exe is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
@@ -227,7 +229,15 @@ def test_page_in_headless_chromium(base_url, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     dom = json.loads(proc.stdout)
-    assert dom["results"] == 10 and dom["visible"] >= 5, dom
+    assert dom["results"] == 10 and dom["visible"] >= 5 and dom["visibleHeaders"] >= 5, dom
+    assert dom["imagesOnScreen"] >= 5, dom
+    views = [v for v in dom["views"] if v is not None]
+    assert len(views) >= 9, dom["views"]  # a hit whose quote is not found has no view
+    for v in views:
+        assert "error" not in v and v["width"] > 100 and v["height"] > 20, v
+        assert v["inside"] >= 0.4 * v["area"] and v["outside"] == 0, v
+    assert dom["wholePage"] == {"status": 200, "type": "image/png"}
+    assert dom["viewWidthOnPhone"] is True
     assert all("Burrows (2006)" in c or "Lamport" in c for c in dom["citations"])
     md = dom["copiedMarkdown"]
     assert md.startswith("> ") and "[@burrows2006chubby, p" in md and "#page=" in md

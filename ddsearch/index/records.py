@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from ddsearch.models import Paper
 
@@ -30,6 +31,20 @@ class PaperRecord:
     chunks: int
     source: str  # the PDF's path when ingested
     ingested_at: float
+
+    def pdf(self, cache: Path) -> Path:
+        """Where the paper's PDF is, whatever the working directory.
+
+        Ingest stores absolute paths; older ones stored them relative to where ingest ran, so
+        those are found from what does not move: a --from file's path (resolved when planned),
+        else the download cache.
+        """
+        src = Path(self.source)
+        if src.is_absolute():
+            return src.resolve()
+        if self.paper.path:
+            return Path(self.paper.path).resolve()
+        return Path(cache) / src.name
 
 
 def paper_from_json(data: str) -> Paper:

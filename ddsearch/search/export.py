@@ -17,8 +17,9 @@ from pathlib import Path
 from ddsearch.models import Hit, Paper
 from ddsearch.search.cite import Citation, citation_keys, make_citation, split_name
 
-FORMATS = ("md", "json", "bib", "csl", "ris")
+FORMATS = ("md", "json", "bib", "csl", "ris", "pdf", "png")
 BIBLIOGRAPHY_FORMATS = ("bib", "csl", "ris")
+PAGE_FORMATS = ("pdf", "png")  # drawn from the papers' own PDFs: ddsearch.search.packet
 
 # checked in order, so ".csl.json" wins over ".json"
 _EXTENSIONS = (
@@ -29,12 +30,14 @@ _EXTENSIONS = (
     (".bib", "bib"),
     (".bibtex", "bib"),
     (".ris", "ris"),
+    (".pdf", "pdf"),
+    (".png", "png"),
 )
 _ALIASES = {"markdown": "md", "bibtex": "bib", "csl-json": "csl", "csljson": "csl"}
 
 
 def _formats_help() -> str:
-    return "md (.md), json (.json), bib (.bib), csl (.csl.json), ris (.ris)"
+    return "md (.md), json (.json), bib (.bib), csl (.csl.json), ris (.ris), pdf (.pdf), png (.png)"
 
 
 def format_from_path(path: str | os.PathLike[str], fmt: str | None = None) -> str:
@@ -425,6 +428,11 @@ def _json_result(hit: Hit, key: str) -> dict:
         "quote": hit.quote,
         "text": hit.chunk.text,
         "link": c.link,
+        # where the quote stands on its pages, in PDF points: draw it over any rendering
+        "highlight": [
+            {"page": h.page, "box": list(h.box), "rects": [list(r) for r in h.rects]}
+            for h in hit.highlight
+        ],
         "citation": {
             "authors": list(hit.paper.authors),
             "year": hit.paper.year,
@@ -442,7 +450,17 @@ def render_json(query: str, hits: list[Hit], keys: dict[str, str]) -> str:
         "weak_match": bool(getattr(hits, "weak_match", False)),  # a plain list: not known weak
         "results": [_json_result(h, keys[h.paper.id]) for h in hits],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return _NUMBERS.sub(_one_line, json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
+
+
+# an array of numbers only (pages, a rectangle) on one line, not a line a number; the line
+# breaks it matches are json.dumps's own (a string holds none, only escaped ones)
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_NUMBERS = re.compile(rf"\[\n *({_NUMBER}(?:,\n *{_NUMBER})*)\n *\]")
+
+
+def _one_line(m: re.Match) -> str:
+    return "[" + re.sub(r",\n *", ", ", m.group(1)) + "]"
 
 
 # ---------------------------------------------------------------- entry points
@@ -495,14 +513,19 @@ def check_target(path: str | os.PathLike[str], force: bool = False) -> Path:
     return target
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, force: bool = False) -> Path:
-    """Write text to path via a temporary file in the same directory, fsync and rename,
-    so a reader never sees a half-written file. Without force an existing file is kept."""
+def write_atomic(path: str | os.PathLike[str], text: str | bytes, force: bool = False) -> Path:
+    """Write text (or bytes) to path via a temporary file in the same directory, fsync and
+    rename, so a reader never sees a half-written file. Without force an existing file is
+    kept."""
     target = check_target(path, force)
     directory = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        if isinstance(text, bytes):
+            handle = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        with handle as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

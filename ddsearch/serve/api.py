@@ -14,13 +14,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, unquote
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ddsearch import __version__
+from ddsearch.search.render import MAX_SCALE, MAX_SIDE, MIN_SCALE
 from ddsearch.serve.page import PAGE_CSP, render_page
 from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
 from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
@@ -30,6 +31,8 @@ DEFAULT_K = 10  # results when k is not given, in /search and on the page
 MCP_PATH = "/mcp"
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
+PNG_TYPE = "image/png"
+IMAGE_CACHING = "private, max-age=300"  # a browser keeps a page image a while, not across ingests
 CITE_TYPES = {
     "bib": "application/x-bibtex; charset=utf-8",
     "csl": "application/vnd.citationstyles.csl+json; charset=utf-8",
@@ -159,6 +162,12 @@ def _validation_message(exc: RequestValidationError) -> str:
         return "parameter 'q' is required and must not be empty"
     if name == "k":
         return f"parameter 'k' must be an integer from 1 to {MAX_K}"
+    if name == "n":
+        return "the page number must be a whole number from 1 (/page/PAPER/N.png)"
+    if name in ("scale", "width"):
+        if name == "scale":
+            return f"parameter 'scale' must be a number from {MIN_SCALE} to {MAX_SCALE}"
+        return f"parameter 'width' must be a whole number of pixels from 16 to {MAX_SIDE}"
     if kind == "literal_error":
         return f"parameter {name!r} must be one of: {err['ctx']['expected']}"
     return f"parameter {name!r}: {err.get('msg', 'invalid')}"
@@ -283,6 +292,31 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     async def cite_nothing():
         raise ApiError(404, "no paper id given: /cite/{id}")
 
+    @app.get("/page/{paper}/{n}.png", operation_id="page_image", response_class=Response,
+             summary="A page of an indexed paper as PNG, the given rectangles highlighted "
+             "(a hit's highlight.rects); crop: only the part around them",
+             dependencies=[only(scale=False, width=False, mark=True, crop=False)],
+             responses={200: {"content": {PNG_TYPE: {"schema": {"type": "string",
+                                                                "format": "binary"}}},
+                              "description": "The page drawn"},
+                        404: {"model": ErrorBody, "description": "Not an indexed paper, no "
+                              "such page, or its PDF is gone or changed since ingest"},
+                        **ERRORS})  # fmt: skip
+    async def page_image(
+        paper: Annotated[str, Path(description="An indexed paper's id")],
+        n: Annotated[int, Path(ge=1, description="The PDF page (1-based)")],
+        scale: Annotated[float | None, Query(ge=MIN_SCALE, le=MAX_SCALE,
+                         description="Pixels per PDF point (default 1.5)")] = None,
+        width: Annotated[int | None, Query(ge=16, le=MAX_SIDE,
+                         description="The image's width in pixels, instead of scale")] = None,
+        mark: Annotated[list[str], Query(description="A rectangle to highlight, x0,y0,x1,y1 "
+                        "in PDF points (repeatable)")] = [],  # noqa: B006
+        crop: Annotated[bool, Query(description="Only the part around the marks")] = False,
+    ):  # fmt: skip
+        marks = [_mark(m) for m in mark]
+        body = await service.call(service.page_image, paper, n, scale, width, marks, crop)
+        return Response(body, media_type=PNG_TYPE, headers={"Cache-Control": IMAGE_CACHING})
+
     @app.get("/health", response_model=Health, operation_id="health",
              summary="Whether the server is up (no token needed, no index read)",
              dependencies=[only()])  # fmt: skip
@@ -336,6 +370,20 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
                            "Mcp-Protocol-Version"],
         )  # fmt: skip
     return app
+
+
+def _mark(text: str) -> tuple[float, float, float, float]:
+    """A rectangle "x0,y0,x1,y1" (PDF points) of the mark parameter; ApiError 400 otherwise."""
+    import math
+
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        x0 = y0 = x1 = y1 = math.nan
+    if not (all(map(math.isfinite, (x0, y0, x1, y1))) and x1 > x0 and y1 > y0):
+        raise ApiError(400, f"parameter 'mark' must be x0,y0,x1,y1 in PDF points with x0 < x1 "
+                            f"and y0 < y1, not {text[:60]!r}")  # fmt: skip
+    return (x0, y0, x1, y1)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -403,7 +451,8 @@ def openapi_document(app: FastAPI, indexed: list[str], citable: list[str]) -> di
         op.get("responses", {}).pop("422", None)  # refusals are 400 with ErrorBody, never 422
         for param in op.get("parameters", ()):
             if param["name"] == "paper" and indexed:
-                param["schema"]["items"]["enum"] = indexed
+                schema = param["schema"]  # an array of ids, or one (a path's)
+                schema.get("items", schema)["enum"] = indexed
             if path == "/cite/{id}" and param["name"] == "id":
                 param["schema"].update({"minLength": 1, **({"enum": citable} if citable else {})})
     schemas = doc.get("components", {}).get("schemas", {})

@@ -24,7 +24,14 @@ blockquote{margin:.2rem 0;padding-left:.6rem;border-left:3px solid #c90;
 .citation{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .foot button{font-size:.78rem;padding:0 .4rem}.where{color:#555;font-size:.85rem}
 .error{color:#a00}.weak{background:#fff3cd;border:1px solid #e0c36a;padding:.3rem .6rem}
+li.hit{display:grid;grid-template-columns:minmax(0,1fr) auto;column-gap:.8rem}
+li.hit>:not(.view){grid-column:1}li.hit>.view{grid-column:2;grid-row:1/span 3;align-self:start}
+.view{display:block;width:22rem;max-height:6.6rem;overflow:hidden;border:1px solid #ddd;
+ background:#fff}.view img{display:block;width:100%;height:auto}
+.pages{font-size:.8rem}
+@media (max-width:40rem){li.hit{display:block}.view{width:auto;max-height:9rem;margin:.3rem 0}}
 """
+CROP_SCALE = 1.5  # pixels per point of a result's crop: sharp when shown at about half width
 # copy buttons: the only script, allowed by its hash in the CSP; searching needs none
 _SCRIPT = (
     "document.addEventListener('click',function(ev){var b=ev.target.closest('button[data-copy]');"
@@ -36,6 +43,7 @@ _SCRIPT = (
 _SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
 PAGE_CSP = (
     f"default-src 'none'; style-src 'unsafe-inline'; script-src '{_SCRIPT_HASH}'; "
+    "img-src 'self'; "  # the pages drawn by /page
     "form-action 'self'; frame-ancestors 'none'"  # no other site frames the page
 )
 
@@ -46,6 +54,39 @@ def _safe_href(url: str | None) -> str | None:
         return None
     scheme = urlsplit(url).scheme.lower()
     return url if scheme in ("http", "https", "file") else None
+
+
+def _page_view(hit) -> str:
+    """The cited part of the page, the quote highlighted (a crop, drawn by /page when the
+    browser comes to it), linked to the whole page; "" when the quote's place is not known."""
+    from ddsearch.search.pdfs import PageError
+    from ddsearch.search.render import Geometry, crop_box
+
+    if not hit.highlight:
+        return ""
+    e = html.escape
+    first = hit.highlight[0]
+    try:
+        geometry = Geometry(crop_box(first.box, first.rects), CROP_SCALE)
+    except PageError:
+        return ""
+    links = []
+    for h in hit.highlight:
+        marks = "&".join("mark=" + ",".join(f"{v:g}" for v in r) for r in h.rects)
+        links.append((h.page, f"/page/{quote(hit.paper.id, safe='')}/{h.page}.png?{marks}"))
+    width, height = geometry.size
+    boxes = ";".join(",".join(map(str, geometry.pixels(r))) for r in first.rects)
+    more = "".join(
+        f' <a href="{e(href)}">p. {page}</a>' for page, href in links[1:]
+    )  # the quote goes on over a page break: the other pages, whole
+    return (
+        f'<div class="view"><a href="{e(links[0][1])}" title="PDF page {first.page}, whole">'
+        f'<img src="{e(links[0][1])}&amp;crop=1&amp;scale={CROP_SCALE:g}" width="{width}" '
+        f'height="{height}" loading="lazy" data-marks="{boxes}" '
+        f'alt="PDF page {first.page} of {e(hit.paper.title)}, the quote highlighted"></a>'
+        + (f'<div class="pages">Also on{more}</div>' if more else "")
+        + "</div>"
+    )
 
 
 def render_page(
@@ -100,7 +141,8 @@ def render_page(
             )
             out.append(
                 f'<li class="hit" data-paper="{e(hit.paper.id)}" data-rank="{hit.rank}">'
-                f'<div class="head"><span class="title">{head}</span>'
+                + _page_view(hit)
+                + f'<div class="head"><span class="title">{head}</span>'
                 f"{' · ' + e(' · '.join(w for w in where if w)) if any(where) else ''}</div>"
                 f'<blockquote class="quote" title="{e(quote_text)}">{e(quote_text)}</blockquote>'
                 f'<div class="foot"><span class="citation">{e(format_citation(c))}</span>'

@@ -17,6 +17,17 @@ class CitationFields(BaseModel):
     url: str | None
 
 
+Box = tuple[float, float, float, float]
+
+
+class HighlightOnPage(BaseModel):
+    page: int = Field(ge=1, description="The PDF page (1-based)")
+    box: Box = Field(description="The page as a viewer shows it (its crop box), PDF points")
+    rects: list[Box] = Field(
+        description="The quote's lines on the page: [x0, y0, x1, y1] in PDF points, y upwards"
+    )
+
+
 class Result(BaseModel):
     rank: int = Field(ge=1)
     paper: str = Field(description="The paper id")
@@ -33,6 +44,10 @@ class Result(BaseModel):
     quote: str | None = Field(description="The 1-3 sentences that answer, from the passage")
     text: str = Field(description="The whole passage")
     link: str | None = Field(description="The PDF, opened at the quote's page")
+    highlight: list[HighlightOnPage] = Field(
+        description="Where the quote stands on its pages ([] when its PDF is not at hand); "
+        "/page/{paper}/{page}.png?mark=x0,y0,x1,y1 draws it"
+    )
     citation: CitationFields
 
 

@@ -27,6 +27,8 @@ _FULL_STOP = (".", "?", "!")
 _ENDS_SENTENCE = (*_FULL_STOP, ":")
 _SMALL = 0.95  # of the page's body size: a footnote, a caption, a figure's labels
 EDGE_LINES = 3  # lines at a page's top and bottom that may be a running header or footer
+_TITLE_LINES = 3  # a title wrapped over more lines than this is a bold paragraph
+_NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*|[A-H](?:\.\d{1,2})+|[IVX]{1,5})\.?\s")
 _ASIDE_LETTERS = 12  # less small print at a line's end is a subscript or a marker, not an aside
 
 
@@ -134,12 +136,16 @@ def _ends_later(text: str, segments) -> bool:
 
 
 def _titles(raw, textpage, text: str, at, lines: list[tuple[int, int]]) -> list[str]:
-    """The lines' text, a bold title at a line's start on a line of its own, marked."""
+    """The lines' text, a bold title at a line's start on a line of its own, marked; a title
+    set whole over two or three lines in one size is one line ("4.7 Handling permanent
+    failures: Replica" / "synchronization")."""
     name = ctypes.create_string_buffer(128)
     if _bold_share(raw, textpage, text, at, name) > _MAX_BOLD_SHARE:
         return [text[a:b] for a, b in lines]
     out: list[str] = []
     previous = ""  # the last line, as it stands in ``out``
+    wrapped = 0  # lines of the title ``out[-1]`` is, when it is a whole line's title
+    size = 0.0  # and its font size
     for start, stop in lines:
         body = text[start:stop]
         lead = len(body) - len(body.lstrip())
@@ -154,13 +160,31 @@ def _titles(raw, textpage, text: str, at, lines: list[tuple[int, int]]) -> list[
         marked = _title(run, rest, previous)
         if marked is None:
             out.append(body)
-            previous = body
+            previous, wrapped = body, 0
+            continue
+        this = raw.FPDFText_GetFontSize(textpage, at(start + lead)) if not rest else 0.0
+        if wrapped and _goes_on(out[-1], marked, wrapped, size, this):
+            out[-1] += " " + marked
+            previous, wrapped = out[-1], wrapped + 1
             continue
         out.append(HEADING_MARK + marked)
         if rest:
             out.append(rest)
         previous = rest or HEADING_MARK + marked
+        wrapped, size = (0, 0.0) if rest else (1, this)
     return out
+
+
+def _goes_on(title: str, line: str, lines: int, size: float, this: float) -> bool:
+    """Whether a whole bold ``line`` goes on with the whole bold ``title`` above it: the
+    same size, the title not ended, the line no numbered title of its own."""
+    return (
+        lines < _TITLE_LINES
+        and abs(size - this) <= 0.02 * max(size, this)
+        and not title.rstrip().endswith(_ENDS_SENTENCE)
+        and not _NUMBERED.match(line)
+        and len(title.split()) + len(line.split()) <= 2 * _MAX_WORDS
+    )
 
 
 def _title(run: str, rest: str, previous: str) -> str | None:

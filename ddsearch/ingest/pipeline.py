@@ -31,7 +31,7 @@ from ddsearch.ingest.extract import ExtractError, extract
 from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.models import Chunk, Paper
 
-PIPELINE_VERSION = 6  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 7  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):

@@ -59,6 +59,7 @@ class FontChars:
         self._broken = False
         self._pages: dict[int, dict[str, _Encoding]] = {}
         self._read: dict[object, _Encoding] = {}  # by font object: pages share their fonts
+        self._forms_read: set[int] = set()  # pages whose forms' fonts were read as well
 
     def page(self, number: int) -> PageFonts:
         """The fonts of the 0-based page ``number``."""
@@ -69,14 +70,17 @@ class FontChars:
             return None
         try:
             fonts = self._pages.get(page)
-            if fonts is None:
-                fonts = self._pages[page] = self._read_page(page)
+            if fonts is None:  # the page's own fonts first; those of its forms if need be
+                fonts = self._pages[page] = self._read_page(page, 0)
+            if font not in fonts and page not in self._forms_read:
+                fonts.update(self._read_page(page, _DEPTH))
+                self._forms_read.add(page)
         except Exception:  # a PDF pypdf cannot read is no worse off: its gaps get marked
             self._broken = True
             return None
         return fonts.get(font)
 
-    def _read_page(self, page: int) -> dict[str, _Encoding]:
+    def _read_page(self, page: int, depth: int) -> dict[str, _Encoding]:
         if self._reader is None:
             import pypdf
 
@@ -85,7 +89,7 @@ class FontChars:
             self._reader = pypdf.PdfReader(self.path)
         glyphs = _glyph_list()
         out: dict[str, _Encoding] = {}
-        for base, ref in _fonts(self._reader.pages[page].get("/Resources"), _DEPTH, set()):
+        for base, ref in _fonts(self._reader.pages[page].get("/Resources"), depth, set()):
             key = getattr(ref, "idnum", None) or id(ref)
             encoding = self._read.get(key)
             if encoding is None:

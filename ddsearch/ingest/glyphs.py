@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+from bisect import bisect_right
 from itertools import repeat
 from pathlib import Path
 
@@ -33,6 +34,7 @@ _BREAKS = re.compile(r"\t|\r(?!\n)|(?<!\r)\n")  # not pdfium's "\r\n": maybe a g
 # pdfium marks a hyphen that ends a line as U+FFFE, and some glyphs it cannot name as well
 # (EPaxos's γ, "Request(\ufffe)"): a mark not between a letter and the word's rest is a glyph
 _NOT_A_HYPHEN = re.compile(r"(?<![^\W\d_])\ufffe|\ufffe(?=[^\w\r\n])")
+_LETTER = re.compile(r"[^\W\d_]")
 _BLANK = [0x20, 0x0D, 0x0A, 0x09]  # a space, pdfium's line break, a tab
 _GAP_RUN = re.compile(f"{GAP}(?:[ ]*{GAP})+")
 _OVERLAY = "\u0338"  # TeX's negation slash, drawn over the next glyph: "=" becomes "≠"
@@ -45,6 +47,7 @@ _SHARE = 0.35  # ... and at least this share of the page's median word gap
 _PICTURE_GAP = 0.45  # a gap in a line this wide (line heights) may hold a symbol's picture
 _PICTURE_MAX = 3.0  # a wider one is a table's columns or a formula's layout
 _PICTURE_PAGES = 3  # pages searched for pictures before a PDF is taken to draw no symbols
+_PROSE_LETTERS = 20  # a line with fewer letters is a figure's or a formula's: not searched
 
 
 class Reader:
@@ -74,15 +77,21 @@ class Reader:
         font = _FontNames(raw, textpage)
         fonts = self._fonts.page(number) if self._fonts else None
         edits: dict[int, str] = {}  # pdfium index -> what stands for that character
+        lines = _Lines(text, codes)
         for i in sorted(codes):
-            named = fonts.named(font(i), ord(text[i])) if fonts and text[i] != "\0" else None
+            # a glyph is looked up by name where it stands in a line of text or a formula and
+            # its font has a name (a nameless Type 3 font numbers its glyphs: "a29"); a line of
+            # mostly codes is a figure's, which clean drops
+            named = None
+            if fonts and text[i] != "\0" and font(i) and lines.text(i):
+                named = fonts.named(font(i), ord(text[i]))
             edits[i] = named or GAP
             if not named and font(i) == "":  # a Type 3 font's symbol: its neighbours in the
                 for j in _same_font_neighbours(text, i, font, codes):  # font are none either
                     edits[j] = GAP
         for i in _word_gaps(glyph, boxes, codes):
             edits.setdefault(i, " " + text[i])
-        for i in self._picture_gaps(raw, page, glyph, boxes):
+        for i in self._picture_gaps(raw, page, glyph, boxes, lines):
             edits[i] = f" {GAP} "
         for i in [i for i, e in edits.items() if e == _OVERLAY]:
             edits[i] = ""
@@ -90,24 +99,26 @@ class Reader:
                 edits[i + 1] = edits.get(i + 1, text[i + 1]) + _OVERLAY
         return _apply(text, edits)
 
-    def _picture_gaps(self, raw, page, glyph: np.ndarray, boxes: np.ndarray) -> list[int]:
-        """Indexes of the spaces between two glyphs of a line where a picture or a drawing the
-        size of a glyph stands: a symbol the PDF draws instead of setting it in a font. A PDF
-        that shows none on its first pages with wide gaps is not searched further."""
+    def _picture_gaps(self, raw, page, glyph: np.ndarray, boxes: np.ndarray, lines) -> list[int]:
+        """Indexes of the spaces between two glyphs of a line of text where a picture or a
+        drawing the size of a glyph stands: a symbol the PDF draws instead of setting it in a
+        font. A PDF that shows none on its first pages with wide gaps is not searched further."""
         if not self._drawn and self._searched >= _PICTURE_PAGES:
             return []
-        wide = _wide_gaps(glyph, boxes)
+        wide = [w for w in _wide_gaps(glyph, boxes) if lines.letters(w[0]) >= _PROSE_LETTERS]
         if not wide:
             return []
         self._searched += 1
         pictures = _pictures(raw, page)
+        if not len(pictures):
+            return []
+        x, y, x2, y2 = pictures.T
         out = []
         for space, x0, x1, base, h in wide:
-            for x, y, x2, y2 in pictures:
-                inside = x0 - 1 <= x and x2 <= x1 + 1 and x2 - x < 3 * h and y2 - y < 1.5 * h
-                if inside and base - 0.5 * h <= (y + y2) / 2 <= base + 1.2 * h:
-                    out.append(space)
-                    break
+            inside = (x0 - 1 <= x) & (x2 <= x1 + 1) & (x2 - x < 3 * h) & (y2 - y < 1.5 * h)
+            middle = (y + y2) / 2
+            if np.any(inside & (base - 0.5 * h <= middle) & (middle <= base + 1.2 * h)):
+                out.append(space)
         self._drawn = self._drawn or bool(out)
         return out
 
@@ -219,20 +230,47 @@ def _wide_gaps(glyph: np.ndarray, boxes: np.ndarray) -> list[tuple]:
     ]
 
 
-def _pictures(raw, page) -> list[tuple[float, float, float, float]]:
-    """Bounds of the page's images and drawings that could be a glyph (not a rule)."""
+def _pictures(raw, page) -> np.ndarray:
+    """Bounds (left, bottom, right, top) of the page's images and drawings that could be a
+    glyph (not a rule)."""
     out = []
     bounds = [ctypes.c_float() for _ in range(4)]
-    refs = [ctypes.byref(x) for x in bounds]
+    refs = [ctypes.byref(v) for v in bounds]
+    kinds = (raw.FPDF_PAGEOBJ_IMAGE, raw.FPDF_PAGEOBJ_PATH)
     for i in range(raw.FPDFPage_CountObjects(page)):
         obj = raw.FPDFPage_GetObject(page, i)
-        if raw.FPDFPageObj_GetType(obj) not in (raw.FPDF_PAGEOBJ_IMAGE, raw.FPDF_PAGEOBJ_PATH):
-            continue
-        if raw.FPDFPageObj_GetBounds(obj, *refs):
+        if raw.FPDFPageObj_GetType(obj) in kinds and raw.FPDFPageObj_GetBounds(obj, *refs):
             x, y, x2, y2 = (v.value for v in bounds)
             if x2 - x > 1 and y2 - y > 1:
                 out.append((x, y, x2, y2))
-    return out
+    return np.array(out, dtype=np.float64).reshape(-1, 4)
+
+
+class _Lines:
+    """The letters and glyph codes of the line a char stands in: a line of more codes than
+    letters, or of few letters, is a figure's or a formula's, not text."""
+
+    def __init__(self, text: str, codes: set[int]):
+        self._text = text
+        self._starts = [0] + [m.end() for m in re.finditer("\n", text)] + [len(text) + 1]
+        self._codes = sorted(codes)
+        self._seen: dict[int, tuple[int, int]] = {}
+
+    def _line(self, i: int) -> tuple[int, int]:
+        n = bisect_right(self._starts, i) - 1
+        if n not in self._seen:
+            start, end = self._starts[n], self._starts[n + 1] - 1
+            codes = bisect_right(self._codes, end) - bisect_right(self._codes, start - 1)
+            self._seen[n] = len(_LETTER.findall(self._text, start, end)), codes
+        return self._seen[n]
+
+    def letters(self, i: int) -> int:
+        return self._line(i)[0]
+
+    def text(self, i: int) -> bool:
+        """Whether the line has at least as many letters as glyph codes."""
+        letters, codes = self._line(i)
+        return letters >= codes
 
 
 def _apply(text: str, edits: dict[int, str]) -> tuple[str, list[int]]:

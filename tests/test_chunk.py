@@ -375,3 +375,39 @@ def test_chunking_keeps_text_pages_and_budget(embedder, texts, budget, overlap):
     for c in chunks:
         assert c.pages and set(c.pages) <= {p.number for p in pages}
         assert list(c.pages) == sorted(set(c.pages))
+
+
+# ---------------------------------------------------------------- a figure's own text
+
+
+def test_a_figure_legend_set_into_a_paragraph_stays_out_of_its_sentence(tmp_path):
+    """GFS's Figure 1 tops the page its paragraph goes on to, legend and bold box names first."""
+    from pdfmaker import make_pdf
+
+    from ddsearch.ingest.chunk import _sentences
+    from ddsearch.ingest.clean import clean_pages
+    from ddsearch.ingest.extract import extract
+
+    prose = "The master stores three major types of metadata for every file and chunk."
+    pdf = make_pdf(
+        tmp_path / "gfs.pdf",
+        [
+            [*[prose] * 8, "Having a single master vastly simplifies our design and",
+             "enables the master to make sophisticated chunk placement"],
+            ["Legend:", "Data messages", "Application (file name, chunk index)",
+             "**GFS chunkserver**", "(chunk handle, byte range)", "**GFS client**",
+             "Figure 1: GFS Architecture",
+             "and replication decisions using global knowledge. However,",
+             "we must minimize its involvement in reads and writes.", *[prose] * 8],
+        ],
+    )  # fmt: skip
+    sentences = _sentences(clean_pages(extract(pdf).pages, heading))
+    texts = [s.text for s in sentences]
+    whole = (
+        "Having a single master vastly simplifies our design and enables the master to make "
+        "sophisticated chunk placement and replication decisions using global knowledge."
+    )
+    assert whole in texts
+    assert next(s for s in sentences if s.text == whole).pages == (1, 2)
+    assert not any("Legend" in t or "chunkserver" in t or "(chunk" in t for t in texts)
+    assert [s.text for s in sentences if s.caption] == ["Figure 1: GFS Architecture"]

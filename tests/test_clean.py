@@ -47,6 +47,35 @@ def test_soft_hyphens_join_words():
     )
 
 
+def test_a_compound_broken_at_a_line_end_keeps_its_hyphen():
+    """pdfium marks a compound's own hyphen at a line end as soft: "high\ufffepriority". The
+    paper writing "high-priority" elsewhere, and never "highpriority", tells the word."""
+    text = (
+        "A high-priority task can obtain resources at the expense of a lower\ufffe\n"
+        "priority one. Quota at high\ufffe\npriority costs more than lower-priority quota,\n"
+        "and the associ\ufffe\nated bookkeeping is done by the master."
+    )
+    assert clean_one(text) == (
+        "A high-priority task can obtain resources at the expense of a lower-priority one. "
+        "Quota at high-priority costs more than lower-priority quota,\n"
+        "and the associated bookkeeping is done by the master."
+    )
+    # a word the paper also writes whole is joined, whatever else it writes
+    assert clean_one("A time\ufffe\nout fires. A timeout and a time-out are one thing.") == (
+        "A timeout fires. A timeout and a time-out are one thing."
+    )
+
+
+def test_a_compound_broken_at_a_page_end_keeps_its_hyphen():
+    pages = [
+        Page(1, "Fine-grained priorities help.\nThey keep the work fine\ufffe"),
+        Page(2, "grained and small for every task."),
+    ]
+    out = clean_pages(pages, is_heading=heading)
+    assert out[0].text.endswith("They keep the work fine-grained")
+    assert out[1].text == "and small for every task."
+
+
 def test_control_characters_and_line_breaks():
     assert normalize("a\r\nb\rc\x00d\x07e\u00a0f\u2010g") == "a\nb\ncde f-g"
 

@@ -226,6 +226,38 @@ def test_every_printed_page_falls_in_the_published_range(shared_papers, catalog)
     assert checked >= 20  # most of the canon's PDFs are cited by the proceedings' pages
 
 
+def test_text_a_quote_can_stand_on(shared_papers):
+    """The real cases of #27: symbols pdfium cannot name or drew as pictures, a legend set into
+    a paragraph, a heading wrapped over two lines, words pdfium glued together."""
+    from ddsearch.ingest.chunk import _sentences, heading
+    from ddsearch.ingest.clean import clean_pages
+    from ddsearch.ingest.extract import Limits, extract
+    from ddsearch.ingest.glyphs import GAP
+
+    def sentences_of(pid: str):
+        pdf = shared_papers / f"{pid}.pdf"
+        return _sentences(clean_pages(extract(pdf, Limits(isolate=False)).pages, heading))
+
+    pbft = " ".join(s.text for s in sentences_of("pbft"))
+    # "3f+1": its f and + are pictures in this PDF; the words around them are not glued
+    assert f"The resiliency of our algorithm is optimal: 3 {GAP} 1 is the minimum number" in pbft
+    assert "untilthey" not in pbft and "until they are tagged as faulty" in pbft
+    spanner = " ".join(s.text for s in sentences_of("spanner"))
+    assert "is ε truly a bound on clock uncertainty, and how bad does ε get?" in spanner
+    gfs = sentences_of("gfs")
+    single_master = next(s for s in gfs if s.text.startswith("Having a single master vastly"))
+    assert single_master.text.endswith(
+        "sophisticated chunk placement and replication decisions using global knowledge."
+    )
+    assert not any("Legend:" in s.text for s in gfs if not s.caption)
+    assert "the file name and chunk index" in " ".join(s.text for s in gfs)
+    dynamo = {s.section for s in sentences_of("dynamo")}
+    assert "4.7 Handling permanent failures: Replica synchronization" in dynamo
+    assert "4.7 Handling permanent failures: Replica" not in dynamo
+    borg = " ".join(s.text for s in sentences_of("borg"))
+    assert "A high-priority task can obtain resources at the expense of a lower-priority" in borg
+
+
 def test_quotes_stand_on_the_page_their_citation_names(searcher, dev_questions, shared_papers):
     from ddsearch.search.cite import make_citation
     from ddsearch.search.evaluate import on_page

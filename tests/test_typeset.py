@@ -64,6 +64,34 @@ def test_a_title_wrapped_onto_a_second_line_is_read_whole(tmp_path, embedder):
     assert texts[title + 1].startswith("Borg provides a large set of features")
 
 
+def test_a_heading_wrapped_over_two_bold_lines_is_one_section(tmp_path):
+    from ddsearch.ingest.chunk import _sentences
+
+    pdf = make_pdf(
+        tmp_path / "p.pdf",
+        [[
+            "**4.7 Handling permanent failures: Replica**",
+            "**synchronization**",
+            "Hinted handoff works best if the system membership churn is low and node",
+            "failures are transient. There are scenarios under which hinted replicas",
+            "become unavailable before they can be returned to the original replica",
+            "node. To handle this and other threats to durability, Dynamo implements",
+            "an anti-entropy (replica synchronization) protocol to keep replicas in sync.",
+            "**6.5 User Applications Built with Spark**",
+            "**In-Memory Analytics** Conviva Inc used Spark to speed up reports.",
+        ]],
+    )  # fmt: skip
+    sentences = _sentences(clean_pages(extract(pdf).pages, heading))
+    found = {s.text: s.section for s in sentences}
+    section = "4.7 Handling permanent failures: Replica synchronization"
+    first = "Hinted handoff works best if the system membership churn is low and node failures"
+    assert found[first + " are transient."] == section
+    assert "synchronization" not in found  # the title's second line is no sentence of its own
+    # a run-in paragraph title after a heading goes on with its text: no part of the heading
+    assert found["In-Memory Analytics"] == "6.5 User Applications Built with Spark"
+    assert found["Conviva Inc used Spark to speed up reports."].startswith("6.5 User")
+
+
 @pytest.mark.parametrize(
     "lines",
     [

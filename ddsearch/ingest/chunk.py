@@ -108,6 +108,35 @@ def _is_label(line: str, width: float) -> bool:
     return len(s) < 0.7 * width and not s.endswith((".", "?", "!", ";")) and len(s.split()) <= 6
 
 
+def _figure_text(lines: list[str], width: float) -> set[int]:
+    """Indexes of the lines that are a figure's own text: its labels (a legend, box names,
+    axis titles; bold ones too) just above its caption up to a heading or a line of prose,
+    and two or more of them just below it, where pdfium read the caption first."""
+    out: set[int] = set()
+
+    def label(i: int) -> bool:
+        return _is_label(lines[i], width) and not heading(lines[i]) and not _caption(lines[i])
+
+    for c, line in enumerate(lines):
+        if not _caption(line):
+            continue
+        i = c - 1
+        while i >= 0 and i not in out and label(i):
+            out.add(i)
+            i -= 1
+        below = c + _caption_length(lines, c, width)
+        end = below
+        while end < len(lines) and label(end):
+            end += 1
+        if end - below >= 2:
+            out.update(range(below, end))
+    return out
+
+
+def _caption(line: str) -> bool:
+    return bool(_CAPTION.match(line.strip()))
+
+
 def _caption_length(lines: list[str], i: int, width: float) -> int:
     """How many lines the caption starting at lines[i] takes: it goes on while its lines are
     full (wrapped) and have not ended a sentence, and the next does not start one."""
@@ -152,9 +181,13 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
         marked = [ln.startswith(HEADING_MARK) for ln in lines]
         lines = [ln.lstrip(HEADING_MARK) for ln in lines]
         width = _line_width(lines)
+        figure = _figure_text(lines, width)
         i = 0
         while i < len(lines):
             line = lines[i]
+            if i in figure:
+                i += 1
+                continue
             title, used = _wrapped_heading(lines, i)
             if title:
                 flush()
@@ -173,11 +206,6 @@ def _sentences(pages: Sequence[Page]) -> list[_Sentence]:
                 n = _caption_length(lines, i, width)
                 text = " ".join(ln.strip() for ln in lines[i : i + n])
                 captions.append((section, [(0, page.number, page.printed)], text, True))
-                # the figure's own text just above its caption, on this page
-                while buf and marks[-1][1] == page.number and _is_label(buf[-1], width):
-                    length -= len(buf.pop()) + 1
-                    if marks[-1][0] >= length:
-                        marks.pop()
                 i += n
                 continue
             if not marks or marks[-1][1] != page.number:

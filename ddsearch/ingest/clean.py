@@ -26,6 +26,11 @@ _LOWER_START = re.compile(r"^([a-z][^\W\d_]*)(.*)$", re.U)
 # "... an integer index iden\ufffe6" (raft), "... that pro\ufffe223" (megastore)
 _SOFT_END = re.compile(r"([^\W\d_])[\ufffe\u00ad](?:\s*(\d{1,4}))?\s*$", re.U)
 _HARD_END = re.compile(r"([^\W\d_]-)(\d{1,4})\s*$", re.U)  # the same after a visible hyphen
+# pdfium marks every hyphen that ends a line as soft, a compound's own included: "a high-" /
+# "priority task" (borg) reads "high\ufffepriority"
+_SOFT_BREAK = re.compile(r"([^\W\d_]+)[\ufffe\u00ad](?:\r?\n)?([^\W\d_]+)", re.U)
+_COMPOUND = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+", re.U)
+_LETTERS = re.compile(r"[^\W\d_]+", re.U)
 
 
 def normalize(text: str) -> str:
@@ -171,8 +176,39 @@ def _published_offset(lines: list[list[str]], span: tuple[int, int] | None) -> i
     return offset if inside >= len(lines) / 2 else None
 
 
+class _Compounds:
+    """Whether a word broken at a soft-marked line end keeps its hyphen: where the paper
+    writes it hyphenated elsewhere ("high-priority") and never as one word."""
+
+    def __init__(self, texts: list[str]):
+        self._texts = texts
+        self._pairs: set[tuple[str, str]] = set()
+        self._words: set[str] | None = None
+
+    def keeps_hyphen(self, head: str, tail: str) -> bool:
+        if self._words is None:  # read once, the soft breaks making no word of their own
+            whole = re.sub("[\ufffe\u00ad]", " ", "\n".join(self._texts)).lower()
+            for compound in _COMPOUND.findall(whole):
+                parts = compound.split("-")
+                self._pairs.update(zip(parts, parts[1:]))
+            self._words = set(_LETTERS.findall(whole))
+        head, tail = head.lower(), tail.lower()
+        return (head, tail) in self._pairs and head + tail not in self._words
+
+    def mend(self, text: str) -> str:
+        """The text with each soft-marked break joined, or hyphenated where that is the word."""
+        return _SOFT_BREAK.sub(
+            lambda m: m.group(1) + ("-" if self.keeps_hyphen(m.group(1), m.group(2)) else "")
+            + m.group(2), text
+        )  # fmt: skip
+
+
 def _join_across_pages(
-    pages: list[list[str]], soft: list[bool], vocab: Counter[str], soft_marked: bool
+    pages: list[list[str]],
+    soft: list[bool],
+    vocab: Counter[str],
+    soft_marked: bool,
+    compounds: _Compounds,
 ) -> None:
     """Rejoin a word broken across a page break onto the page where it starts."""
     for i in range(len(pages) - 1):
@@ -183,7 +219,9 @@ def _join_across_pages(
         if not tail or not (soft[i] or hyphen):
             continue
         if soft[i]:  # the soft hyphen is gone already: the word just stops
-            prev[-1] += tail.group(1)
+            head = re.search(r"[^\W\d_]+$", prev[-1])
+            keep = head and compounds.keeps_hyphen(head.group(0), tail.group(1))
+            prev[-1] += ("-" if keep else "") + tail.group(1)
         elif _joins(hyphen.group(1), tail.group(1), vocab, soft_marked):
             prev[-1] = prev[-1][:-1] + tail.group(1)
         else:
@@ -218,6 +256,8 @@ def _clean(pages: list[Page], is_heading, span: tuple[int, int] | None,
            whole: bool) -> tuple[list[Page], list[Page] | None]:  # fmt: skip
     raw = [p.text.rstrip() for p in pages]
     soft_marked = any("\ufffe" in t or "\u00ad" in t for t in raw)
+    compounds = _Compounds(raw)
+    raw = [compounds.mend(t) for t in raw]
     soft = [bool(_SOFT_END.search(t)) for t in raw]
     # the glued page number goes on a line of its own, where footers are recognised
     raw = [_SOFT_END.sub(lambda m: m.group(1) + "\n" + (m.group(2) or ""), t) for t in raw]
@@ -249,7 +289,7 @@ def _clean(pages: list[Page], is_heading, span: tuple[int, int] | None,
     versions = [cleaned, texts] if whole else [cleaned]
     out: list[list[Page]] = []
     for version in versions:
-        _join_across_pages(version, soft, vocab, soft_marked)
+        _join_across_pages(version, soft, vocab, soft_marked, compounds)
         result = []
         for page, ln in zip(pages, version):
             number = page.number + offset if offset is not None else 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddsearch.config import Limits
+from ddsearch.ingest.glyphs import Reader
 from ddsearch.ingest.typeset import typeset
 from ddsearch.models import Page
 
@@ -64,11 +65,13 @@ def _pdfium_pages(path: str, max_pages: int, max_page_chars: int) -> Iterator[tu
             raise _Final(f"{len(doc)} pages, more than the limit of {max_pages}")
         title = (doc.get_metadata_dict().get("Title") or "").strip() or None
         yield "open", len(doc), title
+        reader = Reader(path)
         for i in range(len(doc)):
             page = doc[i]
             try:
                 textpage = page.get_textpage()
-                text = typeset(textpage.raw, textpage.get_text_range())
+                text, source = reader.page_text(i, page, textpage)
+                text = typeset(textpage.raw, text, source)
                 yield "page", i, text[:max_page_chars]
                 textpage.close()
             finally:

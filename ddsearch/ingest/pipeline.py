@@ -33,7 +33,7 @@ from ddsearch.ingest.resolve import Resolver
 from ddsearch.ingest.typeset import HEADING_MARK
 from ddsearch.models import Chunk, Paper, Reference
 
-PIPELINE_VERSION = 7  # bump when extraction, cleaning or chunking changes their output
+PIPELINE_VERSION = 8  # bump when extraction, cleaning or chunking changes their output
 
 
 class IngestError(Exception):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 HEADING_MARK = "\ue000"  # a private-use character: never in a paper's own text
 _BOLD_WEIGHT = 600
@@ -26,6 +27,8 @@ _FULL_STOP = (".", "?", "!")
 _ENDS_SENTENCE = (*_FULL_STOP, ":")
 _SMALL = 0.95  # of the page's body size: a footnote, a caption, a figure's labels
 EDGE_LINES = 3  # lines at a page's top and bottom that may be a running header or footer
+_TITLE_LINES = 3  # a title wrapped over more lines than this is a bold paragraph
+_NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*|[A-H](?:\.\d{1,2})+|[IVX]{1,5})\.?\s")
 _ASIDE_LETTERS = 12  # less small print at a line's end is a subscript or a marker, not an aside
 
 
@@ -41,33 +44,40 @@ def _is_bold(raw, textpage, index: int, name: ctypes.Array) -> bool | None:
     return bool(_BOLD_NAME.search(name.value.decode("latin-1")))
 
 
-def _bold_share(raw, textpage, text: str, name) -> float:
+def _bold_share(raw, textpage, text: str, at, name) -> float:
     letters = [i for i in range(0, len(text), 11) if text[i].isalpha()]
     if not letters:
         return 0.0
-    return sum(bool(_is_bold(raw, textpage, i, name)) for i in letters) / len(letters)
+    return sum(bool(_is_bold(raw, textpage, at(i), name)) for i in letters) / len(letters)
 
 
-def typeset(textpage, text: str) -> str:
-    """``text`` (pdfium's text of the page) with small print moved out of the sentences it
-    interrupts and bold titles on lines that start with HEADING_MARK; unchanged where the
+def typeset(textpage, text: str, source: Sequence[int] | None = None) -> str:
+    """``text`` (the page's text) with small print moved out of the sentences it interrupts
+    and bold titles on lines that start with HEADING_MARK; ``source[i]`` is the pdfium char
+    that text[i] stands for (by default the text is pdfium's own). Unchanged where the
     characters cannot be matched to the text."""
     import pypdfium2.raw as raw
 
-    if raw.FPDFText_CountChars(textpage) != len(text) or HEADING_MARK in text:
+    if source is None:
+        source = range(len(text))
+        if raw.FPDFText_CountChars(textpage) != len(text):
+            return text
+    if len(source) != len(text) or HEADING_MARK in text:
         return text
-    lines, at = [], 0
+    lines, start = [], 0
     for line in text.splitlines(keepends=True):
-        lines.append((at, at + len(line.rstrip("\r\n"))))
-        at += len(line)
-    return "\n".join(_titles(raw, textpage, text, _asides_moved(raw, textpage, text, lines)))
+        lines.append((start, start + len(line.rstrip("\r\n"))))
+        start += len(line)
+    at = source.__getitem__
+    spans = _asides_moved(raw, textpage, text, at, lines)
+    return "\n".join(_titles(raw, textpage, text, at, spans))
 
 
-def _asides_moved(raw, textpage, text: str, lines: list[tuple[int, int]]):
+def _asides_moved(raw, textpage, text: str, at, lines: list[tuple[int, int]]):
     """The lines as (start, end) spans in reading order, small print that interrupts a
     sentence (its own lines, or the tail of a line) moved after the line that ends it."""
     sizes = Counter(
-        round(raw.FPDFText_GetFontSize(textpage, i) * 2) / 2
+        round(raw.FPDFText_GetFontSize(textpage, at(i)) * 2) / 2
         for i in range(0, len(text), 7)
         if text[i].isalpha()
     )
@@ -79,7 +89,7 @@ def _asides_moved(raw, textpage, text: str, lines: list[tuple[int, int]]):
     for n, (a, b) in enumerate(lines):
         first, p = len(segments), b
         while p > a and (
-            text[p - 1].isspace() or raw.FPDFText_GetFontSize(textpage, p - 1) < limit
+            text[p - 1].isspace() or raw.FPDFText_GetFontSize(textpage, at(p - 1)) < limit
         ):
             p -= 1
         if p == a and sum(ch.isalpha() for ch in text[a:b]) >= 3:
@@ -125,19 +135,23 @@ def _ends_later(text: str, segments) -> bool:
     return any(not small and text[a:b].rstrip().endswith(_FULL_STOP) for a, b, small in segments)
 
 
-def _titles(raw, textpage, text: str, lines: list[tuple[int, int]]) -> list[str]:
-    """The lines' text, a bold title at a line's start on a line of its own, marked."""
+def _titles(raw, textpage, text: str, at, lines: list[tuple[int, int]]) -> list[str]:
+    """The lines' text, a bold title at a line's start on a line of its own, marked; a title
+    set whole over two or three lines in one size is one line ("4.7 Handling permanent
+    failures: Replica" / "synchronization")."""
     name = ctypes.create_string_buffer(128)
-    if _bold_share(raw, textpage, text, name) > _MAX_BOLD_SHARE:
+    if _bold_share(raw, textpage, text, at, name) > _MAX_BOLD_SHARE:
         return [text[a:b] for a, b in lines]
     out: list[str] = []
     previous = ""  # the last line, as it stands in ``out``
+    wrapped = 0  # lines of the title ``out[-1]`` is, when it is a whole line's title
+    size = 0.0  # and its font size
     for start, stop in lines:
         body = text[start:stop]
         lead = len(body) - len(body.lstrip())
         end = start + lead
         while end < stop:
-            bold = _is_bold(raw, textpage, end, name)
+            bold = _is_bold(raw, textpage, at(end), name)
             if bold is False or (bold is None and not text[end].isspace()):
                 break
             end += 1
@@ -146,13 +160,31 @@ def _titles(raw, textpage, text: str, lines: list[tuple[int, int]]) -> list[str]
         marked = _title(run, rest, previous)
         if marked is None:
             out.append(body)
-            previous = body
+            previous, wrapped = body, 0
+            continue
+        this = raw.FPDFText_GetFontSize(textpage, at(start + lead)) if not rest else 0.0
+        if wrapped and _goes_on(out[-1], marked, wrapped, size, this):
+            out[-1] += " " + marked
+            previous, wrapped = out[-1], wrapped + 1
             continue
         out.append(HEADING_MARK + marked)
         if rest:
             out.append(rest)
         previous = rest or HEADING_MARK + marked
+        wrapped, size = (0, 0.0) if rest else (1, this)
     return out
+
+
+def _goes_on(title: str, line: str, lines: int, size: float, this: float) -> bool:
+    """Whether a whole bold ``line`` goes on with the whole bold ``title`` above it: the
+    same size, the title not ended, the line no numbered title of its own."""
+    return (
+        lines < _TITLE_LINES
+        and abs(size - this) <= 0.02 * max(size, this)
+        and not title.rstrip().endswith(_ENDS_SENTENCE)
+        and not _NUMBERED.match(line)
+        and len(title.split()) + len(line.split()) <= 2 * _MAX_WORDS
+    )
 
 
 def _title(run: str, rest: str, previous: str) -> str | None:

@@ -218,6 +218,9 @@ def _explain(hit) -> str:
     parts = [f"{n} {hit.scores[n]:.4f} (norm {hit.scores.get(n + '_norm', 0):.3f})" for n in names]
     if "quote" in hit.scores:
         parts.append(f"quote {hit.scores['quote']:+.2f}")
+    fitted = [f"{n[2:]} {v:.3f}" for n, v in hit.scores.items() if n.startswith("f_")]
+    if fitted:  # what the fitted passage model weighed (ddsearch.search.fusion)
+        parts.append("fitted: " + ", ".join(fitted))
     return "evidence: " + ", ".join(parts)
 
 

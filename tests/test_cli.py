@@ -371,17 +371,19 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
     assert "evidence: dense " in out and "lexical " in out and "quote " in out
     doc = json.loads(ok(invoke("--home", home, "query", "How many clerks copy a sale?", "--json")))
     scores = doc["results"][0]["scores"]
-    assert {"dense", "dense_norm", "lexical", "lexical_norm", "best_sentence", "quote"} <= set(
-        scores
-    )
-    # a question naming a paper brings the named and heading runs: --explain shows every run
+    assert {"dense", "dense_norm", "lexical", "lexical_norm", "f_sentence", "quote"} <= set(scores)
+    # a question naming a paper brings the named run: --explain shows every run, and what the
+    # fitted passage model weighed
     q = "How does Lighthouse gossip among keepers?"
     out = ok(invoke("--home", home, "query", q, "-k", "1", "--explain"))
     scores = json.loads(ok(invoke("--home", home, "query", q, "--json")))["results"][0]["scores"]
-    runs = {n for n in scores if not n.endswith("_norm") and n != "quote"}
-    assert {"named", "section"} <= runs
+    runs = {n for n in scores if not n.endswith("_norm") and n != "quote" and n[:2] != "f_"}
+    assert {"named"} <= runs
     evidence = next(ln for ln in out.splitlines() if "evidence:" in ln)
     assert all(f"{n} {scores[n]:.4f} " in evidence for n in runs), (runs, evidence)
+    fitted = {n for n in scores if n.startswith("f_")}
+    assert {"f_section", "f_paper"} <= fitted
+    assert all(f"{n[2:]} {scores[n]:.3f}" in evidence for n in fitted), (fitted, evidence)
 
 
 @pytest.mark.parametrize(

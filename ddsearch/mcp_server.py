@@ -149,7 +149,7 @@ def make_server(service: Service):
             str | None,
             Field(max_length=5000, description="Text to highlight on it, e.g. a passage's quote"),
         ] = None,
-        scale: Annotated[float, Field(ge=0.5, le=3, description="Pixels per PDF point")] = 1.0,
+        scale: Annotated[float, Field(ge=0.5, le=2.5, description="Pixels per PDF point")] = 1.0,
     ) -> list[Image | TextContent]:
         """A page of an indexed paper as an image (PNG), with ``quote`` highlighted where it
         stands on the page: the reader checks a citation by looking at it. An error when the

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from ddsearch.search.pdfs import LOCK, PageError, Pdfs
 
 HIGHLIGHT = (255, 221, 0)  # the highlighter's yellow; white paper under it turns this colour
-MAX_SCALE = 4.0  # 288 dpi: more is a poster, not a page to read
+MAX_SCALE = 2.5  # 180 dpi: more is a poster, not a page to read
+MAX_WIDTH = 2000  # pixels an image may be asked to be wide
 MIN_SCALE = 0.1
 MAX_SIDE = 4000  # pixels on the longer side of any image drawn
 MAX_MARKS = 64  # rectangles one image may highlight
@@ -58,14 +59,12 @@ class Geometry:
 
 
 def scale_for(page_size: tuple[float, float], scale: float | None, width: int | None) -> float:
-    """The scale a request asks for (``scale``, or an image ``width`` in pixels), within
-    bounds; PageError (400) past them."""
-    if scale is not None and width is not None:
-        raise PageError("give scale or width, not both", 400)
+    """The scale a request asks for: an image ``width`` in pixels (which decides, when given),
+    else ``scale``, within bounds; PageError (400) past them."""
     w, h = page_size
     if width is not None:
-        if width < 1:
-            raise PageError("width must be at least 1 pixel", 400)
+        if not 1 <= width <= MAX_WIDTH:
+            raise PageError(f"width must be from 1 to {MAX_WIDTH} pixels", 400)
         scale = width / w
     elif scale is None:
         scale = 1.5
@@ -82,9 +81,9 @@ def scale_for(page_size: tuple[float, float], scale: float | None, width: int | 
 def crop_box(box: Rect, marks: Sequence[Rect], pad: float = PAD) -> Rect:
     """The part of the page around the first marks (those that stand together, one line
     under the other: the quote's start, when it goes on in another column), a line's height
-    more, within the page's box."""
+    more, within the page's box; the whole page when there are none."""
     if not marks:
-        raise PageError("a crop needs the rectangles to crop around (mark)", 400)
+        return box  # nothing to crop around: the whole page
     x0, y0, x1, y1 = marks[0]
     for m in marks[1:]:
         line = m[3] - m[1]
@@ -95,8 +94,8 @@ def crop_box(box: Rect, marks: Sequence[Rect], pad: float = PAD) -> Rect:
         x0, y0, x1, y1 = min(x0, m[0]), min(y0, m[1]), max(x1, m[2]), max(y1, m[3])
     x0, y0 = max(box[0], x0 - pad), max(box[1], y0 - pad)
     x1, y1 = min(box[2], x1 + pad), min(box[3], y1 + pad)
-    if x1 <= x0 or y1 <= y0:
-        raise PageError("the rectangles are outside the page", 400)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return box  # the marks are off the page: nothing of it to crop around
     return (x0, y0, x1, y1)
 
 
@@ -115,6 +114,8 @@ def draw(pdfs: Pdfs, path, number: int, *, scale: float | None = None, width: in
         shown = (box[2] - box[0], box[3] - box[1])  # as a viewer shows it: turned, if so
         scale = scale_for(shown[::-1] if rotation in (90, 270) else shown, scale, width)
         geometry = Geometry(crop_box(box, marks) if crop else box, scale, rotation)
+        if min(geometry.size) < 2:  # a crop too small to draw at this scale: the whole page
+            geometry, crop = Geometry(box, scale, rotation), False
         full = Geometry(box, scale, rotation)
         left, top, right, bottom = full.pixels(geometry.box) if crop else (0, 0, *full.size)
         bitmap = page.pdf_page.render(

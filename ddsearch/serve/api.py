@@ -17,11 +17,12 @@ from urllib.parse import parse_qs, unquote
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from pydantic import StringConstraints
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ddsearch import __version__
-from ddsearch.search.render import MAX_SCALE, MAX_SIDE, MIN_SCALE
+from ddsearch.search.render import MAX_MARKS, MAX_SCALE, MAX_WIDTH, MIN_SCALE
 from ddsearch.serve.page import PAGE_CSP, render_page
 from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
 from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
@@ -164,10 +165,14 @@ def _validation_message(exc: RequestValidationError) -> str:
         return f"parameter 'k' must be an integer from 1 to {MAX_K}"
     if name == "n":
         return "the page number must be a whole number from 1 (/page/PAPER/N.png)"
-    if name in ("scale", "width"):
-        if name == "scale":
-            return f"parameter 'scale' must be a number from {MIN_SCALE} to {MAX_SCALE}"
-        return f"parameter 'width' must be a whole number of pixels from 16 to {MAX_SIDE}"
+    if name == "scale":
+        return f"parameter 'scale' must be a number from {MIN_SCALE} to {MAX_SCALE}"
+    if name == "width":
+        return f"parameter 'width' must be a whole number of pixels from 16 to {MAX_WIDTH}"
+    if name == "mark" or (len(err["loc"]) > 2 and err["loc"][-2] == "mark"):
+        if kind == "too_long":
+            return f"at most {MAX_MARKS} rectangles (mark) may be highlighted"
+        return "parameter 'mark' must be x0,y0,x1,y1 in PDF points"
     if kind == "literal_error":
         return f"parameter {name!r} must be one of: {err['ctx']['expected']}"
     return f"parameter {name!r}: {err.get('msg', 'invalid')}"
@@ -307,11 +312,13 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
         n: Annotated[int, Path(ge=1, description="The PDF page (1-based)")],
         scale: Annotated[float | None, Query(ge=MIN_SCALE, le=MAX_SCALE,
                          description="Pixels per PDF point (default 1.5)")] = None,
-        width: Annotated[int | None, Query(ge=16, le=MAX_SIDE,
-                         description="The image's width in pixels, instead of scale")] = None,
-        mark: Annotated[list[str], Query(description="A rectangle to highlight, x0,y0,x1,y1 "
-                        "in PDF points (repeatable)")] = [],  # noqa: B006
-        crop: Annotated[bool, Query(description="Only the part around the marks")] = False,
+        width: Annotated[int | None, Query(ge=16, le=MAX_WIDTH,
+                         description="The image's width in pixels (decides over scale)")] = None,
+        mark: Annotated[list[Annotated[str, StringConstraints(pattern=MARK)]], Query(
+                        max_length=MAX_MARKS, description="A rectangle to highlight, "
+                        "x0,y0,x1,y1 in PDF points (repeatable)")] = [],  # noqa: B006
+        crop: Annotated[bool, Query(description="Only the part around the marks (none: the "
+                        "whole page)")] = False,
     ):  # fmt: skip
         marks = [_mark(m) for m in mark]
         body = await service.call(service.page_image, paper, n, scale, width, marks, crop)
@@ -372,18 +379,14 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     return app
 
 
-def _mark(text: str) -> tuple[float, float, float, float]:
-    """A rectangle "x0,y0,x1,y1" (PDF points) of the mark parameter; ApiError 400 otherwise."""
-    import math
+_NUM = r"-?(?:\d+(?:\.\d*)?|\.\d+)"
+MARK = rf"^{_NUM},{_NUM},{_NUM},{_NUM}$"  # a rectangle of the mark parameter, in PDF points
 
-    try:
-        x0, y0, x1, y1 = (float(v) for v in text.split(","))
-    except ValueError:
-        x0 = y0 = x1 = y1 = math.nan
-    if not (all(map(math.isfinite, (x0, y0, x1, y1))) and x1 > x0 and y1 > y0):
-        raise ApiError(400, f"parameter 'mark' must be x0,y0,x1,y1 in PDF points with x0 < x1 "
-                            f"and y0 < y1, not {text[:60]!r}")  # fmt: skip
-    return (x0, y0, x1, y1)
+
+def _mark(text: str) -> tuple[float, float, float, float]:
+    """A rectangle "x0,y0,x1,y1" of the mark parameter (checked by MARK), corners in order."""
+    x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -518,6 +519,9 @@ def test_list_questions_lean_on_the_lexical_ranking(searcher, monkeypatch):
         first.setdefault(o, int(r))
     a, b, c = first["lighthouse"], first["ledger"], first["orchard"]
     # dense prefers a, lexical b: at the default share a wins, with less weight on dense b does
+    # (the fixed weights' fusion; the fitted models read the real runs, not these stand-ins)
+    fixed = dataclasses.replace(searcher.settings, fusion=False)
+    monkeypatch.setattr(searcher, "settings", fixed)
     monkeypatch.setattr(searcher, "dense", lambda *_: [(a, 1.0), (c, 0.5), (b, 0.0)])
     monkeypatch.setattr(searcher, "lexical", lambda *_: [(b, 1.0), (a, 0.7), (c, 0.0)])
     assert searcher.search("Where do keepers light beacons?", k=1)[0].paper.id == "lighthouse"

@@ -487,9 +487,10 @@ class Store:
         rows = self.db.execute(sql, tokens).fetchall()
         return dict(rows), max(1, n)
 
-    def postings(self, *, build: bool = False):
+    def postings(self, *, build: bool = False, save: bool = True):
         """The lexical index's postings for the current generation (ddsearch.index.postings):
-        loaded from the data home, else built and saved when ``build``, else None."""
+        loaded from the data home, else built (and saved, unless not ``save``) when ``build``,
+        else None."""
         from ddsearch.index.postings import Postings
 
         generation = self.meta("generation") or "0"
@@ -500,7 +501,7 @@ class Store:
             except (sqlite3.Error, RuntimeError, MemoryError):
                 return None  # a damaged search index (doctor says so) or too little memory
             # a writer may have committed during the build: never let these replace newer ones
-            if found.generation == (self.meta("generation") or "0"):
+            if save and found.generation == (self.meta("generation") or "0"):
                 with contextlib.suppress(OSError):  # a read-only home: keep them in memory
                     found.save(self.home)
         return found

@@ -394,7 +394,12 @@ class Searcher:
         cos = self.cosines(query)
         terms = query_terms(words)
         tokens = self._tokenize(terms)
+        # the features read every row's bm25: without saved postings (a new client of a
+        # Chroma server) they are built in memory, so every client of an index ranks alike
         postings = self._current_postings()
+        if postings is None:
+            self._postings = self._matching(self.store.postings(build=True, save=False))
+            postings = self._postings
         lexical_of = dict(next((r for n, r, _ in runs if n == "lexical"), []))
 
         def lexical(rows: np.ndarray, drop: frozenset[int] = frozenset()) -> np.ndarray:

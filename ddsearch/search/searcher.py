@@ -442,13 +442,22 @@ class Searcher:
         top += [r for r in dict.fromkeys(extra) if r in chunks]
         rows = np.array([position[r] for r in top], dtype=np.int64)
 
+        held_in: dict[str, np.ndarray] = {}
+
+        def held_by(paper: str) -> np.ndarray:
+            """Which of the paper's chunks hold each word: words x its rows, read once."""
+            if paper not in held_in:
+                own = rowids[layout.rows[paper]]
+                held_in[paper] = np.vstack(
+                    [postings.term_scores(word, own).sum(axis=0) > 0 for word in tokens]
+                )
+            return held_in[paper]
+
         # the words that only identify the likely paper: mostly in its front matter
         drop: set[int] = set()
         if postings is not None and tokens:
             own = layout.rows[likely]
-            held = np.vstack(
-                [postings.term_scores(word, rowids[own]).sum(axis=0) > 0 for word in tokens]
-            )
+            held = held_by(likely)
             hits_front = (held & layout.front[own]).sum(axis=1)
             hits_all = held.sum(axis=1)
             share = np.divide(hits_front, hits_all, out=np.zeros(len(tokens)), where=hits_all > 0)
@@ -478,10 +487,7 @@ class Searcher:
         if postings is not None and tokens:
             for p in {chunks[r].paper_id for r in top}:
                 own = layout.rows[p]
-                held_by = np.vstack(
-                    [postings.term_scores(word, rowids[own]).sum(axis=0) > 0 for word in tokens]
-                )
-                shares = dict(zip(rowids[own].tolist(), fusion.local_share(held_by)))
+                shares = dict(zip(rowids[own].tolist(), fusion.local_share(held_by(p))))
                 for i, r in enumerate(top):
                     if chunks[r].paper_id == p:
                         local[i] = shares.get(r, 0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -86,9 +87,9 @@ class Hit:
         return self.quote_pages or self.chunk.pages
 
 
-class Results(list):
+class Results(list[Hit]):
     """The hits of one query, best first, and whether even the best of them matches weakly."""
 
-    def __init__(self, hits=(), weak_match: bool = False):
+    def __init__(self, hits: Iterable[Hit] = (), weak_match: bool = False):
         super().__init__(hits)
         self.weak_match = weak_match

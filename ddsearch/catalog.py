@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddsearch.errors import NotFoundError, UserError
 from ddsearch.models import Paper
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -20,7 +21,7 @@ _OPTIONAL = {
 }  # fmt: skip
 
 
-class CatalogError(Exception):
+class CatalogError(UserError):
     """A catalog that cannot be used, with the file, entry and field at fault."""
 
 
@@ -126,7 +127,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     return catalog
 
 
-class UnknownIdError(ValueError):
+class UnknownIdError(NotFoundError):
     """Paper ids that name no known paper, with the closest known ids for each."""
 
 

@@ -14,6 +14,7 @@ from conftest import SMALL_PAPERS
 from pdfmaker import not_a_pdf
 
 from ddsearch.cli import main
+from ddsearch.index.chroma import CHUNKS
 from ddsearch.index.store import Store
 
 SUMMARY = re.compile(
@@ -101,7 +102,7 @@ def test_ingest_from(tmp_home, small_pdfs, shared_model):
     assert m, out
     assert (m[1], m[3], m[4], m[5], m[6]) == ("3", "0", "0", "0", str(tmp_home))
     store = Store(tmp_home, readonly=True)
-    assert int(m[2]) == store.count_chunks() == store.remote.chunks.count() > 0
+    assert int(m[2]) == store.count_chunks() == store.chroma.collection(CHUNKS).count() > 0
     store.close()
 
     (folder / "SOURCES.md").write_text("where the PDFs came from")
@@ -361,7 +362,7 @@ def test_nonsense_is_a_weak_match_and_no_words_is_an_error(home, shared_model):
     real = json.loads(ok(invoke("--home", home, "query", "How many clerks copy a sale?", "--json")))
     assert real["weak_match"] is False
     result = invoke("--home", home, "query", "🙂 🚀 ?!")
-    assert result.exit_code == 1 and "has no words to search for" in result.output
+    assert result.exit_code == 2 and "has no words to search for" in result.output
 
 
 def test_explain_prints_each_rankers_evidence(home, shared_model):
@@ -388,10 +389,10 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
     "args, code, needle",
     [
         (["query"], 2, "give a QUESTION"),
-        (["query", ""], 2, "the QUESTION is empty"),
-        (["query", "   "], 2, "the QUESTION is empty"),
-        (["query", "beacon", "-k", "0"], 1, "-k must be between 1 and 100"),
-        (["query", "beacon", "-k", "101"], 1, "-k must be between 1 and 100"),
+        (["query", ""], 2, "the query is empty: give words to search for"),
+        (["query", "   "], 2, "the query is empty: give words to search for"),
+        (["query", "beacon", "-k", "0"], 2, "k must be an integer from 1 to 100, not 0"),
+        (["query", "beacon", "-k", "101"], 2, "k must be an integer from 1 to 100, not 101"),
         (["query", "beacon", "-k", "many"], 2, "'many' is not a valid integer"),
         (["query", "beacon", "--mode", "magic"], 2, "'magic' is not one of"),
         (["query", "beacon", "--paper", ""], 1, "not in the index: an empty id"),

@@ -23,6 +23,7 @@ import numpy as np
 
 from ddsearch.models import Chunk
 
+# defaults of SearchSettings.quote_min_words / quote_max_words, for callers without settings
 MIN_WORDS = 4  # fewer words is a fragment, not a sentence ("Fig. 3", "For")
 MAX_QUOTE_WORDS = 80  # a longer quote is a passage, not a quote
 _NUMBER = re.compile(r"\d")
@@ -165,22 +166,23 @@ def sentence_scores(question: Question, chunk: Chunk, vectors, passage_cosine: f
     return x @ weights + bias
 
 
-def _quotable(chunk: Chunk) -> list[bool]:
+def _quotable(chunk: Chunk, min_words: int = MIN_WORDS) -> list[bool]:
     ok = [
-        not s.caption and len(chunk.text[s.start : s.end].split()) >= MIN_WORDS
+        not s.caption and len(chunk.text[s.start : s.end].split()) >= min_words
         for s in chunk.sentences
     ]
     return ok if any(ok) else [not s.caption for s in chunk.sentences]
 
 
 def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
-         join: float | None = None) -> Quote | None:  # fmt: skip
+         join: float | None = None, max_words: int = MAX_QUOTE_WORDS,
+         min_words: int = MIN_WORDS) -> Quote | None:  # fmt: skip
     """The run of 1 to ``max_sentences`` contiguous quotable sentences, at most MAX_QUOTE_WORDS
     words, that most likely holds the answer: each sentence adds its probability less ``join``
     (default: the model's), so a neighbour joins when it adds more than ``join`` of chance.
     (A sentence longer than MAX_QUOTE_WORDS is quoted alone when nothing shorter is there.)"""
     sentences = chunk.sentences
-    ok = _quotable(chunk)
+    ok = _quotable(chunk, min_words)
     if not any(ok):
         return None
     join = _model()[4] if join is None else join
@@ -191,7 +193,7 @@ def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
         value = 0.0
         for hi in range(lo, min(len(sentences), lo + max_sentences)):
             words = len(chunk.text[sentences[lo].start : sentences[hi].end].split())
-            if not ok[hi] or (hi > lo and words > MAX_QUOTE_WORDS):
+            if not ok[hi] or (hi > lo and words > max_words):
                 break
             value += gain[hi]
             if best is None or value > best[0] + 1e-12:

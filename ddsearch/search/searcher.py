@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ddsearch.catalog import UnknownIdError, resolve_ids
-from ddsearch.config import SearchSettings, model_name
+from ddsearch.config import QuerySettings, SearchSettings, model_name
+from ddsearch.errors import QueryError
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.models import Chunk, Hit, Results
@@ -25,12 +25,10 @@ from ddsearch.search.rank import (
     query_terms,
     union,
 )
+from ddsearch.validate import check_query
+from ddsearch.vocab import Mode
 
-MODES = ("hybrid", "dense", "lexical")
-
-
-class QueryError(ValueError):
-    """A query that cannot be run as given."""
+__all__ = ["QueryError", "Searcher"]
 
 
 class _Moved(Exception):
@@ -48,10 +46,13 @@ class Searcher:
         embedder: Embedder | None = None,
         catalog=None,
         chroma_url: str | None = None,
+        chroma_token: str | None = None,
         settings: SearchSettings | None = None,
+        limits: QuerySettings | None = None,
     ):
         self.settings = settings or SearchSettings()  # the ranking's weights and floors
-        self.store = Store(home, readonly=True, chroma_url=chroma_url)
+        self.limits = limits or QuerySettings()  # what a query may ask (ddsearch.validate)
+        self.store = Store(home, readonly=True, chroma_url=chroma_url, chroma_token=chroma_token)
         self.catalog = catalog
         built_with = self.store.model
         if built_with is None:
@@ -74,8 +75,7 @@ class Searcher:
     def refresh(self) -> bool:
         """Re-read the index if it changed since it was read (another ingest, or the Chroma
         server's state); True when it did. A long-lived process calls this between queries."""
-        if self.store.remote is not None:
-            self.store.sync()
+        self.store.sync()
         generation = self.store.meta("generation")
         if generation == self._generation:
             return False
@@ -86,7 +86,8 @@ class Searcher:
         """Have the lexical index's in-memory postings ready, building them if this index
         generation has none saved (seconds per 100k chunks); a long-lived process calls this
         after loading and after each refresh. Without them, FTS5 answers the same, slower."""
-        self._postings = self._matching(self.store.postings(build=True))
+        weights = self.settings.column_weights
+        self._postings = self._matching(self.store.postings(build=True, weights=weights))
 
     @property
     def records(self):
@@ -111,9 +112,10 @@ class Searcher:
     def paper(self, paper_id: str):
         """The paper's metadata: the catalog's when it has the id (with the user's key, from
         --bib), else what ingest recorded."""
-        stored = self.records[paper_id].paper
+        from ddsearch.search.cite import citable
+
         listed = self.catalog.get(paper_id) if self.catalog is not None else None
-        return replace(listed, path=stored.path, key=stored.key) if listed else stored
+        return citable(listed, self.records[paper_id].paper)
 
     def _matrix(self):
         if self._vectors is None:
@@ -142,7 +144,7 @@ class Searcher:
             out.append((math.log(1 + (n - most + 0.5) / (most + 0.5)), most > 0))
         return out, n
 
-    def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
+    def add_quotes(self, query: str, hits: list[Hit], max_sentences: int | None = None) -> None:
         """Set each hit's quote, and so the pages its citation names: the best 1-3 sentences
         of its passage (ddsearch.search.quote), from vectors stored at ingest."""
         from ddsearch.search.quote import Question, pick, sentence_scores
@@ -159,7 +161,14 @@ class Searcher:
                 if found is None or len(found) != len(part.sentences):
                     continue
                 scores = sentence_scores(question, part, found, hit.scores.get("dense", 0.0))
-                quote = pick(part, scores, max_sentences)
+                knobs = self.settings
+                quote = pick(
+                    part,
+                    scores,
+                    max_sentences or knobs.quote_sentences,
+                    max_words=knobs.quote_max_words,
+                    min_words=knobs.quote_min_words,
+                )
                 if quote and (best is None or quote.score > best.score):
                     best = quote
             if best is None:
@@ -206,7 +215,8 @@ class Searcher:
                 rowids, _, owners, _ = self._matrix()
                 allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
             return postings.top(tokens, limit, allowed)
-        return self.store.lexical(fts_match(query), limit, papers or None)
+        weights = self.settings.column_weights
+        return self.store.lexical(fts_match(query), limit, papers or None, weights)
 
     def _tokenize(self, terms: list[str]) -> list[list[str]]:
         """The lexical index's own tokens of each term (porter stems)."""
@@ -220,7 +230,8 @@ class Searcher:
     def _current_postings(self):
         # None is looked up again: an ingest saves this generation's postings when it ends
         if self._matching(self._postings) is None:
-            self._postings = self._matching(self.store.postings())
+            weights = self.settings.column_weights
+            self._postings = self._matching(self.store.postings(weights=weights))
         return self._postings
 
     def _matching(self, postings):
@@ -231,29 +242,18 @@ class Searcher:
     def search(
         self,
         query: str,
-        k: int = 10,
+        k: int | None = None,
         *,
         papers: Iterable[str] | None = None,
-        mode: str = "hybrid",
-    ) -> list[Hit]:
-        original = (query or "").strip()
-        if not original:
-            raise QueryError("the query is empty")
+        mode: str = Mode.HYBRID,
+    ) -> Results:
+        """The ``k`` best hits for ``query`` (default: ``limits.k``), checked first by
+        ddsearch.validate ("Raft" names raft; an unknown paper id is told with the closest)."""
+        asked = check_query(query, k, papers or (), mode, indexed=self.records,
+                            catalog=self.catalog or (), limits=self.limits)  # fmt: skip
+        original, k, mode = asked.text, asked.k, asked.mode
+        wanted = set(asked.papers)
         query = canonical(original)
-        if not query:
-            raise QueryError(f"the query {original!r} has no words to search for")
-        if not 1 <= k <= 100:
-            raise QueryError(f"-k must be between 1 and 100, not {k}")
-        if mode not in MODES:
-            raise QueryError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-        try:  # "Raft" names raft; an unknown id is told with the closest ones
-            wanted = set(resolve_ids(papers or (), self.records))
-        except UnknownIdError as e:
-            asked = {i.strip().casefold() for i in papers or ()}
-            waiting = [p.id for p in self.catalog or ()
-                       if p.id.casefold() in asked and p.id not in self.records]  # fmt: skip
-            later = f"; run 'ddsearch ingest {' '.join(waiting)}' first" if waiting else ""
-            raise QueryError(f"not in the index: {e}{later}") from None
         try:
             return self._search(original, query, k, wanted, mode, check=True)
         except _Moved:  # an ingest committed since the vectors were read: read them again
@@ -303,9 +303,10 @@ class Searcher:
             fused = fuse([(ranking, weight) for _, ranking, weight in runs])
             order = sorted(fused, key=lambda r: -fused[r])
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
-        merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found])
+        merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found], knobs.max_parts)
         if many:  # a list of papers: each paper's best hit first
-            merged = diversify(merged, lambda hit: hit[0].paper_id, free=1, per_paper=1)
+            merged = diversify(merged, lambda hit: hit[0].paper_id, free=1,
+                               per_paper=knobs.list_per_paper)  # fmt: skip
         else:
             merged = diversify(
                 merged, lambda hit: hit[0].paper_id, knobs.diverse_below, knobs.per_paper
@@ -404,7 +405,7 @@ def _join(a: str, b: str, least: int = 21) -> str:
 
 
 def _merge_neighbours(
-    ranked: list[tuple[Chunk, float, int]], max_parts: int = 3
+    ranked: list[tuple[Chunk, float, int]], max_parts: int
 ) -> list[tuple[Chunk, float, int, tuple[Chunk, ...]]]:
     """Fold a hit into a better-ranked hit on the adjacent chunk of the same paper; each
     result keeps its best rowid and the chunks it is made of (best first)."""

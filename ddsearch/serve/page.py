@@ -9,7 +9,9 @@ import html
 from urllib.parse import quote, urlsplit
 
 from ddsearch import __version__
-from ddsearch.service import MAX_QUERY_CHARS
+from ddsearch.config import QuerySettings
+
+MAX_CHARS = QuerySettings().max_chars  # the input's maxlength; longer is refused anyway
 
 _CSS = """
 body{font:15px/1.4 system-ui,sans-serif;max-width:76rem;margin:.8rem auto;padding:0 1rem;color:#222}
@@ -66,7 +68,7 @@ def render_page(
         f"<title>{e(q + ' – ') if q else ''}ddsearch</title><style>{_CSS}</style></head><body>",
         "<header><b>ddsearch</b>",
         '<form method="get" action="/" role="search">',
-        f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_QUERY_CHARS}" '
+        f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_CHARS}" '
         'placeholder="Why does Raft use randomized election timeouts?" autofocus required>',
         *(f'<input type="hidden" name="{e(n)}" value="{e(v)}">' for n, v in filters),
         '<button type="submit">Search</button></form></header>',

@@ -14,8 +14,15 @@ from ddsearch.models import Paper
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 KINDS = ("inproceedings", "article", "techreport", "misc", "phdthesis", "book")
-_REQUIRED = {"id": str, "title": str, "authors": list, "year": int, "venue": str, "kind": str}
-_OPTIONAL = {
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "title": str,
+    "authors": list,
+    "year": int,
+    "venue": str,
+    "kind": str,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "url": str, "sha256": str, "doi": str, "tags": list, "note": str, "volume": (str, int),
     "number": (str, int), "pages": str, "publisher": str, "institution": str, "names": list,
 }  # fmt: skip

@@ -7,13 +7,17 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ddsearch import __version__
 from ddsearch.config import EvalSettings, QuerySettings, ServeSettings, Settings
 from ddsearch.errors import QueryError, UserError
-from ddsearch.vocab import CiteFormat, ExportFormat, Mode, Part, Precision, Status
+from ddsearch.models import CiteFormat, ExportFormat, Mode, Part, Precision, Results, Status
+
+if TYPE_CHECKING:
+    from ddsearch.search.searcher import Searcher
 
 
 def _choices(vocabulary) -> click.Choice:
@@ -49,7 +53,9 @@ def _catalog(path: Path | None):
     return load_catalog(path)
 
 
-def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path | None = None):
+def _searcher(
+    ctx: click.Context, model: str | None = None, catalog_path: Path | None = None
+) -> Searcher:
     from ddsearch.search.searcher import Searcher
 
     settings = _settings(ctx)
@@ -277,7 +283,7 @@ def query(
         raise click.UsageError("give a QUESTION or --file, not both")
     if qfile is None and question is None:
         raise click.UsageError("give a QUESTION, or --file FILE with one question per line")
-    from ddsearch.validate import check_k, check_mode, check_text
+    from ddsearch.search.validate import check_k, check_mode, check_text
 
     limits = _settings(ctx).query
     try:  # the checks every interface makes, before the model loads
@@ -313,7 +319,7 @@ def query(
     searcher = _searcher(ctx, model)
     keys = searcher.citation_keys()
 
-    def run(q: str):
+    def run(q: str) -> Results:
         hits = searcher.search(q, k, papers=papers, mode=mode)
         searcher.add_quotes(q, hits)
         return hits
@@ -338,7 +344,7 @@ def query(
     _print_hits(hits, keys, full, explain)
 
 
-def _print_hits(hits, keys: dict[str, str], full: bool, explain: bool) -> None:
+def _print_hits(hits: Results, keys: dict[str, str], full: bool, explain: bool) -> None:
     if not hits:
         click.echo("no results")
         return

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ddsearch import __version__
 from ddsearch.errors import SettingsError
-from ddsearch.vocab import Mode
 
 if TYPE_CHECKING:
     from ddsearch.models import Paper
@@ -153,10 +152,6 @@ class QuerySettings(Checked):
         for name in ("k", "assistant_k"):
             if getattr(self, name) > self.max_k:
                 raise SettingsError(f"QuerySettings.{name} must be at most max_k ({self.max_k})")
-
-    @property
-    def modes(self) -> tuple[Mode, ...]:
-        return tuple(Mode)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ddsearch.errors import UserError
 from ddsearch.index.lock import LockedError, writer_lock
 from ddsearch.index.migrations import SCHEMA_VERSION
 from ddsearch.index.store import CacheLostError, IndexError_, ServerError, Store, writable
-from ddsearch.vocab import Check, Encoder, FindingKind
+from ddsearch.models import Check, Encoder, FindingKind
 
 _REFILL = "run 'ddsearch doctor --fix' (it reads every paper again from Chroma)"
 

@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 from ddsearch import __version__
 from ddsearch.config import Settings
 from ddsearch.errors import UserError
+from ddsearch.models import CiteFormat
+from ddsearch.search.validate import check_text
 from ddsearch.service import Service
-from ddsearch.validate import check_text
-from ddsearch.vocab import CiteFormat
 
 # what the SDK's MCPServer serves besides tools, which this server does not: with their
 # handlers gone, initialize advertises tools only and these answer "method not found"
@@ -90,7 +90,7 @@ class Tools:
 
         query = check_text(query, self.service.settings.query)
         hits, keys = self.service.search(query, k, papers)
-        doc = json.loads(render_json(query, hits, keys))
+        doc = json.loads(render_json(query, hits or [], keys))
         return Found(query=doc["query"], weak_match=doc["weak_match"],
                      passages=[Passage(**p) for p in passages(doc, hits)])  # fmt: skip
 
@@ -108,7 +108,7 @@ def make_server(service: Service):
         "and cite them with their citation and page label; 'cite' gives BibTeX for the keys.",
     )
 
-    # the bounds are advertised in the schemas and checked by ddsearch.validate, whose
+    # the bounds are advertised in the schemas and checked by ddsearch.search.validate, whose
     # messages every interface shares (the SDK's own would be pydantic's)
     query_schema = {"maxLength": limits.max_chars, "minLength": 1}
     k_schema = {"minimum": 1, "maximum": limits.max_k}

@@ -4,7 +4,7 @@ Every job runs on a small pool of worker threads, each with its own Searcher (it
 connection and caches belong to one thread); all share one embedder, whose ONNX session runs
 concurrently and releases the GIL. Jobs beyond ``max_pending`` in flight (running or queued)
 are refused at once with :class:`~ddsearch.errors.BusyError` rather than queued without bound.
-Queries are checked by ddsearch.validate, as on the command line.
+Queries are checked by ddsearch.search.validate, as on the command line.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from typing import Any
 from ddsearch.catalog import Catalog, UnknownIdError, resolve_ids
 from ddsearch.config import Settings
 from ddsearch.errors import BusyError, NotFoundError, QueryError
-from ddsearch.models import Paper, Results
-from ddsearch.validate import check_papers, check_text
-from ddsearch.vocab import CiteFormat, Mode
+from ddsearch.models import CiteFormat, Mode, Paper, Results
+from ddsearch.search.validate import check_papers, check_text
 
 
 class Service:
@@ -47,7 +46,7 @@ class Service:
             )
         self._given = searcher
         self._lock = threading.Lock()
-        self._embedder = None
+        self._embedder: Any = None  # the first Searcher's, shared by the others
         self._local = threading.local()
         self._slots = threading.BoundedSemaphore(max_pending or serve.max_pending)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddsearch-search")

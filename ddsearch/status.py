@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
 from ddsearch.index.store import Store
-from ddsearch.vocab import PaperState
+from ddsearch.models import PaperState
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class Chroma:
                 self._client = self.call("open", chromadb.PersistentClient, path=str(self.path),
                                          settings=Settings(anonymized_telemetry=False))  # fmt: skip
             else:
-                auth = {}
+                auth: dict[str, Any] = {}
                 if self.token:
                     auth = {"chroma_client_auth_provider":
                             "chromadb.auth.token_authn.TokenAuthClientProvider",

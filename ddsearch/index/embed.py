@@ -159,6 +159,7 @@ class Embedder:
         """(the pre-optimised graph, the graph as exported) of one precision, in the home."""
         from ddsearch.index.onnx_model import optimized_path
 
+        assert self._stamp_dir is not None  # the ONNX path has a home to keep its graphs in
         raw = self._stamp_dir / "models" / f"{self._fingerprint()}{'-int8' if int8 else ''}.onnx"
         return optimized_path(raw), raw
 
@@ -181,7 +182,8 @@ class Embedder:
 
         from ddsearch.index.onnx_model import OnnxUnsupported, export, optimize, quantize
 
-        models = self._stamp_dir / "models"
+        assert self._stamp_dir is not None and self._local_dir is not None
+        local, models = self._local_dir, self._stamp_dir / "models"
         try:
             models.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(dir=models, prefix=".export-"))
@@ -194,17 +196,17 @@ class Embedder:
             models = work
         try:
             fp32 = work / "fp32.onnx"
-            export(self.model, self._local_dir, fp32)
+            export(self.model, local, fp32)
             made = {}
             for int8 in (False, True) if self.int8 else (False,):
                 source = fp32
                 if int8:
                     source = work / "int8.onnx"
-                    quantize(fp32, self._local_dir, source, self.max_seq_length)
+                    quantize(fp32, local, source, self.max_seq_length)
                 fast, raw = self._graphs(int8)
                 fast, raw = models / fast.parent.name / fast.name, models / raw.name
                 try:
-                    made[int8] = optimize(source, self._local_dir, self.max_seq_length, fast)
+                    made[int8] = optimize(source, local, self.max_seq_length, fast)
                 except OnnxUnsupported:  # kept as exported
                     os.replace(source, raw)
                     made[int8] = raw
@@ -224,17 +226,17 @@ class Embedder:
 
     def _fingerprint(self) -> str:
         """Names the model's files by content, so a changed model gets a new export."""
-        h = hashlib.sha256(str(self._local_dir).encode())
+        local = self._local_dir
+        assert local is not None  # only a model in a folder is exported
+        h = hashlib.sha256(str(local).encode())
         for name in ("config.json", "modules.json", "tokenizer.json"):
-            f = self._local_dir / name
+            f = local / name
             if f.is_file():
                 h.update(f.read_bytes())
-        for f in sorted(self._local_dir.glob("*.safetensors")) + sorted(
-            self._local_dir.glob("*.bin")
-        ):
+        for f in sorted(local.glob("*.safetensors")) + sorted(local.glob("*.bin")):
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        slug = "".join(c if c.isalnum() else "-" for c in self._local_dir.name)[:40]
+        slug = "".join(c if c.isalnum() else "-" for c in local.name)[:40]
         return f"{slug}-{h.hexdigest()[:16]}-v{EXPORT_VERSION}"
 
     @property

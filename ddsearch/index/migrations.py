@@ -19,14 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ddsearch.index.records import SENTENCE_DTYPE, Commit, IndexError_, PaperRecord, PaperRows
 from ddsearch.models import Chunk, Sentence
 
-if TYPE_CHECKING:
-    from ddsearch.index.store import Store
-
+Store = Any  # ddsearch.index.store.Store, which imports this module (no import back)
 TOKENIZE = "porter unicode61"
 # contentless: the text is in ``chunks`` already; deleting a row tells FTS5 its words
 FTS_TABLE = ("CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
@@ -236,7 +234,7 @@ def _old_fingerprint(record: PaperRecord, model: str, encoder: str) -> str:
 
 def _converter(store: Store) -> Callable[[PaperRecord], PaperRecord]:
     from ddsearch.config import Settings, fingerprint
-    from ddsearch.vocab import Encoder
+    from ddsearch.models import Encoder
 
     model = store.model or ""
     settings = Settings(home=store.home, model=model) if model else None

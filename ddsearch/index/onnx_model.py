@@ -178,7 +178,8 @@ PAD_SLACK = 1.25  # a batch's longest text is at most this much longer than its 
 def _batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
     """Indexes grouped by similar length, so padding wastes little work."""
     order = np.argsort(lengths, kind="stable")
-    batches, current = [], []
+    batches: list[np.ndarray] = []
+    current: list[int] = []
     for i in order:
         if current and (
             len(current) == batch_size or lengths[i] > PAD_SLACK * lengths[current[0]] + 8

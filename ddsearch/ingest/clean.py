@@ -182,7 +182,7 @@ def _join_across_pages(
             continue
         if soft[i]:  # the soft hyphen is gone already: the word just stops
             prev[-1] += tail.group(1)
-        elif _joins(hyphen.group(1), tail.group(1), vocab, soft_marked):
+        elif hyphen and _joins(hyphen.group(1), tail.group(1), vocab, soft_marked):
             prev[-1] = prev[-1][:-1] + tail.group(1)
         else:
             prev[-1] += tail.group(1)  # "key-" + "value": the word stays whole, hyphen kept
@@ -230,10 +230,10 @@ def clean_pages(
     vocab = _vocabulary(cleaned)
     _join_across_pages(cleaned, soft, vocab, soft_marked)
     result = []
-    for page, ln in zip(pages, cleaned):
-        number = page.number + offset if offset is not None else 0
+    for source, page_lines in zip(pages, cleaned):
+        number = source.number + offset if offset is not None else 0
         inside = span is None or span[0] <= number <= span[1]
         printed = str(number) if number > 0 and inside else None
-        text = "\n".join(_dehyphenate(list(ln), vocab, soft_marked))
-        result.append(replace(page, text=text, printed=printed))
+        text = "\n".join(_dehyphenate(list(page_lines), vocab, soft_marked))
+        result.append(replace(source, text=text, printed=printed))
     return result

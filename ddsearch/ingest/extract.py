@@ -279,7 +279,7 @@ def _read(engine: str, path: Path, limits: Limits) -> tuple[list[str], str | Non
     try:
         return _collect(events, limits.max_doc_chars)
     finally:
-        events.close()
+        events.close()  # type: ignore[attr-defined]  # both are generators
 
 
 def check_file(path: Path) -> None:

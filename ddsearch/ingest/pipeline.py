@@ -27,8 +27,7 @@ from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_pages, page_range
 from ddsearch.ingest.extract import ExtractError, check_file, extract
 from ddsearch.ingest.typeset import HEADING_MARK
-from ddsearch.models import Chunk, Paper
-from ddsearch.vocab import Status
+from ddsearch.models import Chunk, Paper, Status
 
 __all__ = ["IngestError", "Outcome", "Report", "Source", "fingerprint", "ingest", "plan"]
 
@@ -169,7 +168,8 @@ def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
     by_doi = {normal_doi(p.doi): p for p in catalog if p.doi}
     by_sha = {p.sha256: p for p in catalog if p.sha256}
     passed: list[Outcome] = []
-    entries, first = [], {}
+    entries: list = []
+    first: dict[str, str] = {}
     listed: dict[str, dict[str, str]] = {}
     for bib in bibs:
         bib = Path(bib).expanduser()
@@ -178,8 +178,8 @@ def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
         listed[str(bib.resolve())] = {}  # an emptied .bib still has its removed entries
         try:
             got, problems = read_bib(bib)
-        except BibError as e:
-            raise IngestError(str(e)) from None
+        except BibError as err:
+            raise IngestError(str(err)) from None
         passed += [Outcome(label, Status.FAILED, reason) for label, reason in problems]
         for e in got:
             if e.key in first:
@@ -497,7 +497,7 @@ def _prepared(todo, settings, refresh, olds, embedder):
 
     encoder = embedder.backend
     with ThreadPoolExecutor(1, thread_name_prefix="ddsearch-read") as pool:
-        pending = []
+        pending: list = []
         queue = iter(todo)
         try:
             while True:
@@ -520,6 +520,7 @@ def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Set
                report: Report, on_batch=None) -> Outcome:  # fmt: skip
     """Embed a prepared paper and make its chunks visible, all at once."""
     paper, chunks = ready.source.paper, ready.chunks
+    assert chunks is not None  # a paper to embed, not one found unchanged
     started = time.perf_counter()
     texts = _fit(paper, chunks, embedder, settings)
     spans = [

@@ -178,10 +178,10 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields.append(("journal", venue))
     elif kind == "techreport":
         if institution or venue:
-            fields.append(("institution", bib_escape(institution) if institution else venue))
+            fields.append(("institution", bib_escape(institution) if institution else venue or ""))
     elif kind in ("phdthesis", "mastersthesis"):
         if institution or venue:
-            fields.append(("school", bib_escape(institution) if institution else venue))
+            fields.append(("school", bib_escape(institution) if institution else venue or ""))
     elif kind == "book":
         if not publisher and venue:
             fields.append(("publisher", venue))

@@ -198,6 +198,7 @@ def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
             value += gain[hi]
             if best is None or value > best[0] + 1e-12:
                 best = (value, lo, hi)
+    assert best is not None  # some sentence is quotable
     _, lo, hi = best
     run = sentences[lo : hi + 1]
     chance = 1 - np.prod(1 / (1 + np.exp(odds[lo : hi + 1])))  # that some sentence answers

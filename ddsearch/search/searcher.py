@@ -6,12 +6,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ddsearch.config import QuerySettings, SearchSettings, model_name
 from ddsearch.errors import QueryError
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
-from ddsearch.models import Chunk, Hit, Results
+from ddsearch.models import Chunk, Hit, Mode, Results
 from ddsearch.search.names import Names
 from ddsearch.search.rank import (
     Ranking,
@@ -25,8 +26,7 @@ from ddsearch.search.rank import (
     query_terms,
     union,
 )
-from ddsearch.validate import check_query
-from ddsearch.vocab import Mode
+from ddsearch.search.validate import check_query
 
 __all__ = ["QueryError", "Searcher"]
 
@@ -51,7 +51,7 @@ class Searcher:
         limits: QuerySettings | None = None,
     ):
         self.settings = settings or SearchSettings()  # the ranking's weights and floors
-        self.limits = limits or QuerySettings()  # what a query may ask (ddsearch.validate)
+        self.limits = limits or QuerySettings()  # what a query may ask (ddsearch.search.validate)
         self.store = Store(home, readonly=True, chroma_url=chroma_url, chroma_token=chroma_token)
         self.catalog = catalog
         built_with = self.store.model
@@ -63,14 +63,14 @@ class Searcher:
                 "query without --model, or re-ingest with --rebuild --model"
             )
         self.embedder = embedder or Embedder(built_with, stamp_dir=Path(home))
-        self._vectors = None
-        self._row_ids = None  # rowid -> chunk id, of the rows the vectors were read with
-        self._records = None
-        self._last_query = None
+        self._vectors: tuple | None = None  # Store.vectors(), once read
+        self._row_ids: dict | None = None  # rowid -> chunk id, of the rows the vectors came with
+        self._records: dict | None = None
+        self._last_query: tuple | None = None
         self._generation = self.store.meta("generation")
-        self._postings = None  # the lexical postings of the generation read, once found
-        self._tokenizer = None
-        self._names = None  # (the records they were read from, Names)
+        self._postings: Any = None  # the lexical postings of the generation read, once found
+        self._tokenizer: Any = None
+        self._names: tuple | None = None  # (the records they were read from, Names)
 
     def refresh(self) -> bool:
         """Re-read the index if it changed since it was read (another ingest, or the Chroma
@@ -216,7 +216,7 @@ class Searcher:
                 allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
             return postings.top(tokens, limit, allowed)
         weights = self.settings.column_weights
-        return self.store.lexical(fts_match(query), limit, papers or None, weights)
+        return self.store.lexical(fts_match(query) or "", limit, papers or None, weights)
 
     def _tokenize(self, terms: list[str]) -> list[list[str]]:
         """The lexical index's own tokens of each term (porter stems)."""
@@ -248,7 +248,7 @@ class Searcher:
         mode: str = Mode.HYBRID,
     ) -> Results:
         """The ``k`` best hits for ``query`` (default: ``limits.k``), checked first by
-        ddsearch.validate ("Raft" names raft; an unknown paper id is told with the closest)."""
+        ddsearch.search.validate ("Raft" names raft; an unknown id is told with the closest)."""
         asked = check_query(query, k, papers or (), mode, indexed=self.records,
                             catalog=self.catalog or (), limits=self.limits)  # fmt: skip
         original, k, mode = asked.text, asked.k, asked.mode

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from ddsearch.catalog import UnknownIdError, resolve_ids
 from ddsearch.config import QuerySettings
 from ddsearch.errors import QueryError
-from ddsearch.models import Paper
-from ddsearch.vocab import Mode
+from ddsearch.models import Mode, Paper
 
 _WORD = re.compile(r"[^\W_]")  # a letter or digit, in any script
 
@@ -52,7 +51,7 @@ def check_k(k: object, limits: QuerySettings = QuerySettings()) -> int:
 
 def check_mode(mode: object) -> Mode:
     try:
-        return Mode(mode)
+        return Mode(str(mode))
     except ValueError:
         choices = ", ".join(Mode)
         raise QueryError(f"unknown mode {mode!r}: choose one of {choices}") from None

@@ -12,7 +12,7 @@ loop only routes.
 import hmac
 import json
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -24,11 +24,11 @@ from starlette.responses import Response
 from ddsearch import __version__
 from ddsearch.config import QuerySettings
 from ddsearch.errors import Problem, QueryError, UserError
+from ddsearch.models import CiteFormat, Mode
+from ddsearch.search.validate import check_k, check_mode, check_text
 from ddsearch.serve.page import PAGE_CSP, render_page
 from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
 from ddsearch.service import Service
-from ddsearch.validate import check_k, check_mode, check_text
-from ddsearch.vocab import CiteFormat, Mode
 
 MCP_PATH = "/mcp"
 STATUS = {Problem.INPUT: 400, Problem.NOT_FOUND: 404, Problem.UNAVAILABLE: 503, Problem.BUSY: 503}
@@ -153,7 +153,7 @@ def only(**repeatable: bool):
 
 def _validation_message(exc: RequestValidationError, limits: QuerySettings) -> str:
     """The first problem of a request, in one line: for a query's parameters, the message
-    every interface gives (ddsearch.validate)."""
+    every interface gives (ddsearch.search.validate)."""
     err = exc.errors()[0]
     name, given = str(err["loc"][-1]), err.get("input")
     check = {"q": lambda: check_text(given if isinstance(given, str) else "", limits),
@@ -179,7 +179,7 @@ def _integer(value: object) -> object:
 
 
 PAPERS = Annotated[list[str], Query(description="Only this paper id (repeatable); unknown: 400")]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d}
     for s, d in (
         (400, "A bad or unknown parameter"),
@@ -275,7 +275,9 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     async def papers():
         return json_response(200, await service.call(service.papers))
 
-    cite_content = {t.split(";")[0]: {"schema": {"type": "string"}} for t in CITE_TYPES.values()}
+    cite_content: dict[str, dict[str, Any]] = {
+        t.split(";")[0]: {"schema": {"type": "string"}} for t in CITE_TYPES.values()
+    }
     cite_content[CITE_TYPES["csl"].split(";")[0]] = {  # CSL-JSON: an array of items
         "schema": {"type": "array", "items": {"type": "object"}}
     }

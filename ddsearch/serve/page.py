@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 from ddsearch import __version__
@@ -52,7 +53,7 @@ def _safe_href(url: str | None) -> str | None:
 
 def render_page(
     q: str, hits, keys: dict[str, str], error: str | None = None, weak: bool = False,
-    filters: list[tuple[str, str]] = (),
+    filters: Sequence[tuple[str, str]] = (),
 ) -> str:  # fmt: skip
     """The search page; every piece of text from the query or the index is escaped.
     ``weak``: the search JSON's ``weak_match``, shown as a notice above the results.

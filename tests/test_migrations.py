@@ -99,6 +99,8 @@ def test_a_home_of_before_answers_the_same_after_its_upgrade(old_home, tmp_path)
     applied = {r[0] for r in store.db.execute("SELECT number FROM migrations")}
     assert applied == {m.number for m in MIGRATIONS}
     assert not set(LEGACY) & set(store.chroma.collection_names())
+    folders = [p for p in (home / "chroma").iterdir() if p.is_dir()]
+    assert len(folders) == 3  # a vector index per collection: the old ones' are gone too
     assert store.differing() == []  # Chroma's rows in the new layout hold the same content
     store.close()
     assert diagnose(Settings(home=home)).ok

@@ -29,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import sqlite3
 import time
 import uuid
@@ -49,6 +51,7 @@ SENTENCES = "ddsearch_sentences_v2"
 PAPERS = "ddsearch_papers_v2"
 LANES = 2048  # float32 lanes per sentence record: 8 KiB, about ten sentence vectors
 _FLIP = np.uint32(0x40000000)
+_SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # an HNSW graph over the sentence records is never searched: keep it small; persist it often,
 # so Chroma's log (which it keeps until then) stays short
 _CONFIG = {"hnsw": {"space": "ip", "max_neighbors": 4, "sync_threshold": 100, "batch_size": 100}}
@@ -298,6 +301,11 @@ class Chroma:
         SharedSystemClient.clear_system_cache()
         with contextlib.closing(sqlite3.connect(self.path / "chroma.sqlite3", timeout=30)) as db:
             db.execute("VACUUM")
+            kept = {row[0] for row in db.execute("SELECT id FROM segments")}
+        # a deleted collection's vector index stays on disk as a folder named for its segment
+        for folder in self.path.iterdir():
+            if folder.is_dir() and _SEGMENT.fullmatch(folder.name) and folder.name not in kept:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _chunk_json(c: Chunk) -> str:

@@ -167,6 +167,7 @@ def run(store: Store, todo: list[Migration], *, writer: bool) -> None:
         rewrote = rewrote or m.rewrites
     if rewrote:
         store.db.execute("VACUUM")  # the restructured tables' old pages back to the disk
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # -- reading layout 1 (m003) -------------------------------------------------------------------

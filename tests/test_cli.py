@@ -719,3 +719,27 @@ def test_small_papers_fixture_is_untouched(home):
     store = Store(home, readonly=True)
     assert sorted(store.records()) == sorted(SMALL_PAPERS)
     store.close()
+
+
+def test_a_read_only_home_answers_queries_and_writers_say_it_is_read_only(home, tmp_path):
+    """On a read-only mount: queries, papers and doctor work; ingest and doctor --fix say
+    in one line that the home is read-only (no OSError traceback about ingest.lock)."""
+    import shutil
+
+    from _servers import read_only
+
+    copy = tmp_path / "ro-home"
+    shutil.copytree(home, copy)
+    query = read_only(copy, "query", "how do keepers detect dark stations", "-k", "1")
+    assert query.returncode == 0 and query.stdout.startswith("1. Lighthouse"), query.stderr
+    assert read_only(copy, "papers").returncode == 0
+    doctor = read_only(copy, "doctor")
+    assert "Traceback" not in doctor.stderr + doctor.stdout and "read-only" not in doctor.stdout
+    from conftest import write_small_papers
+
+    pdfs = write_small_papers(tmp_path / "pdfs", ["orchard"])
+    for args in (("ingest", "--from", str(pdfs["orchard"])), ("doctor", "--fix")):
+        result = read_only(copy, *args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"Error: the data home {copy} is read-only"), result.stderr
+        assert result.stderr.count("\n") == 1

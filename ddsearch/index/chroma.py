@@ -291,14 +291,16 @@ class Chroma:
                     db.execute(f"INSERT INTO {table}({table}) VALUES('optimize')")
 
     def vacuum(self) -> None:
-        """Give the embedded database's free pages back to the disk (after collections of an
-        older layout are deleted); this process's handle on it is closed first."""
+        """Give the embedded database's space back to the disk after collections of an older
+        layout are deleted (this process's handle on it is closed first): their entries in the
+        full-text index, their free pages, the folders of their vector indexes."""
         if self.path is None:
             return
         from chromadb.api.client import SharedSystemClient
 
         self._client, self._collections = None, {}
         SharedSystemClient.clear_system_cache()
+        self.compact()  # the deleted rows' entries in the full-text index go first
         with contextlib.closing(sqlite3.connect(self.path / "chroma.sqlite3", timeout=30)) as db:
             db.execute("VACUUM")
             kept = {row[0] for row in db.execute("SELECT id FROM segments")}

@@ -210,10 +210,33 @@ class Embedder:
                 except OnnxUnsupported:  # kept as exported
                     os.replace(source, raw)
                     made[int8] = raw
+            if work != getattr(self, "_scratch", None):
+                mine = {n for int8 in (False, True) for n in self._graph_names(int8)}
+                self._forget_others(models, mine)
             return made[self.int8]
         finally:
             if work != getattr(self, "_scratch", None):
                 shutil.rmtree(work, ignore_errors=True)
+
+    def _graph_names(self, int8: bool) -> tuple[str, str]:
+        fast, raw = self._graphs(int8)
+        return fast.parent.name, raw.name
+
+    @staticmethod
+    def _forget_others(models: Path, keep: set[str]) -> None:
+        """Remove the graphs of other exports from the home: of another version of the model's
+        files or of onnxruntime, made from another install's copy. A home holds one index of
+        one model, so only this model's are used; exports in progress (dot folders) stay."""
+        import shutil
+
+        for entry in models.iterdir():
+            if entry.name.startswith(".") or entry.name in keep:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
 
     def prepared(self) -> bool:
         """Whether the data home already holds what the first encode would otherwise spend

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ddsearch.config import SearchSettings
 from ddsearch.models import Chunk
 
-# defaults of SearchSettings.quote_min_words / quote_max_words, for callers without settings
-MIN_WORDS = 4  # fewer words is a fragment, not a sentence ("Fig. 3", "For")
-MAX_QUOTE_WORDS = 80  # a longer quote is a passage, not a quote
+# for callers without settings: SearchSettings' own defaults (why: there)
+MIN_WORDS = SearchSettings.quote_min_words
+MAX_QUOTE_WORDS = SearchSettings.quote_max_words
 _NUMBER = re.compile(r"\d")
 # a question that wants a quantity: the sentence with the number is the answer
 _QUANTITY = re.compile(
@@ -174,7 +175,7 @@ def _quotable(chunk: Chunk, min_words: int = MIN_WORDS) -> list[bool]:
     return ok if any(ok) else [not s.caption for s in chunk.sentences]
 
 
-def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
+def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = SearchSettings.quote_sentences,
          join: float | None = None, max_words: int = MAX_QUOTE_WORDS,
          min_words: int = MIN_WORDS) -> Quote | None:  # fmt: skip
     """The run of 1 to ``max_sentences`` contiguous quotable sentences, at most MAX_QUOTE_WORDS

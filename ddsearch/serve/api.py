@@ -156,6 +156,8 @@ def _validation_message(exc: RequestValidationError, limits: QuerySettings) -> s
     every interface gives (ddsearch.search.validate)."""
     err = exc.errors()[0]
     name, given = str(err["loc"][-1]), err.get("input")
+    if err.get("type") == "missing":
+        return f"parameter {name!r} is required"
     check = {"q": lambda: check_text(given if isinstance(given, str) else "", limits),
              "k": lambda: check_k(_integer(given), limits), "mode": lambda: check_mode(given),
              "format": lambda: CiteFormat(given)}.get(name)  # fmt: skip
@@ -166,8 +168,6 @@ def _validation_message(exc: RequestValidationError, limits: QuerySettings) -> s
             return f"parameter {name!r}: {e}"
         except ValueError:
             return f"parameter {name!r} must be one of: {', '.join(CiteFormat)}"
-    if err.get("type") == "missing":
-        return f"parameter {name!r} is required"
     return f"parameter {name!r}: {err.get('msg', 'invalid')}"
 
 

@@ -495,7 +495,7 @@ def _prepared(todo, settings, refresh, olds, embedder):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    encoder = embedder.backend
+    encoder = embedder.backend if todo else ""  # nothing to read: the model is not prepared
     with ThreadPoolExecutor(1, thread_name_prefix="ddsearch-read") as pool:
         pending: list = []
         queue = iter(todo)

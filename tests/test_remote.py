@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from _servers import chroma_server, cli, free_port, paper_pdfs
 
-from ddsearch.config import StoreSettings
+from ddsearch.config import SearchSettings, StoreSettings
 from ddsearch.index.chroma import CHUNKS
 from ddsearch.index.store import IndexError_, PaperRecord, ServerError, Store
 from ddsearch.models import Chunk, Paper
@@ -207,7 +207,7 @@ def test_a_writer_ends_in_commit_order_when_another_wrote_meanwhile(tmp_path):
         fresh = Store(tmp_path / "fresh", readonly=True, chroma_url=url)
         assert owners == fresh.vectors()[2]  # the same papers, in the same order
         assert owners[0] == "theirs" and len(set(owners)) == 3
-        postings = Postings.load(home, generation)
+        postings = Postings.load(home, generation, SearchSettings().column_weights)
         assert postings is not None and len(postings.rowids) == len(owners)
         fresh.close(), other.close()
 

@@ -149,6 +149,15 @@ class Chroma:
                 )
         return self._client
 
+    def close(self) -> None:
+        """Let go of the client: chromadb keeps one system per database in the process, and a
+        system kept open would not see what another process wrote meanwhile (nor free its
+        files); the next use opens it afresh."""
+        client, self._client, self._collections = self._client, None, {}
+        if client is not None and hasattr(client, "close"):
+            with contextlib.suppress(Exception):
+                client.close()
+
     def collection(self, name: str):
         if name not in self._collections:
             self._collections[name] = self.call(

@@ -182,6 +182,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self.chroma.close()
 
     # -- files of the home --------------------------------------------------------------------
     @staticmethod

@@ -60,16 +60,20 @@ class Embedder:
         stamp_dir: Path | None = None,
         backend: str = "auto",
         int8: bool = False,
+        tidy: bool = False,
     ):
         """``stamp_dir``: the data home, where the verified-weights stamp and ONNX export live.
         ``backend``: "onnx", "torch", or "auto" (ONNX where the model allows it).
-        ``int8``: run the ONNX graph with int8 weights (faster; for passages at ingest)."""
+        ``int8``: run the ONNX graph with int8 weights (faster; for passages at ingest).
+        ``tidy``: a writer's (ingest's), which removes other exports from the home when it
+        makes its own; a reader leaves them, for the other installs that may read the home."""
         if backend not in ("auto", "onnx", "torch"):
             raise ValueError(f"unknown backend {backend!r}")
         self.name = name
         self._stamp_dir = stamp_dir
         self._backend = backend
         self.int8 = int8
+        self.tidy = tidy
 
     @cached_property
     def path(self) -> str:
@@ -210,7 +214,7 @@ class Embedder:
                 except OnnxUnsupported:  # kept as exported
                     os.replace(source, raw)
                     made[int8] = raw
-            if work != getattr(self, "_scratch", None):
+            if self.tidy and work != getattr(self, "_scratch", None):
                 mine = {n for int8 in (False, True) for n in self._graph_names(int8)}
                 self._forget_others(models, mine)
             return made[self.int8]

@@ -368,7 +368,8 @@ def ingest(
     todo, passed, listed = _plan(catalog, sources, ids, bibs, settings.limits)
     todo, damaged = _checked(todo)
     report = Report(outcomes=list(passed) + damaged)
-    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
+    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8,
+                                    tidy=True)  # fmt: skip
     say = _announcer(progress, log)
     with writer_lock(settings.home):
         if rebuild:  # a model that cannot load fails here, before anything is dropped

@@ -67,6 +67,9 @@ def main(argv: list[str]) -> None:
     from ddsearch.ingest import pipeline
 
     pipeline.Embedder = StubEmbedder
+    # Ctrl-C as a terminal sends it, even where pytest itself was started in the background
+    # (a shell's background job inherits SIGINT ignored, and Python then keeps it ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     mode = argv[0]
     if mode != "cli":
         target, args = int(argv[1]), argv[2:]

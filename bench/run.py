@@ -143,7 +143,8 @@ def main() -> None:
         embedder = Embedder(stamp_dir=home, int8=Settings().int8)  # the encoder ingest used
         texts = []
         for pid, rec in store.records().items():
-            texts += _fit(catalog.get(pid) or rec.paper, store.chunks_of(pid), embedder)
+            paper = catalog.get(pid) or rec.paper
+            texts += _fit(paper, store.chunks_of(pid), embedder, Settings(home=home))
         tokens = sum(embedder.count_tokens(texts))
         started = time.perf_counter()
         embedder.encode(texts)

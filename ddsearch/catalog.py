@@ -9,18 +9,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddsearch.errors import NotFoundError, UserError
 from ddsearch.models import Paper
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 KINDS = ("inproceedings", "article", "techreport", "misc", "phdthesis", "book")
-_REQUIRED = {"id": str, "title": str, "authors": list, "year": int, "venue": str, "kind": str}
-_OPTIONAL = {
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "title": str,
+    "authors": list,
+    "year": int,
+    "venue": str,
+    "kind": str,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "url": str, "sha256": str, "doi": str, "tags": list, "note": str, "volume": (str, int),
     "number": (str, int), "pages": str, "publisher": str, "institution": str, "names": list,
 }  # fmt: skip
 
 
-class CatalogError(Exception):
+class CatalogError(UserError):
     """A catalog that cannot be used, with the file, entry and field at fault."""
 
 
@@ -126,7 +134,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     return catalog
 
 
-class UnknownIdError(ValueError):
+class UnknownIdError(NotFoundError):
     """Paper ids that name no known paper, with the closest known ids for each."""
 
 

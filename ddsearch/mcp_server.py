@@ -4,7 +4,8 @@ mcp``) and over streamable HTTP at ``/mcp`` under ``ddsearch serve``.
 Built on the official ``mcp`` SDK; the jobs are the :class:`~ddsearch.service.Service`'s.
 """
 
-from __future__ import annotations
+# no "from __future__ import annotations": the routes' and tools' parameter types are made
+# from the settings inside the factory, and FastAPI and the MCP SDK read them at definition
 
 import json
 from typing import Annotated, Literal
@@ -15,9 +16,14 @@ from pydantic import BaseModel, Field
 
 from ddsearch import __version__
 from ddsearch.config import Settings
-from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
+from ddsearch.errors import UserError
+from ddsearch.models import CiteFormat
+from ddsearch.search.validate import check_text
+from ddsearch.service import Service
 
-MAX_K = 50  # fewer than serve's 100: every passage costs an assistant's context
+# what the SDK's MCPServer serves besides tools, which this server does not: with their
+# handlers gone, initialize advertises tools only and these answer "method not found"
+_NOT_SERVED = ("prompts/", "resources/", "completion/")
 
 
 class Passage(BaseModel):
@@ -80,24 +86,18 @@ class Tools:
         reason, not a crash report."""
         from mcp.server.mcpserver.exceptions import ToolError
 
-        from ddsearch.index.embed import ModelError
-        from ddsearch.index.records import IndexError_
-        from ddsearch.search.searcher import QueryError
-
         try:
             return await self.service.call(job, *args)
-        except (RequestError, QueryError, Busy, IndexError_, ModelError) as e:
-            raise ToolError((str(e).splitlines() or [type(e).__name__])[0]) from None
+        except UserError as e:
+            raise ToolError(str(e)) from None
 
     def search(self, query: str, k: int, papers: list[str]) -> Found:
         """The search JSON of ``query --json``, its results as :func:`passages`."""
         from ddsearch.search.export import render_json
 
-        query = (query or "").strip()
-        if not query:
-            raise RequestError("the query is empty")
+        query = check_text(query, self.service.settings.query)
         hits, keys = self.service.search(query, k, papers)
-        doc = json.loads(render_json(query, hits, keys))
+        doc = json.loads(render_json(query, hits or [], keys))
         return Found(query=doc["query"], weak_match=doc["weak_match"],
                      passages=[Passage(**p) for p in passages(doc, hits)])  # fmt: skip
 
@@ -112,6 +112,7 @@ def make_server(service: Service):
     from mcp.server.mcpserver import MCPServer
 
     tools = Tools(service)
+    limits = service.settings.query
     server = MCPServer(
         "ddsearch",
         version=__version__,
@@ -119,10 +120,17 @@ def make_server(service: Service):
         "and cite them with their citation and page label; 'cite' gives BibTeX for the keys.",
     )
 
+    # the bounds are advertised in the schemas and checked by ddsearch.search.validate, whose
+    # messages every interface shares (the SDK's own would be pydantic's)
+    query_schema = {"maxLength": limits.max_chars, "minLength": 1}
+    k_schema = {"minimum": 1, "maximum": limits.max_k}
+
     @server.tool()
     async def search(
-        query: Annotated[str, Field(max_length=MAX_QUERY_CHARS, description="The question")],
-        k: Annotated[int, Field(ge=1, le=MAX_K, strict=True, description="How many")] = 5,
+        query: Annotated[str, Field(description="The question", json_schema_extra=query_schema)],
+        k: Annotated[
+            int, Field(strict=True, description="How many", json_schema_extra=k_schema)
+        ] = limits.assistant_k,  # fmt: skip
         papers: Annotated[
             list[str] | None, Field(description="Only these paper ids (see 'papers')")
         ] = None,
@@ -135,7 +143,7 @@ def make_server(service: Service):
     @server.tool()
     async def cite(
         ids: Annotated[list[str], Field(min_length=1, description="Paper ids")],
-        format: Literal["bib", "csl", "ris"] = "bib",  # noqa: A002 - the tool's API
+        format: Literal[CiteFormat.BIB, CiteFormat.CSL, CiteFormat.RIS] = CiteFormat.BIB,  # noqa: A002
     ) -> str:
         """The bibliography entries of papers by id: format 'bib' (BibTeX), 'csl' (CSL-JSON)
         or 'ris'."""
@@ -161,6 +169,9 @@ def make_server(service: Service):
         """Every paper of the catalog and the index: id, title, year, status, chunks."""
         return {"papers": await tools.run(service.papers)}
 
+    handlers = server._lowlevel_server._request_handlers  # no public way to leave them out
+    for method in [m for m in handlers if m.startswith(_NOT_SERVED)]:
+        del handlers[method]
     return server
 
 

@@ -3,76 +3,65 @@
 Every job runs on a small pool of worker threads, each with its own Searcher (its SQLite
 connection and caches belong to one thread); all share one embedder, whose ONNX session runs
 concurrently and releases the GIL. Jobs beyond ``max_pending`` in flight (running or queued)
-are refused at once with :class:`Busy` rather than queued without bound.
+are refused at once with :class:`~ddsearch.errors.BusyError` rather than queued without bound.
+Queries are checked by ddsearch.search.validate, as on the command line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from ddsearch.catalog import UnknownIdError, resolve_ids
+from ddsearch.catalog import Catalog, UnknownIdError, resolve_ids
 from ddsearch.config import Settings
+from ddsearch.errors import BusyError, NotFoundError, QueryError
+from ddsearch.models import CiteFormat, Mode, Paper, Results
+from ddsearch.search.validate import check_papers, check_text
 
-MAX_QUERY_CHARS = 1000
-MODES = ("hybrid", "dense", "lexical")
-CITE_FORMATS = ("bib", "csl", "ris")
 IMAGE_CACHE_BYTES = 64 << 20  # the page images serve keeps drawn: a page view's crops many times
-
-
-class RequestError(ValueError):
-    """A request that cannot be answered as asked: one line, and 400 or 404 over HTTP."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-class Busy(RuntimeError):
-    """More jobs in flight than the bound: try again shortly."""
 
 
 class Service:
     """The index behind the server and the MCP tools; ``await call(job, ...)`` runs a job.
 
     ``settings.chroma_url`` makes the index a cache of a Chroma server's, refreshed at most
-    every ``refresh_seconds``; a local index is re-read when another process changes it.
-    ``searcher`` (tests) replaces the pool by one given Searcher on one worker.
+    every ``settings.serve.refresh_seconds``; a local index is re-read when another process
+    changes it. ``searcher`` (tests) replaces the pool by one given Searcher on one worker.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        catalog=None,
-        *,
-        workers: int | None = None,
-        max_pending: int = 64,
-        refresh_seconds: float = 2.0,
-        searcher=None,
-    ):
+    def __init__(self, settings: Settings, catalog: Catalog | None = None, *,
+                 workers: int | None = None, max_pending: int | None = None,
+                 refresh_seconds: float | None = None, searcher: Any = None):  # fmt: skip
+        serve = settings.serve
         self.settings = settings
         self.catalog = catalog
-        self.refresh_seconds = refresh_seconds
-        self.workers = 1 if searcher is not None else max(1, min(workers or os.cpu_count() or 1, 8))
+        self.refresh_seconds = serve.refresh_seconds if refresh_seconds is None else refresh_seconds
+        if searcher is not None:
+            self.workers = 1
+        else:
+            self.workers = (
+                serve.worker_count() if workers is None else min(workers, serve.max_workers)
+            )
         self._given = searcher
         self._lock = threading.Lock()
-        self._embedder = None
+        self._embedder: Any = None  # the first Searcher's, shared by the others
         self._local = threading.local()
-        self._slots = threading.BoundedSemaphore(max_pending)
+        self._slots = threading.BoundedSemaphore(max_pending or serve.max_pending)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddsearch-search")
-        self._highlighter = None  # the PDFs' pages, shared by the workers (pdfium locks)
+        self._highlighter: Any = None  # the PDFs' pages, shared by the workers (pdfium locks)
         self._images: OrderedDict[tuple, bytes] = OrderedDict()  # page images drawn lately
         self._images_lock = threading.Lock()
 
     # -- running jobs ---------------------------------------------------------------------------
-    async def call(self, job, *args):
-        """``job(*args)`` on a worker thread; :class:`Busy` at once past the bound."""
+    async def call(self, job: Callable, *args: Any) -> Any:
+        """``job(*args)`` on a worker thread; BusyError at once past the bound."""
         if not self._slots.acquire(blocking=False):
-            raise Busy("too many requests in flight; try again shortly")
+            raise BusyError("too many requests in flight", "try again shortly")
         try:
             future = self._pool.submit(job, *args)
         except BaseException:
@@ -86,7 +75,7 @@ class Service:
         """Load the model and a Searcher on every worker now, not on the first requests."""
         ready = threading.Barrier(self.workers)
 
-        def load():
+        def load() -> None:
             self._searcher()
             ready.wait(600)  # keeps this thread busy until every worker has loaded its own
 
@@ -109,48 +98,38 @@ class Service:
             w.checked = time.monotonic()
             return w.searcher
         s = w.searcher
-        remote = s.store.remote is not None and not s.store.remote.embedded  # a Chroma server
-        if not remote or time.monotonic() - w.checked >= self.refresh_seconds:
+        server = not s.store.chroma.embedded  # a Chroma server: checked every refresh_seconds
+        if not server or time.monotonic() - w.checked >= self.refresh_seconds:
             w.checked = time.monotonic()
             if s.refresh():
                 w.keys = s.citation_keys()
-                if remote:  # a server client builds its own postings; locally, ingest does
+                if server:  # a server client builds its own postings; locally, ingest does
                     s.warm()
         return s
 
     def _load(self):
         from ddsearch.search.searcher import Searcher
 
+        settings = self.settings
         with self._lock:  # the first loads the model; the others share it
-            s = Searcher(
-                self.settings.home,
-                catalog=self.catalog,
-                chroma_url=self.settings.chroma_url,
-                embedder=self._embedder,
-                settings=self.settings.search,
-            )
+            s = Searcher(settings.home, catalog=self.catalog, chroma_url=settings.chroma_url,
+                         chroma_token=settings.chroma_token, embedder=self._embedder,
+                         settings=settings.search, limits=settings.query)  # fmt: skip
             if self._embedder is None:
                 s.encode_query("warm up")  # load the model now, not on a query
                 self._embedder = s.embedder
         return s
 
     # -- jobs (run on a worker) -----------------------------------------------------------------
-    def search(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid"):
+    def search(self, q: str, k: int, papers: Sequence[str] = (),
+               mode: str = Mode.HYBRID) -> tuple[Results | None, dict[str, str]]:  # fmt: skip
         """``(hits, citation keys)`` with quotes; no query (the empty page): ``(None, {})``."""
         s = self._searcher()
-        try:  # "Raft" names raft, as on the command line
-            papers = resolve_ids(papers, s.records)
-        except UnknownIdError as e:
-            raise RequestError(f"paper id(s) not in the index: {e}") from None
-        if len(q) > MAX_QUERY_CHARS:
-            raise RequestError(f"the query is longer than {MAX_QUERY_CHARS} characters")
-        if mode not in MODES:
-            raise RequestError(f"mode must be one of: {', '.join(MODES)}")
-        q = q.strip()
-        if not q:
+        papers = check_papers(papers, s.records, self.catalog or ())  # told even without q
+        if not q.strip() and len(q) <= self.settings.query.max_chars:
             return None, {}
-        hits = s.search(q, k, papers=list(papers), mode=mode)
-        s.add_quotes(q, hits)
+        hits = s.search(q, k, papers=papers, mode=mode)
+        s.add_quotes(q.strip(), hits)
         self.highlighter().add(hits, s.records)
         return hits, self._local.keys
 
@@ -171,14 +150,13 @@ class Service:
         try:
             (pid,) = resolve_ids([paper], s.records)
         except UnknownIdError as e:
-            raise RequestError(f"paper id not in the index: {e}", status=404) from None
+            raise NotFoundError(f"paper id not in the index: {e}") from None
         return s, pid, s.records[pid]
 
     def page_image(self, paper: str, number: int, scale: float | None = None,
                    width: int | None = None, marks=(), crop: bool = False) -> bytes:  # fmt: skip
         """The PNG of page ``number`` of an indexed paper, the ``marks`` (rectangles in PDF
         points) highlighted; ``crop``: only the part around them. The latest are kept."""
-        from ddsearch.search.pdfs import PageError
         from ddsearch.search.render import page_png
 
         _, pid, record = self._indexed(paper)
@@ -187,11 +165,8 @@ class Service:
             if key in self._images:
                 self._images.move_to_end(key)
                 return self._images[key]
-        try:
-            image = page_png(self.highlighter().pdfs, record, number, scale=scale, width=width,
-                             marks=marks, crop=crop)  # fmt: skip
-        except PageError as e:
-            raise RequestError(str(e), e.status) from None
+        image = page_png(self.highlighter().pdfs, record, number, scale=scale, width=width,
+                         marks=marks, crop=crop)  # fmt: skip
         with self._images_lock:
             self._images[key] = image
             while sum(map(len, self._images.values())) > IMAGE_CACHE_BYTES:
@@ -200,24 +175,20 @@ class Service:
 
     def quoted_page(self, paper: str, number: int, quote: str | None, scale: float = 1.0):
         """(PNG, caption) of page ``number`` of an indexed paper, ``quote`` highlighted where it
-        stands on it (looked for across the page breaks around it too); RequestError (404)
+        stands on it (looked for across the page breaks around it too); NotFoundError
         when the quote is not on the page."""
         from ddsearch.search.cite import author_string
-        from ddsearch.search.pdfs import PageError
 
         s, pid, record = self._indexed(paper)
         marks: list = []
         if quote and quote.strip():
             pdfs = self.highlighter().pdfs
-            try:
-                last = pdfs.page_count(pdfs.path(record))
-                near = [n for n in (number - 1, number, number + 1) if 1 <= n <= last]
-                found = self.highlighter().locate(record, near, quote)
-            except PageError as e:
-                raise RequestError(str(e), e.status) from None
+            last = pdfs.page_count(pdfs.path(record))
+            near = [n for n in (number - 1, number, number + 1) if 1 <= n <= last]
+            found = self.highlighter().locate(record, near, quote)
             marks = [r for h in found if h.page == number for r in h.rects]
             if not marks:
-                raise RequestError(f"the quote is not on page {number} of {pid}", status=404)
+                raise NotFoundError(f"the quote is not on page {number} of {pid}")
         image = self.page_image(pid, number, scale, None, marks, False)
         paper_ = s.paper(pid)
         who = author_string(paper_.authors) or "Anonymous"
@@ -226,14 +197,14 @@ class Service:
         )
         return image, caption
 
-    def search_json(self, q: str, k: int, papers: list[str] = (), mode: str = "hybrid") -> str:
+    def search_json(self, q: str, k: int, papers: Sequence[str] = (),
+                    mode: str = Mode.HYBRID) -> str:  # fmt: skip
         """The JSON of ``query --json``, byte for byte."""
         from ddsearch.search.export import render_json
 
-        if not q.strip():
-            raise RequestError("the query is empty")
+        text = check_text(q, self.settings.query)
         hits, keys = self.search(q, k, papers, mode)
-        return render_json(q.strip(), hits, keys)
+        return render_json(text, hits or Results(), keys)
 
     def papers(self) -> list[dict]:
         """The rows of ``papers --json``."""
@@ -243,28 +214,30 @@ class Service:
         catalog = self.catalog if self.catalog is not None else load_catalog()
         return [r.as_dict() for r in paper_statuses(self.settings, catalog)]
 
-    def known_papers(self) -> dict:
+    def known_papers(self) -> dict[str, Paper]:
         """Every citable paper by id: the catalog's and the index's."""
+        from ddsearch.search.cite import known_papers
+
         s = self._searcher()
-        known = {p.id: p for p in (self.catalog or ())}
-        known.update({pid: s.paper(pid) for pid in s.records})
-        return known
+        return known_papers(self.catalog or (), (r.paper for r in s.records.values()))
 
     def paper_ids(self) -> tuple[list[str], list[str]]:
         """(indexed ids, citable ids), sorted: what the OpenAPI document enumerates."""
         return sorted(self._searcher().records), sorted(self.known_papers())
 
-    def cite(self, ids: list[str], fmt: str = "bib") -> str:
+    def cite(self, ids: Sequence[str], fmt: str = CiteFormat.BIB) -> str:
         """The bibliography entries of papers by id (``cite ID... --format``)."""
         from ddsearch.search.export import render_papers
 
-        if fmt not in CITE_FORMATS:
-            raise RequestError(f"format must be one of: {', '.join(CITE_FORMATS)}")
+        try:
+            fmt = CiteFormat(fmt)
+        except ValueError:
+            raise QueryError(f"format must be one of: {', '.join(CiteFormat)}") from None
         if not ids:
-            raise RequestError("give at least one paper id")
+            raise QueryError("give at least one paper id")
         known = self.known_papers()
         try:
             ids = resolve_ids(ids, known)
         except UnknownIdError as e:
-            raise RequestError(f"unknown paper id(s): {e}", status=404) from None
+            raise NotFoundError(f"unknown paper id(s): {e}") from None
         return render_papers(fmt, [known[i] for i in ids], self._local.keys)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
 from ddsearch.index.store import Store
+from ddsearch.models import PaperState
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class PaperStatus:
     id: str
     title: str
     year: int | None
-    status: str  # indexed | downloaded | not downloaded | no open-access URL
+    status: PaperState
     chunks: int
     source: str | None  # the PDF the index was built from
 
@@ -28,7 +29,7 @@ def paper_statuses(settings: Settings, catalog: Catalog) -> list[PaperStatus]:
     records = {}
     home = settings.home  # a Chroma store without its cache is told (Store), not "0 indexed"
     if (home / "index.db").exists() or (home / "chroma").is_dir() or settings.chroma_url:
-        store = Store(settings.home, readonly=True, chroma_url=settings.chroma_url)
+        store = Store.open(settings, readonly=True)
         try:
             records = store.records()
         finally:
@@ -38,13 +39,13 @@ def paper_statuses(settings: Settings, catalog: Catalog) -> list[PaperStatus]:
     for paper in papers:
         rec = records.get(paper.id)
         if rec:
-            status = "indexed"
+            status = PaperState.INDEXED
         elif (settings.pdf_cache / f"{paper.id}.pdf").is_file():
-            status = "downloaded"
+            status = PaperState.DOWNLOADED
         elif paper.url:
-            status = "not downloaded"
+            status = PaperState.NOT_DOWNLOADED
         else:
-            status = "no open-access URL"
+            status = PaperState.NO_URL
         out.append(
             PaperStatus(
                 paper.id,

@@ -67,6 +67,9 @@ def main(argv: list[str]) -> None:
     from ddsearch.ingest import pipeline
 
     pipeline.Embedder = StubEmbedder
+    # Ctrl-C as a terminal sends it, even where pytest itself was started in the background
+    # (a shell's background job inherits SIGINT ignored, and Python then keeps it ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     mode = argv[0]
     if mode != "cli":
         target, args = int(argv[1]), argv[2:]
@@ -82,18 +85,20 @@ def main(argv: list[str]) -> None:
 
             store.Store._delete_rows = hook
         elif mode == "kill-after-commit":  # committed to Chroma: old rows and the cache behind
-            from ddsearch.index import remote
+            from ddsearch.index import chroma
 
-            original_call = remote.Remote._call
+            original_call = chroma.Chroma.call
 
             def hook_call(self, what, fn, *a, **kw):
-                if what.startswith("delete the old chunks of"):
+                if what.startswith("delete the old rows of") and fn.__self__.name.startswith(
+                    chroma.CHUNKS
+                ):
                     calls["n"] += 1
                     if calls["n"] == target:
                         _die()
                 return original_call(self, what, fn, *a, **kw)
 
-            remote.Remote._call = hook_call
+            chroma.Chroma.call = hook_call
         else:
             raise SystemExit(f"unknown mode {mode}")
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -57,6 +58,21 @@ def cli(*args: str, env: dict | None = None, timeout: float = 600, check: bool =
     if check and proc.returncode != 0:
         raise AssertionError(f"ddsearch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def read_only(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`ddsearch --home HOME ARGS` with HOME on a read-only mount (a bind mount in a mount
+    namespace of its own: writes fail with EROFS, even as root); a skip where that cannot be."""
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no mount namespaces here (unshare --mount) for a read-only home")
+    h = shlex.quote(str(home))
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "ddsearch.cli", "--home",
+                                           str(home), *args])  # fmt: skip
+    script = f"mount --bind {h} {h} && mount -o remount,bind,ro {h} && exec {cmd}"
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
 
 
 def free_port() -> int:

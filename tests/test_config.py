@@ -1,58 +1,128 @@
-"""One typed settings object: every knob has its default there and reaches what it turns."""
+"""Settings decide: every knob is checked against its bounds when made, the environment is read
+in one place, the CLI takes its defaults from the settings, and what shapes an index is in
+each paper's fingerprint."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ddsearch.catalog import load_catalog
-from ddsearch.config import FetchPolicy, Limits, SearchSettings, Settings
+from ddsearch.cli import main
+from ddsearch.config import (
+    ENVIRONMENT,
+    Checked,
+    EvalSettings,
+    FetchPolicy,
+    Limits,
+    QuerySettings,
+    SearchSettings,
+    ServeSettings,
+    Settings,
+    StoreSettings,
+    fingerprint,
+)
+from ddsearch.errors import SettingsError, UserError
 from ddsearch.ingest.pipeline import ingest
-from ddsearch.search.searcher import Searcher
+from ddsearch.models import Paper
+
+CLASSES = [Settings, SearchSettings, QuerySettings, Limits, FetchPolicy, StoreSettings,
+           ServeSettings, EvalSettings]  # fmt: skip
+PACKAGE = Path(__file__).resolve().parents[1] / "ddsearch"
 
 
-def test_settings_hold_the_search_extraction_and_fetch_knobs(tmp_path):
-    s = Settings(home=tmp_path)
-    assert isinstance(s.search, SearchSettings) and s.search.dense_weight == 0.35
-    assert isinstance(s.limits, Limits) and s.limits.max_pages == 2000
-    assert isinstance(s.fetch, FetchPolicy) and s.fetch.retries == 3
-    assert s.fetch.user_agent.startswith("ddsearch/")
-    tuned = dataclasses.replace(s, search=dataclasses.replace(s.search, named_weight=0.0))
-    assert tuned.search.named_weight == 0.0 and s.search.named_weight == 0.2  # frozen, copied
+def test_every_settings_class_is_checked_and_every_number_has_bounds():
+    assert {c for c in CLASSES} == {c for c in _subclasses(Checked)}
+    for cls in CLASSES:
+        for f in dataclasses.fields(cls):
+            kind = str(f.type)
+            if kind.startswith(("int", "float")) and "bool" not in kind:
+                assert f.name in cls.bounds, f"{cls.__name__}.{f.name} has no bounds"
 
 
-def test_the_searcher_ranks_by_its_settings(indexed_home, embedder):
-    q = "how often does a Lighthouse keeper light a beacon?"
-    plain = Searcher(indexed_home, embedder=embedder, catalog=load_catalog())
-    assert {"f_paper", "f_section", "f_sentence"} <= set(plain.search(q)[0].scores)  # fitted
-    assert not plain.search(q).weak_match
-    fixed = SearchSettings(fusion=False)
-    weighed = Searcher(indexed_home, embedder=embedder, catalog=load_catalog(), settings=fixed)
-    assert {"named", "section", "best_sentence"} <= set(weighed.search(q)[0].scores)
-    off = SearchSettings(named_weight=0, section_weight=0, sentence_weight=0, fusion=False)
-    bare = Searcher(indexed_home, embedder=embedder, catalog=load_catalog(), settings=off)
-    assert set(bare.search(q)[0].scores) == {"dense", "lexical", "dense_norm", "lexical_norm"}
-    strict = Searcher(indexed_home, embedder=embedder, settings=SearchSettings(weak_dense=0.99))
-    assert strict.search(q).weak_match
-    for s in (plain, weighed, bare, strict):
-        s.store.close()
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
 
 
-def test_heading_evidence_ranks_without_sentence_evidence(indexed_home, embedder):
-    """Each re-ranking signal counts on its own: with the sentence weight at 0, a heavy heading
-    weight still puts the passage whose heading holds the question's words first."""
-    only = SearchSettings(sentence_weight=0, section_weight=5.0, fusion=False)
-    s = Searcher(indexed_home, embedder=embedder, settings=only)
-    hits = s.search("which pickers arrive for the harvest results?", k=5)
-    assert "best_sentence" not in hits[0].scores
-    assert hits[0].scores["section"] == max(h.scores.get("section", 0.0) for h in hits) > 0
-    assert "Harvest Results" in hits[0].chunk.section
-    for h in hits:  # each hit's score is the weighted sum of the evidence it shows
-        n = h.scores
-        want = only.dense_weight * n["dense_norm"] + (1 - only.dense_weight) * n["lexical_norm"]
-        assert h.score == pytest.approx(want + 5.0 * n.get("section_norm", 0.0), abs=1e-5)
-    s.store.close()
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: Settings(chunk_tokens=5), "Settings.chunk_tokens"),
+        (lambda: Settings(chunk_tokens=64, overlap_tokens=64), "Settings.overlap_tokens"),
+        (lambda: SearchSettings(dense_weight=1.5), "SearchSettings.dense_weight"),
+        (lambda: SearchSettings(candidates=0), "SearchSettings.candidates"),
+        (lambda: QuerySettings(max_k=5, k=10), "QuerySettings.k"),
+        (lambda: ServeSettings(port=70000), "ServeSettings.port"),
+        (lambda: Limits(max_pages=0), "Limits.max_pages"),
+        (lambda: EvalSettings(quote_share=2), "EvalSettings.quote_share"),
+        (lambda: StoreSettings(batch="many"), "StoreSettings.batch"),
+    ],
+)
+def test_a_value_outside_its_bounds_is_refused_naming_the_field(make, field):
+    with pytest.raises(SettingsError, match=re.escape(field)) as e:
+        make()
+    assert isinstance(e.value, UserError) and "\n" not in str(e.value)
+
+
+def test_the_cli_says_a_bad_setting_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "serve", "--port", "70000"])
+    assert result.exit_code == 1
+    assert "Error: ServeSettings.port must be from 0 to 65535, not 70000" in result.output
+
+
+def test_the_environment_is_read_in_one_place(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDSEARCH_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("DDSEARCH_CHROMA_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DDSEARCH_CHROMA_TOKEN", "secret-1")
+    monkeypatch.setenv("DDSEARCH_TOKEN", "secret-2")
+    s = Settings()
+    assert (s.home, s.chroma_url, s.chroma_token, s.serve.token) == (
+        tmp_path / "h", "http://127.0.0.1:9", "secret-1", "secret-2")  # fmt: skip
+    assert "secret" not in repr(s)  # tokens stay out of logs and tracebacks
+    readers = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+               if re.search(r"environ(?:\.get)?\(?\[?[\"']DDSEARCH_", p.read_text())}  # fmt: skip
+    assert readers <= {"config.py"} and set(ENVIRONMENT) == {
+        "DDSEARCH_HOME",
+        "DDSEARCH_CHROMA_URL",
+        "DDSEARCH_CHROMA_TOKEN",
+        "DDSEARCH_TOKEN",
+    }
+
+
+def test_the_cli_shows_the_settings_defaults():
+    runner = CliRunner()
+    query = runner.invoke(main, ["query", "--help"]).output
+    assert f"[default: {QuerySettings.k}]" in query and f"(1-{QuerySettings.max_k})" in query
+    serve = " ".join(runner.invoke(main, ["serve", "--help"]).output.split())
+    assert f"[default: {ServeSettings.port}]" in serve
+    assert f"[default: {ServeSettings.max_pending}]" in serve
+    ingest_help = " ".join(runner.invoke(main, ["ingest", "--help"]).output.split())
+    assert "[default: int8]" in ingest_help and Settings.int8 is True
+
+
+def test_the_fingerprint_holds_what_shapes_the_index_and_nothing_else(tmp_path):
+    paper = Paper("p", "A Title")
+    base = Settings(home=tmp_path)
+    shaping = {f.name for f in dataclasses.fields(Settings) if f.metadata.get("shapes_index")}
+    assert {"model", "chunk_tokens", "overlap_tokens", "section_tokens", "section_chars"} <= shaping
+    changed = {"model": "other/model", "chunk_tokens": 150, "overlap_tokens": 10,
+               "section_tokens": 12, "section_chars": 40}  # fmt: skip
+    assert set(changed) == shaping
+    before = fingerprint(paper, base, "onnx")
+    for name, value in changed.items():
+        assert fingerprint(paper, dataclasses.replace(base, **{name: value}), "onnx") != before
+    others = {"int8": False, "prefetch": 0, "search": SearchSettings(named_weight=0.0),
+              "serve": ServeSettings(port=1)}  # fmt: skip
+    for name, value in others.items():
+        assert fingerprint(paper, dataclasses.replace(base, **{name: value}), "onnx") == before
+    assert fingerprint(paper, base, "torch") != before  # what computed the vectors
+    assert fingerprint(dataclasses.replace(paper, title="Another"), base, "onnx") != before
 
 
 def test_extraction_limits_reach_ingest(tmp_path, small_pdfs, embedder):
@@ -63,7 +133,7 @@ def test_extraction_limits_reach_ingest(tmp_path, small_pdfs, embedder):
 
 
 def test_the_bundled_model_is_recorded_under_one_name():
-    from ddsearch.config import DEFAULT_MODEL, Settings
+    from ddsearch.config import DEFAULT_MODEL
 
     assert Settings(model="all-MiniLM-L6-v2").model == DEFAULT_MODEL
     assert Settings(model="my/other-model").model == "my/other-model"

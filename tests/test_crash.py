@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -23,6 +24,7 @@ import ddsearch
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
 from ddsearch.doctor import diagnose
+from ddsearch.index.chroma import CHUNKS
 from ddsearch.index.store import Store
 from ddsearch.ingest.pipeline import ingest
 
@@ -111,7 +113,7 @@ def _consistent(home: Path) -> tuple[int, int, dict[str, int]]:
             assert store.count_chunks(pid) == rec.chunks, f"{pid} is partly stored"
         return (
             store.count_chunks(),
-            store.remote.chunks.count(),
+            store.chroma.collection(CHUNKS).count(),
             {p: r.chunks for p, r in store.records().items()},
         )
     finally:
@@ -215,9 +217,9 @@ def test_sigkill_at_random_moments_on_a_chroma_server(tmp_path, folder, referenc
         try:
             counts = {p: r.chunks for p, r in store.records().items()}
             assert counts == reference, seed
-            for pid, meta in store.remote.manifest().items():
-                where = {"$and": [{"paper": pid}, {"token": meta["token"]}]}
-                rows = store.remote.chunks.get(where=where, include=[])["ids"]
+            for pid, meta in store.chroma.manifest().items():
+                where = {"$and": [{"paper": pid}, {"token": meta.token}]}
+                rows = store.chroma.collection(CHUNKS).get(where=where, include=[])["ids"]
                 assert len(rows) == store.count_chunks(pid) == reference[pid], seed
         finally:
             store.close()
@@ -231,7 +233,11 @@ def test_ctrl_c_stops_between_papers_and_says_what_was_done(tmp_path, folder, re
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted: the papers listed above are done; run again to finish" in err
+    assert re.search(
+        r"interrupted: (\d+ paper\(s\) done \(.+\)|no paper done); run again to "
+        r"finish the rest",
+        err,
+    ), err
     assert "Traceback" not in err
     done = int(out.split(" ingested")[0].strip().splitlines()[-1])
     assert 1 <= done < N_PAPERS

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from ddsearch.catalog import load_catalog
 from ddsearch.cli import main
 from ddsearch.config import Settings
+from ddsearch.index.chroma import CHUNKS
 from ddsearch.index.store import Store
 from ddsearch.ingest.pipeline import ingest
 from ddsearch.search.evaluate import evaluate, load_questions
@@ -77,7 +78,7 @@ def test_every_paper_is_indexed(corpus, catalog):
         for pid in PAPERS:
             assert records[pid].chunks == store.count_chunks(pid) > 0
             assert records[pid].paper.title == catalog.get(pid).title
-        assert store.remote.chunks.count() == store.count_chunks()
+        assert store.chroma.collection(CHUNKS).count() == store.count_chunks()
     finally:
         store.close()
 
@@ -90,9 +91,11 @@ def test_papers_json_counts_match_sqlite_and_chroma(home):
     try:
         for pid in PAPERS:
             assert rows[pid]["status"] == "indexed"
-            chroma = len(store.remote.chunks.get(where={"paper": pid}, include=[])["ids"])
+            chroma = len(
+                store.chroma.collection(CHUNKS).get(where={"paper": pid}, include=[])["ids"]
+            )
             assert rows[pid]["chunks"] == store.count_chunks(pid) == chroma
-        assert sum(r["chunks"] for r in rows.values()) == store.remote.chunks.count()
+        assert sum(r["chunks"] for r in rows.values()) == store.chroma.collection(CHUNKS).count()
         assert sum(r["status"] == "indexed" for r in rows.values()) == len(PAPERS)
     finally:
         store.close()

@@ -10,6 +10,8 @@ import anyio
 import pytest
 from _servers import REPO
 
+from ddsearch.config import QuerySettings
+
 
 def _session(home):
     from mcp.client.stdio import StdioServerParameters
@@ -54,7 +56,10 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     by_name = {t.name: t for t in tools.tools}
     schema = by_name["search"].input_schema
     assert {"query", "k", "papers"} <= set(schema["properties"])
-    assert (schema["properties"]["k"]["minimum"], schema["properties"]["k"]["maximum"]) == (1, 50)
+    limits = QuerySettings()
+    k = schema["properties"]["k"]
+    assert (k["minimum"], k["maximum"], k["default"]) == (1, limits.max_k, limits.assistant_k)
+    assert schema["properties"]["query"]["maxLength"] == limits.max_chars
     assert by_name["cite"].input_schema["properties"]["format"]["enum"] == ["bib", "csl", "ris"]
     out = by_name["search"].output_schema  # the answer is typed: structured content too
     assert {"query", "weak_match", "passages"} <= set(out["properties"])
@@ -81,12 +86,55 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
 
 @pytest.mark.parametrize(
     "args",
-    [{"query": "   "}, {"query": "beacon", "k": 0}, {"query": "beacon", "k": 51},
+    [{"query": "   "}, {"query": "beacon", "k": 0}, {"query": "beacon", "k": 101},
+     {"query": "beacon " * 200},
      {"query": "beacon", "k": "5"}, {"query": "beacon", "k": True}],
 )  # fmt: skip
 def test_mcp_search_refuses_bad_arguments(indexed_home, args):
     (_, _, (result,)) = anyio.run(_talk, indexed_home, [("search", args)])
     assert result.is_error
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [({"query": "   "}, "the query is empty: give words to search for"),
+     ({"query": "beacon", "k": 101}, "k must be an integer from 1 to 100, not 101"),
+     ({"query": "beacon " * 200}, "the query is longer than 1000 characters")],
+)  # fmt: skip
+def test_mcp_refusals_say_what_every_interface_says(indexed_home, args, message):
+    (_, _, (result,)) = anyio.run(_talk, indexed_home, [("search", args)])
+    # the SDK says which tool failed; the rest is the line every interface gives
+    assert result.is_error and _payload(result) == f"Error executing tool search: {message}"
+
+
+def test_mcp_advertises_only_tools_and_answers_the_rest_without_a_traceback(indexed_home, tmp_path):
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+    from mcp.shared.exceptions import MCPError
+
+    errors = tmp_path / "stderr.txt"
+
+    async def talk():
+        with open(errors, "w") as log:
+            async with (
+                stdio_client(_session(indexed_home), errlog=log) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                init = await session.initialize()
+                refused = []
+                for call in (lambda: session.get_prompt("summary"), session.list_prompts,
+                             session.list_resources):  # fmt: skip
+                    try:
+                        await call()
+                    except MCPError as e:
+                        refused.append(e.error.code)
+                return init, refused
+
+    init, refused = anyio.run(talk)
+    caps = init.capabilities
+    assert caps.tools is not None and caps.prompts is None and caps.resources is None
+    assert refused == [-32601] * 3  # method not found
+    assert "Traceback" not in errors.read_text()
 
 
 def test_mcp_papers_lists_the_catalog_before_any_ingest(tmp_path):

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import SMALL_PAPERS, write_small_papers
-from pdfmaker import make_pdf, not_a_pdf, textless_pdf
+from pdfmaker import make_pdf, not_a_pdf, textless_pdf, truncated_pdf
 
 from ddsearch.catalog import load_catalog
 from ddsearch.config import Settings
+from ddsearch.index.chroma import CHUNKS
+from ddsearch.index.embed import Embedder
 from ddsearch.index.lock import LockedError, writer_lock
 from ddsearch.index.postings import FILE
 from ddsearch.index.store import IndexError_, Store
 from ddsearch.ingest.pipeline import IngestError, fingerprint, ingest, plan
-from ddsearch.search.searcher import QueryError, Searcher
+from ddsearch.search.searcher import Searcher
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def counts(home: Path) -> tuple[dict[str, int], int, int]:
     store = Store(home, readonly=True)
     try:
         manifest = {pid: r.chunks for pid, r in store.records().items()}
-        return manifest, store.count_chunks(), store.remote.chunks.count()
+        return manifest, store.count_chunks(), store.chroma.collection(CHUNKS).count()
     finally:
         store.close()
 
@@ -58,10 +59,10 @@ def assert_consistent(home: Path) -> None:
             rows = store.chunks_of(pid)
             assert len(rows) == rec.chunks == store.count_chunks(pid)
             assert [c.ordinal for c in rows] == list(range(len(rows)))
-            chroma = store.remote.chunks.get(where={"paper": pid}, include=[])["ids"]
+            chroma = store.chroma.collection(CHUNKS).get(where={"paper": pid}, include=[])["ids"]
             assert sorted(i.rsplit("@", 1)[0] for i in chroma) == sorted(c.id for c in rows)
         fts = store.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
-        assert fts == store.count_chunks() == store.remote.chunks.count()
+        assert fts == store.count_chunks() == store.chroma.collection(CHUNKS).count()
     finally:
         store.close()
 
@@ -296,6 +297,50 @@ def test_title_from_first_line_without_metadata(tmp_home, tmp_path, catalog, emb
     )
 
 
+def test_a_local_pdf_without_metadata_is_cited_from_its_first_page(tmp_home, tmp_path, catalog,
+                                                                     embedder):  # fmt: skip
+    """The title wraps onto a second line; the bylines name the authors; the year is printed."""
+    pdf = make_pdf(
+        tmp_path / "Fischer Lynch – Unmöglichkeit (1985) 合意.pdf",
+        [[
+            "Impossibility of Distributed Consensus",
+            "with One Faulty Process",
+            "Michael J. Fischer, Nancy A. Lynch",
+            "Michael S. Paterson",
+            "Yale University, MIT",
+            "Journal of the ACM, April 1985",
+            "Abstract",
+            "The consensus problem involves an asynchronous system of processes.",
+            "No completely asynchronous consensus protocol can tolerate even a single failure.",
+        ]],
+    )  # fmt: skip
+    report = run(tmp_home, catalog, [pdf], embedder=embedder)
+    [(pid, status)] = statuses(report).items()
+    assert status == "ingested", report.outcomes
+    paper = Store(tmp_home, readonly=True).record(pid).paper
+    assert paper.title == "Impossibility of Distributed Consensus with One Faulty Process"
+    assert paper.authors == ("Michael J. Fischer", "Nancy A. Lynch", "Michael S. Paterson")
+    assert paper.year == 1985
+    from ddsearch.search.cite import author_string
+
+    assert f"{author_string(paper.authors)} ({paper.year})" == "Fischer et al. (1985)"
+
+
+def test_a_damaged_pdf_is_told_before_the_model_is_prepared(tmp_home, tmp_path, catalog):
+    class Unprepared(Embedder):
+        def prepared(self):  # pragma: no cover - the check: never asked
+            raise AssertionError("the model was prepared for a run with nothing to read")
+
+        @property
+        def backend(self):  # pragma: no cover
+            raise AssertionError("the model was prepared for a run with nothing to read")
+
+    pdf = truncated_pdf(tmp_path / "cut.pdf", [["A paper cut short.", "Its end is missing."]])
+    report = run(tmp_home, catalog, [pdf], embedder=Unprepared())
+    assert statuses(report) == {"cut": "failed"}
+    assert "truncated or damaged PDF" in report.outcomes[0].reason
+
+
 # ---------------------------------------------------------------- failures
 
 
@@ -427,73 +472,7 @@ def test_writer_lock_names_the_holder(tmp_home):
         assert (tmp_home / "ingest.lock").read_text() == str(os.getpid())
 
 
-# ---------------------------------------------------------------- searching
-
-
-@pytest.fixture(scope="module")
-def searcher(indexed_home, embedder):
-    s = Searcher(indexed_home, embedder=embedder)
-    yield s
-    s.store.close()
-
-
-@pytest.mark.parametrize(
-    "question, paper, page",
-    [
-        ("How often does each keeper light a beacon?", "lighthouse", 2),
-        ("What happened to false suspicions in the fog?", "lighthouse", 3),
-        ("How many clerks must copy a sale before the write succeeds?", "ledger", 2),
-        ("How many trees moved when a tenth picker was added?", "orchard", 3),
-    ],
-)
-@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
-def test_search_finds_the_page(searcher, question, paper, page, mode):
-    hits = searcher.search(question, k=3, mode=mode)
-    assert hits and hits[0].paper.id == paper
-    assert page in hits[0].chunk.pages
-    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
-    assert all(hits[i].score >= hits[i + 1].score for i in range(len(hits) - 1))
-
-
-def test_search_filters_and_quotes(searcher):
-    hits = searcher.search("beacon gossip keepers", k=5, papers=["orchard"])
-    assert hits and {h.paper.id for h in hits} == {"orchard"}
-    hits = searcher.search("How many clerks must copy a sale?", k=2)
-    searcher.add_quotes("How many clerks must copy a sale?", hits)
-    for hit in hits:
-        assert hit.quote and hit.chunk.text[hit.quote_span[0] : hit.quote_span[1]] == hit.quote
-    answer = [h for h in hits if "two of the three clerks" in h.chunk.text]
-    assert answer, "the passage that answers is among the top 2"
-    assert "two of the three clerks" in answer[0].quote  # and its quote is that sentence
-
-
-@pytest.mark.parametrize(
-    "query, papers",
-    [
-        ("keeper beacon fog", None),
-        ("clerks copy sale ledger", None),
-        ("keeper trees picker", {"orchard"}),
-    ],
-)
-def test_lexical_ranking_from_postings_is_fts5s(searcher, monkeypatch, query, papers):
-    searcher.warm()
-    assert searcher._current_postings() is not None
-    fast = searcher.lexical(query, 50, papers)
-    with monkeypatch.context() as m:  # as without saved postings: FTS5 ranks
-        m.setattr(searcher.store, "postings", lambda **_: None)
-        searcher._postings = None
-        assert searcher._current_postings() is None
-        slow = searcher.lexical(query, 50, papers)
-    searcher._postings = None
-    assert fast and fast == slow
-
-
-def test_postings_saved_by_an_ingest_are_picked_up_by_a_running_searcher(searcher):
-    (searcher.store.home / FILE).unlink()
-    searcher._postings = None
-    assert searcher._current_postings() is None  # FTS5 answers meanwhile
-    searcher.store.postings(build=True)  # what the ingest does when it ends
-    assert searcher._current_postings() is not None
+# ---------------------------------------------------------------- the index
 
 
 def test_a_recreated_index_never_takes_the_old_postings(tmp_home, small_pdfs, catalog, embedder):
@@ -512,57 +491,10 @@ def test_a_recreated_index_never_takes_the_old_postings(tmp_home, small_pdfs, ca
     store.close()
 
 
-def test_list_questions_lean_on_the_lexical_ranking(searcher, monkeypatch):
-    rowids, _, owners, _ = searcher._matrix()
-    first = {}
-    for r, o in zip(rowids, owners):
-        first.setdefault(o, int(r))
-    a, b, c = first["lighthouse"], first["ledger"], first["orchard"]
-    # dense prefers a, lexical b: at the default share a wins, with less weight on dense b does
-    # (the fixed weights' fusion; the fitted models read the real runs, not these stand-ins)
-    fixed = dataclasses.replace(searcher.settings, fusion=False)
-    monkeypatch.setattr(searcher, "settings", fixed)
-    monkeypatch.setattr(searcher, "dense", lambda *_: [(a, 1.0), (c, 0.5), (b, 0.0)])
-    monkeypatch.setattr(searcher, "lexical", lambda *_: [(b, 1.0), (a, 0.7), (c, 0.0)])
-    assert searcher.search("Where do keepers light beacons?", k=1)[0].paper.id == "lighthouse"
-    assert searcher.search("Which papers light beacons?", k=1)[0].paper.id == "ledger"
-
-
-def test_search_errors(searcher):
-    for bad in ("", "   ", None):
-        with pytest.raises(QueryError, match="empty"):
-            searcher.search(bad)
-    for k in (0, -1, 101):
-        with pytest.raises(QueryError, match="-k must be between 1 and 100"):
-            searcher.search("beacon", k=k)
-    with pytest.raises(QueryError, match="unknown mode"):
-        searcher.search("beacon", mode="magic")
-    with pytest.raises(QueryError, match="not in the index: nope"):
-        searcher.search("beacon", papers=["nope"])
-    assert searcher.search("the of and", mode="lexical") == []  # only stopwords
-
-
-def test_query_with_another_model_is_refused(indexed_home, embedder):
-    with pytest.raises(IndexError_, match="built with model .*all-MiniLM-L6-v2.*not 'other-model'"):
-        Searcher(indexed_home, model="other-model", embedder=embedder)
-    same = Searcher(indexed_home, model=embedder.name, embedder=embedder)
-    same.store.close()
-
-
-def test_missing_and_empty_indexes(tmp_path):
-    with pytest.raises(IndexError_, match="no index in .*run 'ddsearch ingest' first"):
-        Store(tmp_path / "nowhere", readonly=True)
-    assert not (tmp_path / "nowhere").exists()  # a reader creates nothing
-    with pytest.raises(IndexError_):
-        Searcher(tmp_path / "nowhere")
-    Store(tmp_path / "empty").close()  # a writer made the file, but nothing is indexed
-    with pytest.raises(IndexError_, match="empty"):
-        Searcher(tmp_path / "empty")
-
-
 def test_old_schema_is_refused(tmp_path):
     Store(tmp_path / "h").close()
     db = sqlite3.connect(tmp_path / "h" / "index.db")
+    db.execute("DROP TABLE migrations")  # as a home from before the migrations looks
     db.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
     db.commit()
     db.close()
@@ -573,7 +505,7 @@ def test_old_schema_is_refused(tmp_path):
 def test_chroma_orphans_are_reconciled(tmp_home, small_pdfs, catalog, embedder):
     run(tmp_home, catalog, [small_pdfs["orchard"]], embedder=embedder)
     store = Store(tmp_home)
-    store.remote.chunks.upsert(
+    store.chroma.collection(CHUNKS).upsert(
         ids=["ghost:00000:0@dead"],
         embeddings=[[0.0] * 383 + [1.0]],
         metadatas=[{"paper": "ghost", "token": "dead", "ordinal": 0, "written_ns": 0}],

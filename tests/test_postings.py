@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 
 import pytest
 
+from ddsearch.config import SearchSettings
 from ddsearch.index.postings import FILE, Postings, Tokenizer
-from ddsearch.index.store import _SCHEMA, COLUMN_WEIGHTS, SCHEMA_VERSION, TOKENIZE, Store
+from ddsearch.index.store import TOKENIZE, Store
 from ddsearch.search.rank import fts_match, query_terms
+
+COLUMN_WEIGHTS = SearchSettings().column_weights
 
 WORDS = (  # noqa: SIM905
     "replica replicas replicated replication leader leaders election elect lease leases log "
@@ -19,12 +21,19 @@ WORDS = (  # noqa: SIM905
 ).split()
 
 
-def _fts_db(tmp_path, docs: int = 300, seed: int = 7) -> sqlite3.Connection:
-    """An index.db with only the FTS table filled: varied lengths, columns and repeats."""
+def _store(tmp_path) -> Store:
+    return Store(tmp_path / "home")
+
+
+def _build(store: Store) -> Postings:
+    return Postings.build(*store.vocabulary(list(COLUMN_WEIGHTS)), COLUMN_WEIGHTS)
+
+
+def _fts_db(tmp_path, docs: int = 300, seed: int = 7) -> Store:
+    """A store with only the FTS table filled: varied lengths, columns and repeats."""
     rnd = random.Random(seed)
-    db = sqlite3.connect(tmp_path / "index.db", isolation_level=None)
-    db.executescript(_SCHEMA)
-    db.execute("INSERT INTO meta VALUES ('generation', '5')")
+    store = _store(tmp_path)
+    db = store.db
     for rowid in rnd.sample(range(1, 10 * docs), docs):  # gaps, as deletes leave them
         title = " ".join(rnd.choices(WORDS, k=rnd.randint(1, 4)))
         section = " ".join(rnd.choices(WORDS, k=rnd.randint(0, 3)))
@@ -33,16 +42,16 @@ def _fts_db(tmp_path, docs: int = 300, seed: int = 7) -> sqlite3.Connection:
             "INSERT INTO chunks_fts (rowid, title, section, text) VALUES (?, ?, ?, ?)",
             (rowid, title, section, text),
         )
-    return db
+    return store
 
 
-def _fts5(db, query: str, limit: int):
+def _fts5(store, query: str, limit: int):
     weights = ", ".join(map(str, COLUMN_WEIGHTS.values()))
     sql = (
         f"SELECT rowid, -bm25(chunks_fts, {weights}) AS s FROM chunks_fts "
         "WHERE chunks_fts MATCH ? ORDER BY s DESC, rowid LIMIT ?"
     )
-    return db.execute(sql, (fts_match(query), limit)).fetchall()
+    return store.db.execute(sql, (fts_match(query), limit)).fetchall()
 
 
 def _tokens(query: str) -> list[str]:
@@ -63,15 +72,14 @@ QUERIES = [
 @pytest.mark.parametrize("query", QUERIES)
 @pytest.mark.parametrize("limit", [5, 1000])
 def test_the_ranking_and_scores_are_fts5s(tmp_path, query, limit):
-    db = _fts_db(tmp_path)
-    postings = Postings.build(db, COLUMN_WEIGHTS)
-    assert postings.top(_tokens(query), limit) == _fts5(db, query, limit)  # bit for bit
-    assert postings.generation == "5"
+    store = _fts_db(tmp_path)
+    postings = _build(store)
+    assert postings.top(_tokens(query), limit) == _fts5(store, query, limit)  # bit for bit
+    assert postings.generation == store.generation
 
 
 def test_allowed_rows_only(tmp_path):
-    db = _fts_db(tmp_path)
-    postings = Postings.build(db, COLUMN_WEIGHTS)
+    postings = _build(_fts_db(tmp_path))
     everything = postings.top(_tokens("replica lease"), 1000)
     allowed = {r for r, _ in everything[1::3]}
     assert postings.top(_tokens("replica lease"), 1000, allowed) == [
@@ -80,11 +88,10 @@ def test_allowed_rows_only(tmp_path):
 
 
 def test_an_empty_index(tmp_path):
-    db = sqlite3.connect(tmp_path / "index.db", isolation_level=None)
-    db.executescript(_SCHEMA)
-    postings = Postings.build(db, COLUMN_WEIGHTS)
+    store = _store(tmp_path)
+    postings = _build(store)
     assert postings.top(["replica"], 10) == []
-    assert postings.generation == "0"
+    assert postings.generation == store.generation
 
 
 def test_the_tokenizer_is_fts5s():
@@ -100,33 +107,33 @@ def test_the_tokenizer_is_fts5s():
 
 
 def test_saved_postings_are_read_back_for_their_generation_only(tmp_path):
-    db = _fts_db(tmp_path, docs=50)
-    postings = Postings.build(db, COLUMN_WEIGHTS)
+    store = _fts_db(tmp_path, docs=50)
+    postings, now = _build(store), store.generation
     postings.save(tmp_path)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
-    back = Postings.load(tmp_path, "5")
+    back = Postings.load(tmp_path, now, COLUMN_WEIGHTS)
     tokens = _tokens("leader lease")
     assert back is not None and back.top(tokens, 20) == postings.top(tokens, 20)
-    assert Postings.load(tmp_path, "6") is None  # the index moved on
+    assert Postings.load(tmp_path, "another", COLUMN_WEIGHTS) is None  # the index moved on
+    other = {**COLUMN_WEIGHTS, "title": 3.0}  # other weights: other scores
+    assert Postings.load(tmp_path, now, other) is None
     (tmp_path / FILE).write_bytes(b"PK\x03\x04 not really a zip")
-    assert Postings.load(tmp_path, "5") is None
+    assert Postings.load(tmp_path, now, COLUMN_WEIGHTS) is None
     (tmp_path / FILE).unlink()
-    assert Postings.load(tmp_path, "5") is None
+    assert Postings.load(tmp_path, now, COLUMN_WEIGHTS) is None
 
 
 def test_fts5_filters_papers_before_its_limit_as_the_postings_do(tmp_path):
-    db = _fts_db(tmp_path)
-    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    store = _fts_db(tmp_path)
+    db = store.db
     rowids = [r for (r,) in db.execute("SELECT rowid FROM chunks_fts ORDER BY rowid")]
     owner = {r: f"p{i % 30}" for i, r in enumerate(rowids)}  # 30 papers of 10 chunks
     db.executemany(
-        "INSERT INTO chunks (rowid, id, paper_id, ordinal, text, pages, printed, vector) "
-        "VALUES (?, ?, ?, 0, '', '[1]', '[]', x'')",
+        "INSERT INTO chunks (rowid, id, paper_id, ordinal, text, pages, printed) "
+        "VALUES (?, ?, ?, 0, '', '[1]', '[]')",
         [(r, f"c{r}", p) for r, p in owner.items()],
     )
-    db.close()
-    store = Store(tmp_path, readonly=True)
-    postings = Postings.build(store.db, COLUMN_WEIGHTS)
+    postings = _build(store)
     query = "replica leader lease"
     ranked = postings.top(_tokens(query), 1000)
     best = {}  # each paper's best position in the unfiltered ranking

@@ -51,3 +51,19 @@ def test_drift_is_caught(real_run):
     assert edited != text
     diff = readme_examples.drift(edited, real_run)
     assert other in diff and diff.count("\n-") == 1
+
+
+def test_the_set_up_is_the_two_make_commands_and_ci_runs_the_test_one():
+    """The README's set-up block is `make ingest` and `make test`, verbatim; both are targets
+    of the Makefile that make the environment first, and .ci/run runs the same test command."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Set up, run, test", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    assert block.splitlines() == ["make ingest", "make test"]
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for target in ("ingest", "test"):
+        rule = re.search(rf"^{target}:(.*)$", makefile, re.M)
+        assert rule and "$(VENV)/installed" in rule.group(1), target
+    assert "tests/js/node_modules/installed" in re.search(r"^test:(.*)$", makefile, re.M)[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "\nmake test\n" in ci and "\nmake check\n" in ci

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from _servers import chroma_server, cli, free_port, paper_pdfs
 
-from ddsearch.index.remote import ServerError
-from ddsearch.index.store import IndexError_, PaperRecord, Store
+from ddsearch.config import SearchSettings, StoreSettings
+from ddsearch.index.chroma import CHUNKS
+from ddsearch.index.store import IndexError_, PaperRecord, ServerError, Store
 from ddsearch.models import Chunk, Paper
 
 QUESTIONS = "what does an acceptor promise when it answers a prepare request?"
@@ -59,25 +60,27 @@ def test_two_stores_see_the_same_index(chroma, tmp_path):
 def test_a_writer_that_dies_before_its_commit_leaves_the_old_paper(chroma, tmp_path, monkeypatch):
     a = Store(tmp_path / "a", chroma_url=chroma)
     old = _paper(a, "lib-crash", 4, 10)
-    real = type(a.remote)._call
+    real = type(a.chroma).call
 
     def dying(self, what, fn, *args, **kwargs):
         if what.startswith("commit"):
             raise ServerError(f"Chroma server {self.url}: cannot {what}: connection reset")
         return real(self, what, fn, *args, **kwargs)
 
-    monkeypatch.setattr(type(a.remote), "_call", dying)
+    monkeypatch.setattr(type(a.chroma), "call", dying)
     with pytest.raises(ServerError):
         _paper(a, "lib-crash", 6, 11)  # its rows are on the server, its commit is not
     monkeypatch.undo()
     b = Store(tmp_path / "b", readonly=True, chroma_url=chroma)
     assert b.chunks_of("lib-crash") == old  # all of the old version, none of the new
     # the new rows are orphans: invisible, and deleted by an ingest once they are old
-    stray = a.remote.chunks.get(where={"paper": "lib-crash"}, include=[])["ids"]
+    stray = a.chroma.collection(CHUNKS).get(where={"paper": "lib-crash"}, include=[])["ids"]
     assert len(stray) == 10
-    monkeypatch.setattr("ddsearch.index.remote.ORPHAN_AGE_NS", 0)
+    monkeypatch.setattr(a.chroma, "settings", StoreSettings(orphan_minutes=0))
     assert a.reconcile() >= 6
-    assert len(a.remote.chunks.get(where={"paper": "lib-crash"}, include=[])["ids"]) == 4
+    assert (
+        len(a.chroma.collection(CHUNKS).get(where={"paper": "lib-crash"}, include=[])["ids"]) == 4
+    )
     a.close(), b.close()
 
 
@@ -112,7 +115,7 @@ def test_doctor_on_a_healthy_server_index_passes(chroma, tmp_path):
         assert "the cache and Chroma server agree by content hash" in result.output
     # an interrupted writer's rows on the server: found, and --fix deletes them (not --rebuild)
     writer = Store(tmp_path / "w", chroma_url=chroma)
-    writer.remote.chunks.upsert(
+    writer.chroma.collection(CHUNKS).upsert(
         ids=["lib-doc:9:41@deadbeef"],
         embeddings=[[0.0] * 8],
         metadatas=[{"paper": "lib-doc", "token": "deadbeef", "written_ns": 0}],
@@ -124,7 +127,7 @@ def test_doctor_on_a_healthy_server_index_passes(chroma, tmp_path):
     assert "--rebuild" not in result.output
     result = CliRunner().invoke(main, ["--home", home, "--chroma-url", chroma, "doctor", "--fix"])
     assert result.exit_code == 0 and "deleted 1 Chroma row(s)" in result.output, result.output
-    assert writer.remote.chunks.get(ids=["lib-doc:9:41@deadbeef"])["ids"] == []
+    assert writer.chroma.collection(CHUNKS).get(ids=["lib-doc:9:41@deadbeef"])["ids"] == []
 
 
 def test_doctor_without_chroma_url_on_a_cache_says_to_pass_it(chroma, tmp_path):
@@ -204,7 +207,7 @@ def test_a_writer_ends_in_commit_order_when_another_wrote_meanwhile(tmp_path):
         fresh = Store(tmp_path / "fresh", readonly=True, chroma_url=url)
         assert owners == fresh.vectors()[2]  # the same papers, in the same order
         assert owners[0] == "theirs" and len(set(owners)) == 3
-        postings = Postings.load(home, generation)
+        postings = Postings.load(home, generation, SearchSettings().column_weights)
         assert postings is not None and len(postings.rowids) == len(owners)
         fresh.close(), other.close()
 

@@ -120,10 +120,10 @@ def test_head_has_headers_without_body(base_url):
     "target, status, words",
     [
         ("/search", 400, "'q' is required"),
-        ("/search?q=", 400, "'q' is required"),
-        ("/search?q=%20%20", 400, "'q' is required"),
+        ("/search?q=", 400, "parameter 'q': the query is empty: give words to search for"),
+        ("/search?q=%20%20", 400, "parameter 'q': the query is empty: give words to search for"),
         ("/search?q=" + "a" * 1001, 400, "longer than 1000"),
-        ("/search?q=raft&k=0", 400, "'k'"),
+        ("/search?q=raft&k=0", 400, "parameter 'k': k must be an integer from 1 to 100, not 0"),
         ("/search?q=raft&k=101", 400, "'k'"),
         ("/search?q=raft&k=ten", 400, "'k'"),
         ("/search?q=raft&k=-1", 400, "'k'"),

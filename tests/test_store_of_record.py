@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +9,8 @@ from pathlib import Path
 from ddsearch.catalog import Catalog
 from ddsearch.config import Settings
 from ddsearch.doctor import diagnose
-from ddsearch.index.store import LEGACY_COLLECTION, Store
+from ddsearch.index.chroma import CHUNKS
+from ddsearch.index.store import Store, digest
 from ddsearch.ingest.pipeline import ingest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -22,26 +21,23 @@ def _home(tmp_path: Path) -> Path:
     return stub_home(tmp_path, [40, 41, 42])
 
 
-def _rows(home: Path) -> list[tuple]:
-    con = sqlite3.connect(home / "index.db")
+def _rows(home: Path) -> list[tuple[str, str]]:
+    """Each paper's content hash (chunk ids, texts, vectors, sentence vectors), in row order."""
+    store = Store(home, readonly=True)
     try:
-        return con.execute(
-            "SELECT c.paper_id, c.ordinal, c.id, c.text, c.vector, group_concat(hex(s.vector)) "
-            "FROM chunks c JOIN sentences s ON s.chunk = c.rowid GROUP BY c.rowid "
-            "ORDER BY c.paper_id, c.ordinal"
-        ).fetchall()
+        return [(pid, digest(store.paper_rows(pid))) for pid in store.paper_order()]
     finally:
-        con.close()
+        store.close()
 
 
 def test_every_committed_chunk_is_in_chroma_under_its_papers_commit(tmp_path):
     home = _home(tmp_path)
     store = Store(home, readonly=True)
-    manifest = store.remote.manifest()
+    manifest = store.chroma.manifest()
     assert set(manifest) == set(store.records())
-    for pid, meta in manifest.items():
-        where = {"$and": [{"paper": pid}, {"token": meta["token"]}]}
-        ids = store.remote.chunks.get(where=where, include=[])["ids"]
+    for pid, commit in manifest.items():
+        where = {"$and": [{"paper": pid}, {"token": commit.token}]}
+        ids = store.chroma.collection(CHUNKS).get(where=where, include=[])["ids"]
         assert sorted(i.rsplit("@", 1)[0] for i in ids) == sorted(
             c.id for c in store.chunks_of(pid)
         )
@@ -60,39 +56,6 @@ def test_the_cache_can_always_be_rebuilt_from_chroma(tmp_path):
     store.close()
     assert _rows(home) == before
     assert diagnose(Settings(home=home)).ok
-
-
-def test_a_home_from_before_is_adopted_without_embedding_again(tmp_path):
-    """An index made when Chroma held only vectors: its cache is committed to Chroma as it is,
-    the old collection removed, and nothing is lost."""
-    import chromadb
-    from chromadb.api.client import SharedSystemClient
-    from chromadb.config import Settings as ChromaSettings
-
-    home = _home(tmp_path)
-    before = _rows(home)
-    SharedSystemClient.clear_system_cache()  # this process's handle on the folder removed
-    shutil.rmtree(home / "chroma")
-    con = sqlite3.connect(home / "index.db")
-    con.execute("DELETE FROM meta WHERE key IN ('origin', 'remote_tokens')")
-    con.commit()
-    con.close()
-    client = chromadb.PersistentClient(
-        path=str(home / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
-    )
-    client.get_or_create_collection(LEGACY_COLLECTION, embedding_function=None)
-    del client
-    reader = Store(home, readonly=True)  # a reader needs no Chroma: it answers from the cache
-    assert set(reader.records()) == {"doc-0", "doc-1", "doc-2"}
-    reader.close()
-    assert ingest(Settings(home=home), Catalog(None), [tmp_path / "src"],
-                  embedder=StubEmbedder()).ok  # fmt: skip
-    assert _rows(home) == before
-    assert diagnose(Settings(home=home)).ok
-    names = [getattr(c, "name", c) for c in chromadb.PersistentClient(
-        path=str(home / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
-    ).list_collections()]  # fmt: skip
-    assert LEGACY_COLLECTION not in names
 
 
 def test_a_reader_never_opens_chroma(tmp_path):

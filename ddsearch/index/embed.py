@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ddsearch.config import BUNDLED_NAMES, DEFAULT_MODEL
+from ddsearch.errors import UnavailableError
 from ddsearch.files import sha256_file
 
 _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -19,7 +20,7 @@ _BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d
 EXPORT_VERSION = 2  # the ONNX graph's outputs: 2 added the token states (sentence vectors)
 
 
-class ModelError(Exception):
+class ModelError(UnavailableError):
     """The model cannot be had or is not the one expected."""
 
 
@@ -45,8 +46,9 @@ def verify_bundled(model_dir: Path, stamp_dir: Path | None = None) -> None:
     if digest != _BUNDLED_SHA256:
         raise ModelError(f"bundled model weights have sha256 {digest}, expected {_BUNDLED_SHA256}")
     if stamp_file:
-        stamp_file.parent.mkdir(parents=True, exist_ok=True)
-        stamp_file.write_text(stamp)
+        with contextlib.suppress(OSError):  # a read-only data home checks again next time
+            stamp_file.parent.mkdir(parents=True, exist_ok=True)
+            stamp_file.write_text(stamp)
 
 
 class Embedder:
@@ -58,16 +60,20 @@ class Embedder:
         stamp_dir: Path | None = None,
         backend: str = "auto",
         int8: bool = False,
+        tidy: bool = False,
     ):
         """``stamp_dir``: the data home, where the verified-weights stamp and ONNX export live.
         ``backend``: "onnx", "torch", or "auto" (ONNX where the model allows it).
-        ``int8``: run the ONNX graph with int8 weights (faster; for passages at ingest)."""
+        ``int8``: run the ONNX graph with int8 weights (faster; for passages at ingest).
+        ``tidy``: a writer's (ingest's), which removes other exports from the home when it
+        makes its own; a reader leaves them, for the other installs that may read the home."""
         if backend not in ("auto", "onnx", "torch"):
             raise ValueError(f"unknown backend {backend!r}")
         self.name = name
         self._stamp_dir = stamp_dir
         self._backend = backend
         self.int8 = int8
+        self.tidy = tidy
 
     @cached_property
     def path(self) -> str:
@@ -137,39 +143,104 @@ class Embedder:
     @cached_property
     def onnx(self):
         """The ONNX encoder, exported on first use; None where the torch path must serve."""
-        from ddsearch.index.onnx_model import (
-            OnnxEncoder,
-            OnnxUnsupported,
-            export,
-            optimize,
-            optimized_path,
-            pooling_mode,
-            quantize,
-        )
+        from ddsearch.index.onnx_model import OnnxEncoder, OnnxUnsupported, pooling_mode
 
         if self._backend == "torch" or self._local_dir is None or self._stamp_dir is None:
             return None
         try:
             pooling_mode(self._local_dir)
-            target = self._stamp_dir / "models" / f"{self._fingerprint()}.onnx"
-            if not target.is_file():
-                export(self.model, self._local_dir, target)
-            if self.int8:
-                fp32, target = target, target.with_name(f"{target.stem}-int8.onnx")
-                if not target.is_file():
-                    quantize(fp32, self._local_dir, target, self.max_seq_length)
-            fast = optimized_path(target)
-            if not fast.is_file():
-                # a read-only data home, or a graph this onnxruntime won't save: load as it is
-                with contextlib.suppress(OSError, OnnxUnsupported):
-                    optimize(target, self._local_dir, self.max_seq_length)
-            if fast.is_file():
-                return OnnxEncoder(fast, self._local_dir, self.max_seq_length, optimized=True)
-            return OnnxEncoder(target, self._local_dir, self.max_seq_length)
+            graph = self._graph(self.int8)
+            if graph is None:
+                graph = self._prepare()
+            optimized = graph.name == "model.onnx"
+            return OnnxEncoder(graph, self._local_dir, self.max_seq_length, optimized=optimized)
         except OnnxUnsupported:
             if self._backend == "onnx":
                 raise
             return None
+
+    def _graphs(self, int8: bool) -> tuple[Path, Path]:
+        """(the pre-optimised graph, the graph as exported) of one precision, in the home."""
+        from ddsearch.index.onnx_model import optimized_path
+
+        assert self._stamp_dir is not None  # the ONNX path has a home to keep its graphs in
+        raw = self._stamp_dir / "models" / f"{self._fingerprint()}{'-int8' if int8 else ''}.onnx"
+        return optimized_path(raw), raw
+
+    def _graph(self, int8: bool) -> Path | None:
+        """The one graph kept for a precision: pre-optimised, else as exported (a graph this
+        onnxruntime would not save). A home from before kept both: the export goes."""
+        fast, raw = self._graphs(int8)
+        if fast.is_file():
+            with contextlib.suppress(OSError):  # a read-only home keeps it
+                raw.unlink(missing_ok=True)
+            return fast
+        return raw if raw.is_file() else None
+
+    def _prepare(self) -> Path:
+        """Export the model (and quantize it for int8), keep one pre-optimised graph per
+        precision prepared (fp32 too: queries use it), and return this precision's. The
+        intermediate files go; a read-only home gets its graphs in a temporary folder."""
+        import shutil
+        import tempfile
+
+        from ddsearch.index.onnx_model import OnnxUnsupported, export, optimize, quantize
+
+        assert self._stamp_dir is not None and self._local_dir is not None
+        local, models = self._local_dir, self._stamp_dir / "models"
+        try:
+            models.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(dir=models, prefix=".export-"))
+        except OSError:  # a read-only data home: graphs for this process only
+            import weakref
+
+            work = Path(tempfile.mkdtemp(prefix="ddsearch-models-"))
+            self._scratch = work
+            weakref.finalize(self, shutil.rmtree, work, True)  # removed when this Embedder goes
+            models = work
+        try:
+            fp32 = work / "fp32.onnx"
+            export(self.model, local, fp32)
+            made = {}
+            for int8 in (False, True) if self.int8 else (False,):
+                source = fp32
+                if int8:
+                    source = work / "int8.onnx"
+                    quantize(fp32, local, source, self.max_seq_length)
+                fast, raw = self._graphs(int8)
+                fast, raw = models / fast.parent.name / fast.name, models / raw.name
+                try:
+                    made[int8] = optimize(source, local, self.max_seq_length, fast)
+                except OnnxUnsupported:  # kept as exported
+                    os.replace(source, raw)
+                    made[int8] = raw
+            if self.tidy and work != getattr(self, "_scratch", None):
+                mine = {n for int8 in (False, True) for n in self._graph_names(int8)}
+                self._forget_others(models, mine)
+            return made[self.int8]
+        finally:
+            if work != getattr(self, "_scratch", None):
+                shutil.rmtree(work, ignore_errors=True)
+
+    def _graph_names(self, int8: bool) -> tuple[str, str]:
+        fast, raw = self._graphs(int8)
+        return fast.parent.name, raw.name
+
+    @staticmethod
+    def _forget_others(models: Path, keep: set[str]) -> None:
+        """Remove the graphs of other exports from the home: of another version of the model's
+        files or of onnxruntime, made from another install's copy. A home holds one index of
+        one model, so only this model's are used; exports in progress (dot folders) stay."""
+        import shutil
+
+        for entry in models.iterdir():
+            if entry.name.startswith(".") or entry.name in keep:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
 
     def prepared(self) -> bool:
         """Whether the data home already holds what the first encode would otherwise spend
@@ -178,24 +249,21 @@ class Embedder:
             return True
         if self._local_dir is None:  # a hub model: loaded, never exported
             return True
-        target = self._stamp_dir / "models" / f"{self._fingerprint()}.onnx"
-        if self.int8:
-            target = target.with_name(f"{target.stem}-int8.onnx")
-        return target.is_file()
+        return self._graph(self.int8) is not None
 
     def _fingerprint(self) -> str:
         """Names the model's files by content, so a changed model gets a new export."""
-        h = hashlib.sha256(str(self._local_dir).encode())
+        local = self._local_dir
+        assert local is not None  # only a model in a folder is exported
+        h = hashlib.sha256(str(local).encode())
         for name in ("config.json", "modules.json", "tokenizer.json"):
-            f = self._local_dir / name
+            f = local / name
             if f.is_file():
                 h.update(f.read_bytes())
-        for f in sorted(self._local_dir.glob("*.safetensors")) + sorted(
-            self._local_dir.glob("*.bin")
-        ):
+        for f in sorted(local.glob("*.safetensors")) + sorted(local.glob("*.bin")):
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        slug = "".join(c if c.isalnum() else "-" for c in self._local_dir.name)[:40]
+        slug = "".join(c if c.isalnum() else "-" for c in local.name)[:40]
         return f"{slug}-{h.hexdigest()[:16]}-v{EXPORT_VERSION}"
 
     @property

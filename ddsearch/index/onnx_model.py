@@ -133,7 +133,8 @@ def optimized_path(graph: Path) -> Path:
     return graph.with_name(f"{graph.stem}.ort{ort.__version__}") / "model.onnx"
 
 
-def optimize(graph: Path, model_dir: Path, max_seq_length: int) -> Path:
+def optimize(graph: Path, model_dir: Path, max_seq_length: int,
+             target: Path | None = None) -> Path:  # fmt: skip
     """Save ``graph`` with onnxruntime's portable (extended) rewrites applied and its weights in
     a file of their own, which a session maps instead of parsing: a cold query's session starts
     in about a third of the time. Checked against ``graph`` before it is renamed into place."""
@@ -141,9 +142,10 @@ def optimize(graph: Path, model_dir: Path, max_seq_length: int) -> Path:
 
     import onnxruntime as ort
 
-    target = optimized_path(graph)
+    target = target or optimized_path(graph)
     want = OnnxEncoder(graph, model_dir, max_seq_length).encode(_PROBES)
-    tmp = Path(tempfile.mkdtemp(dir=graph.parent, prefix=f"{target.parent.name}.part-"))
+    folder = target.parent.parent
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f"{target.parent.name}.part-"))
     try:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -160,7 +162,11 @@ def optimize(graph: Path, model_dir: Path, max_seq_length: int) -> Path:
         if worst < MIN_COSINE:
             raise OnnxUnsupported(f"optimised graph drifts from the model (cosine {worst:.4f})")
         os.chmod(tmp, 0o755)
-        os.replace(tmp, target.parent)
+        try:
+            os.replace(tmp, target.parent)
+        except OSError:
+            if not target.is_file():  # else another process published the same graph first
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -172,7 +178,8 @@ PAD_SLACK = 1.25  # a batch's longest text is at most this much longer than its 
 def _batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
     """Indexes grouped by similar length, so padding wastes little work."""
     order = np.argsort(lengths, kind="stable")
-    batches, current = [], []
+    batches: list[np.ndarray] = []
+    current: list[int] = []
     for i in order:
         if current and (
             len(current) == batch_size or lengths[i] > PAD_SLACK * lengths[current[0]] + 8

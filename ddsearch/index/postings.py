@@ -4,7 +4,8 @@ FTS5 computes bm25 for every row that matches any query term, which at 200k chun
 over 100 ms a query. The same scores are a sum of per-(term, chunk) weights once the
 collection statistics are fixed, so they are computed once per index generation from
 FTS5's own vocabulary tables (same tokenizer, same counts) and saved beside the index.
-The scores equal FTS5's ``-bm25(chunks_fts, *COLUMN_WEIGHTS)`` exactly; equal scores go by rowid.
+The scores equal FTS5's ``-bm25(chunks_fts, *weights)`` exactly (the column weights of
+SearchSettings); equal scores go by rowid. Saved postings are for one generation and weights.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants (fts5_aux.c)
 FILE = "postings.npz"
-FORMAT = 1  # bumped when what the file holds changes; other versions are rebuilt
+# bumped when what the file holds changes (2: the column weights); other versions are rebuilt
+FORMAT = 2
 
 
 @dataclass
@@ -32,36 +34,15 @@ class Postings:
     indptr: np.ndarray  # int64, len(terms) + 1: term t's entries are [indptr[t], indptr[t+1])
     rows: np.ndarray  # int32 positions into rowids
     weights: np.ndarray  # float64, as FTS5 computes them
+    columns: tuple[float, ...] = ()  # the column weights they were computed with
 
     @classmethod
-    def build(cls, db: sqlite3.Connection, columns: dict[str, float],
-              table: str = "chunks_fts") -> Postings:  # fmt: skip
-        """Read FTS5's vocabulary in one snapshot and compute every bm25 weight; ``columns``
-        maps the table's column names to the weights given to bm25()."""
-        db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_instances "
-                   f"USING fts5vocab(main, {table}, instance)")  # fmt: skip
-        db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_columns "
-                   f"USING fts5vocab(main, {table}, col)")  # fmt: skip
-        names = list(columns)
-        which = " ".join(f"WHEN ? THEN {i}" for i in range(len(names)))
-        db.execute("BEGIN")
-        try:
-            generation = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-            n_rows = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            per_col = db.execute(
-                f"SELECT term, doc FROM temp.{table}_columns ORDER BY term, col"
-            ).fetchall()
-            groups = _int_array(
-                db.execute(
-                    f"SELECT doc, CASE col {which} ELSE {len(names)} END, count(*) "
-                    f"FROM temp.{table}_instances GROUP BY term, doc, col "
-                    "ORDER BY term, doc, col",
-                    names,
-                ),
-                3,
-            )
-        finally:
-            db.execute("COMMIT")
+    def build(cls, generation: str, n_rows: int, per_col: list[tuple[str, int]],
+              groups: np.ndarray, columns: dict[str, float]) -> Postings:  # fmt: skip
+        """Every bm25 weight, from FTS5's vocabulary read in one snapshot (Store.vocabulary):
+        the generation it was read at, the rows, each (term, column)'s document count and
+        each (term, document, column)'s hits; ``columns`` maps the table's column names to
+        the weights given to bm25()."""
         index = {t: i for i, t in enumerate(dict.fromkeys(t for t, _ in per_col))}
         per_term = np.zeros(len(index), dtype=np.int64)  # (doc, col) groups of each term
         for term, docs in per_col:
@@ -88,12 +69,13 @@ class Postings:
         weights = idf[term_of] * ((freq * (K1 + 1.0)) / (freq + norm))
         indptr = np.r_[0, np.cumsum(hits)].astype(np.int64)
         return cls(
-            generation=generation[0] if generation else "0",
+            generation=generation,
             rowids=rowids.astype(np.int64),
             terms=index,
             indptr=indptr,
             rows=pos.astype(np.int32),
             weights=weights,
+            columns=tuple(float(w) for w in columns.values()),
         )
 
     def top(self, tokens: list[str], limit: int, allowed=None) -> list[tuple[int, float]]:
@@ -151,17 +133,22 @@ class Postings:
                     indptr=self.indptr,
                     rows=self.rows,
                     weights=self.weights,
+                    columns=np.array(self.columns, dtype=np.float64),
                 )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, home: Path, generation: str | None) -> Postings | None:
-        """The saved postings if they were built from this generation of the index."""
+    def load(cls, home: Path, generation: str | None,
+             columns: dict[str, float]) -> Postings | None:  # fmt: skip
+        """The saved postings if they were built from this generation of the index, with these
+        column weights."""
         try:
             with np.load(Path(home) / FILE) as z:
                 if int(z["format"]) != FORMAT or str(z["generation"]) != str(generation):
+                    return None
+                if tuple(z["columns"].tolist()) != tuple(float(w) for w in columns.values()):
                     return None
                 terms = z["terms"].tolist()
                 return cls(
@@ -171,17 +158,11 @@ class Postings:
                     z["indptr"],
                     z["rows"],
                     z["weights"],
+                    tuple(z["columns"].tolist()),
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             # absent, damaged, or written by another version: build anew
             return None
-
-
-def _int_array(cursor, width: int, batch: int = 200_000) -> np.ndarray:
-    parts = []
-    while rows := cursor.fetchmany(batch):
-        parts.append(np.array(rows, dtype=np.int64))
-    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
 
 
 class Tokenizer:

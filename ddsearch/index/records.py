@@ -1,12 +1,18 @@
-"""What the index stores of a paper, shared by the embedded store and the Chroma server's."""
+"""What the index stores of a paper, as plain data: the cache (ddsearch.index.store) and the
+store of record (ddsearch.index.chroma) pass these between them."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ddsearch.models import Paper
+from ddsearch.errors import UnavailableError
+from ddsearch.models import Chunk, Paper
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SENTENCE_DTYPE = "<f2"  # sentence vectors pick a quote, never rank alone: half precision
 
@@ -17,8 +23,12 @@ def sentence_blob(vectors) -> bytes:
     return np.asarray(vectors, dtype=SENTENCE_DTYPE).tobytes()
 
 
-class IndexError_(Exception):
+class IndexError_(UnavailableError):
     """The index cannot be used as it is (wrong model, old schema, missing)."""
+
+
+class CacheLostError(IndexError_):
+    """The SQLite cache is missing or unreadable beside a Chroma store that can refill it."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,62 @@ class PaperRecord:
         if self.paper.path:
             return Path(self.paper.path).resolve()
         return Path(cache) / src.name
+
+    def as_json(self) -> dict:
+        from dataclasses import asdict
+
+        return {
+            "paper": asdict(self.paper),
+            "sha256": self.sha256,
+            "settings": self.settings,
+            "chunks": self.chunks,
+            "source": self.source,
+            "ingested_at": self.ingested_at,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> PaperRecord:
+        return cls(paper_from_json(json.dumps(doc["paper"])), doc["sha256"], doc["settings"],
+                   doc["chunks"], doc["source"], doc["ingested_at"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PaperRows:
+    """Everything the index holds of one paper: its record, chunks (in order), one float32
+    vector per chunk, and per chunk its sentences' vectors (SENTENCE_DTYPE rows)."""
+
+    record: PaperRecord
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    sentence_vectors: list[np.ndarray]
+    model: str
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1]) if len(self.vectors) else 0
+
+    def checked(self) -> PaperRows:
+        """These rows, with one vector per chunk and one per sentence (else ValueError)."""
+        if len(self.chunks) != len(self.vectors):
+            raise ValueError("one vector per chunk")
+        if len(self.sentence_vectors) != len(self.chunks) or any(
+            len(v) != len(c.sentences) for c, v in zip(self.chunks, self.sentence_vectors)
+        ):
+            raise ValueError("one vector per sentence")
+        return self
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A paper's row in the store of record's manifest: which commit holds its rows."""
+
+    paper_id: str
+    token: str
+    committed_ns: int
+    chunks: int
+    model: str
+    dimension: int
+    blocks: int = 0  # records of sentence vectors
 
 
 def paper_from_json(data: str) -> Paper:

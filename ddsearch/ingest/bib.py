@@ -117,7 +117,8 @@ def find_pdf(value: str, folders: list[Path]) -> tuple[Path | None, str | None, 
     files = attachments(value)
     if not files:
         return None, "no file attached", False
-    missing, others = [], []
+    missing: list[str] = []
+    others: list[str] = []
     for path, kind in files:
         found = next((c for c in _candidates(path, folders) if c.is_file()), None)
         claims_pdf = "pdf" in kind.lower() or path.lower().endswith(".pdf")
@@ -267,9 +268,10 @@ def read_bib(path: Path) -> tuple[list[BibEntry], list[tuple[str, str]]]:
             head = (block.raw or "").strip().splitlines()[0][:60] if block.raw else "?"
             problems.append((f"{path.name}:{line}", f"cannot parse the entry {head!r}"))
     entries = []
-    for e in library.entries:
-        fields = {f.key.lower(): str(f.value) for f in e.fields}
-        paper = entry_paper(e.key, e.entry_type, fields, decoder)
+    for entry in library.entries:
+        fields = {f.key.lower(): str(f.value) for f in entry.fields}
+        paper = entry_paper(entry.key, entry.entry_type, fields, decoder)
         pdf, problem, fatal = find_pdf(fields.get("file", ""), folders)
-        entries.append(BibEntry(e.key, path, (e.start_line or 0) + 1, paper, pdf, problem, fatal))
+        line = (entry.start_line or 0) + 1
+        entries.append(BibEntry(entry.key, path, line, paper, pdf, problem, fatal))
     return entries, problems

@@ -259,7 +259,9 @@ def _split_long(sentence: _Sentence, budget: int, count: TokenCounter) -> list[_
     """Cut a sentence longer than the budget into word windows that fit."""
     words = sentence.text.split()
     counts = count(words)
-    pieces, cur, cur_tokens = [], [], 0
+    pieces: list[list[str]] = []
+    cur: list[str] = []
+    cur_tokens = 0
     for word, n in zip(words, counts):
         for part, tokens in [(word, n)] if n <= budget else _cut_word(word, budget, count):
             if cur and cur_tokens + tokens > budget:

@@ -132,7 +132,7 @@ def cite(references: Sequence[Reference], chunks: Sequence[Chunk]) -> list[Refer
                 continue  # an entry of a list that has no heading, read as body text
             which = next((i for i, p in enumerate(last_page) if s.pages[0] <= p), -1)
             keys = keyed[which]
-            found: list[tuple[Reference, CitingSentence]] = []
+            found: list[tuple[Reference, CitingSentence | None]] = []
             if "[" in text:
                 # "... recover from failures. [1] ZooKeeper is ...": a group that starts a
                 # sentence cites for the sentence it follows
@@ -142,6 +142,6 @@ def cite(references: Sequence[Reference], chunks: Sequence[Chunk]) -> list[Refer
                 found += [(keys[k], sentence) for k in labels_in(text[cut:], set(keys))]
             found += [(r, sentence) for r in _author_year(text, authored[which])]
             for ref, owner in found:
-                if owner not in citing[ref.ordinal]:
+                if owner is not None and owner not in citing[ref.ordinal]:
                     citing[ref.ordinal].append(owner)
     return [replace(r, cited=tuple(citing[r.ordinal])) for r in references]

@@ -222,7 +222,7 @@ def _join_across_pages(
             head = re.search(r"[^\W\d_]+$", prev[-1])
             keep = head and compounds.keeps_hyphen(head.group(0), tail.group(1))
             prev[-1] += ("-" if keep else "") + tail.group(1)
-        elif _joins(hyphen.group(1), tail.group(1), vocab, soft_marked):
+        elif hyphen and _joins(hyphen.group(1), tail.group(1), vocab, soft_marked):
             prev[-1] = prev[-1][:-1] + tail.group(1)
         else:
             prev[-1] += tail.group(1)  # "key-" + "value": the word stays whole, hyphen kept
@@ -291,11 +291,11 @@ def _clean(pages: list[Page], is_heading, span: tuple[int, int] | None,
     for version in versions:
         _join_across_pages(version, soft, vocab, soft_marked, compounds)
         result = []
-        for page, ln in zip(pages, version):
-            number = page.number + offset if offset is not None else 0
+        for source, page_lines in zip(pages, version):
+            number = source.number + offset if offset is not None else 0
             inside = span is None or span[0] <= number <= span[1]
             printed = str(number) if number > 0 and inside else None
-            text = "\n".join(_dehyphenate(list(ln), vocab, soft_marked))
-            result.append(replace(page, text=text, printed=printed))
+            text = "\n".join(_dehyphenate(list(page_lines), vocab, soft_marked))
+            result.append(replace(source, text=text, printed=printed))
         out.append(result)
     return out[0], (out[1] if whole else None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddsearch.config import Limits
+from ddsearch.errors import UserError
 from ddsearch.ingest.glyphs import Reader
 from ddsearch.ingest.typeset import typeset
 from ddsearch.models import Page
@@ -26,7 +27,7 @@ __all__ = ["Document", "ExtractError", "Limits", "extract"]
 _TAIL = 8192  # '%%EOF' must appear within this many trailing bytes
 
 
-class ExtractError(Exception):
+class ExtractError(UserError):
     """One-line reason a PDF gave no usable text."""
 
 
@@ -281,7 +282,16 @@ def _read(engine: str, path: Path, limits: Limits) -> tuple[list[str], str | Non
     try:
         return _collect(events, limits.max_doc_chars)
     finally:
-        events.close()
+        events.close()  # type: ignore[attr-defined]  # both are generators
+
+
+def check_file(path: Path) -> None:
+    """The cheap checks of a PDF (it starts as one and ends as one), before any parsing: a
+    damaged file fails at once, not after the model is prepared."""
+    try:
+        _check_file(Path(path))
+    except OSError as e:
+        raise ExtractError(f"cannot read the file ({e.strerror or e})") from None
 
 
 def _check_file(path: Path) -> None:
@@ -297,10 +307,7 @@ def _check_file(path: Path) -> None:
 def extract(path: Path, limits: Limits = Limits()) -> Document:
     """Read every page's text; raise ExtractError when the file has none to give."""
     path = Path(path)
-    try:
-        _check_file(path)
-    except OSError as e:
-        raise ExtractError(f"cannot read the file ({e.strerror or e})") from None
+    check_file(path)
     engine = "pdfium"
     try:
         texts, title = _read("pdfium", path, limits)

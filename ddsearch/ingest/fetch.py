@@ -217,8 +217,8 @@ def _download_once(
                 return _stream_body(resp, out, length, deadline, policy, url, pinned)
         except httpx.TimeoutException as exc:
             # A wait cut short by the deadline rather than by its own limit is the deadline's.
-            limit = connect if isinstance(exc, httpx.ConnectTimeout) else read
-            if limit == remaining or time.monotonic() >= deadline:
+            waited = connect if isinstance(exc, httpx.ConnectTimeout) else read
+            if waited == remaining or time.monotonic() >= deadline:
                 raise _too_slow(policy, url) from None
             raise _network_error(exc, url, stage, policy) from None
         except httpx.TransportError as exc:
@@ -347,7 +347,7 @@ def _download_into(
         )
         try:
             with tmp:
-                _download_once(client, paper.url, tmp, policy, pinned)
+                _download_once(client, paper.url or "", tmp, policy, pinned)
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp.name, target)

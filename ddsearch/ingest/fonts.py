@@ -17,6 +17,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _BUILTIN = re.compile(rb"dup\s+(\d{1,3})\s*/([^\s/\[\]{}()<>]+)\s+put")
 _UNI = re.compile(r"^u(?:ni)?([0-9A-F]{4,6})$")
@@ -55,7 +56,7 @@ class FontChars:
 
     def __init__(self, path: str | Path):
         self.path = path
-        self._reader = None
+        self._reader: Any = None
         self._broken = False
         self._pages: dict[int, dict[str, _Encoding]] = {}
         self._read: dict[object, _Encoding] = {}  # by font object: pages share their fonts
@@ -158,7 +159,9 @@ def _read_encoding(font, glyphs: dict[str, str]) -> _Encoding:
             table[int(code)] = char_of(name.decode("latin-1"), glyphs)
     encoding = font.get("/Encoding")
     encoding = encoding.get_object() if encoding is not None else None
-    differences = encoding.get("/Differences") if hasattr(encoding, "get") else None
+    differences = (
+        encoding.get("/Differences") if encoding is not None and hasattr(encoding, "get") else None
+    )
     code = 0
     for item in differences.get_object() if differences is not None else ():
         if isinstance(item, int):

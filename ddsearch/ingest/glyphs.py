@@ -181,7 +181,7 @@ def _boxes(raw, textpage, glyph: np.ndarray) -> np.ndarray:
 def _address_prototype(function):
     """``function`` (pdfium's, of a handle, an int and a pointer) taking plain addresses."""
     prototype = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-    return prototype(ctypes.cast(function, ctypes.c_void_p).value)
+    return prototype(ctypes.cast(function, ctypes.c_void_p).value or 0)
 
 
 def _word_gaps(glyph: np.ndarray, boxes: np.ndarray, codes: set[int]) -> list[int]:

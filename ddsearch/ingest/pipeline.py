@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import re
 import sys
 import time
@@ -13,37 +11,37 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ddsearch.catalog import Catalog, slugify
-from ddsearch.config import Limits, Settings
+from ddsearch.config import Limits, Settings, fingerprint
+from ddsearch.errors import UserError
 from ddsearch.files import sha256_file
 from ddsearch.index.embed import Embedder, ModelError
 from ddsearch.index.lock import writer_lock
-from ddsearch.index.remote import ServerError
 from ddsearch.index.store import (
-    SCHEMA_VERSION,
     CacheLostError,
     IndexError_,
     PaperRecord,
+    ServerError,
     Store,
 )
 from ddsearch.ingest.chunk import chunk_pages, heading
 from ddsearch.ingest.clean import clean_whole, page_range
-from ddsearch.ingest.extract import ExtractError, extract
+from ddsearch.ingest.extract import ExtractError, check_file, extract
 from ddsearch.ingest.references import read_references
 from ddsearch.ingest.resolve import Resolver
 from ddsearch.ingest.typeset import HEADING_MARK
-from ddsearch.models import Chunk, Paper, Reference
+from ddsearch.models import Chunk, Paper, Reference, Status
 
-PIPELINE_VERSION = 8  # bump when extraction, cleaning or chunking changes their output
+__all__ = ["IngestError", "Outcome", "Report", "Source", "fingerprint", "ingest", "plan"]
 
 
-class IngestError(Exception):
+class IngestError(UserError):
     """The run as a whole cannot start (bad ids, missing paths, wrong model)."""
 
 
 @dataclass
 class Outcome:
     paper_id: str
-    status: str  # ingested | updated | skipped | failed | stale | pruned | removed
+    status: Status
     reason: str = ""
     chunks: int = 0
 
@@ -65,7 +63,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.of("failed") and not self.interrupted
+        return not self.of(Status.FAILED) and not self.interrupted
 
 
 @dataclass(frozen=True)
@@ -77,16 +75,62 @@ class Source:
     digest: str | None = None  # the PDF's sha256, when planning already read it
 
 
-def _first_line_title(pdf: Path, limits: Limits) -> str | None:
+_YEAR = re.compile(r"\b(19[4-9]\d|20[0-4]\d)\b")
+_NAME = re.compile(r"^(?:[^\W\d_][\w'’-]*\.?)(?:\s+[^\W\d_][\w'’-]*\.?){1,3}$")
+_NOT_NAMES = re.compile(r"(?i)\b(?:university|universit|institut|college|laborator|lab|inc|corp|"
+                        r"research|department|dept|school|abstract|introduction|journal|"
+                        r"proceedings|conference|symposium|press|vol|http)\b|@")  # fmt: skip
+_TITLE_LINES = 3  # a title wraps onto at most this many lines
+_TITLE_WORDS = 24
+
+
+def _names(line: str) -> tuple[str, ...]:
+    """The personal names a byline holds ("A. Lee, B. Chen and C. Diaz"), or () if it is not
+    a byline."""
+    if _NOT_NAMES.search(line) or re.search(r"\d", line):
+        return ()
+    parts = [p.strip() for p in re.split(r",|;|\band\b|&|·", line) if p.strip()]
+    if parts and all(_NAME.match(p) and p[0].isupper() for p in parts):
+        return tuple(parts)
+    return ()
+
+
+def front_matter(pdf: Path, limits: Limits, stem: str = "") -> dict:
+    """A local PDF's title, authors and year, for a paper the catalog does not have: the
+    title from its metadata, else the first lines of its first page (a title may wrap); the
+    authors from the bylines below the title; the year from the first page (else ``stem``,
+    the file's name). Missing ones are left out."""
     try:
         doc = extract(pdf, limits)
     except ExtractError:
-        return None
-    for line in doc.pages[0].text.splitlines():
-        line = line.strip().lstrip(HEADING_MARK)
-        if len(line) > 8 and len(line.split()) >= 2:
-            return doc.title or line[:200]
-    return doc.title
+        return {}
+    lines = [ln.strip().lstrip(HEADING_MARK).strip() for ln in doc.pages[0].text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    start = next((i for i, ln in enumerate(lines) if len(ln) > 8 and len(ln.split()) >= 2), None)
+    found: dict = {}
+    if start is not None:
+        end = start + 1
+        while (end < len(lines) and end - start < _TITLE_LINES and not _names(lines[end])
+               and not lines[end - 1].endswith((".", ":", "?", "!"))
+               and not lines[end].endswith(".") and not _NOT_NAMES.search(lines[end])
+               and len(" ".join(lines[start : end + 1]).split()) <= _TITLE_WORDS):  # fmt: skip
+            end += 1
+        found["title"] = doc.title or " ".join(lines[start:end])[:300]
+        authors: list[str] = []
+        for line in lines[end : end + 6]:
+            names = _names(line)
+            if names:
+                authors += names
+            elif authors:
+                break
+        if authors:
+            found["authors"] = tuple(dict.fromkeys(authors))
+    elif doc.title:
+        found["title"] = doc.title
+    year = _YEAR.search(doc.pages[0].text) or _YEAR.search(stem)
+    if year:
+        found["year"] = int(year.group(1))
+    return found
 
 
 def plan(
@@ -126,7 +170,8 @@ def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
     by_doi = {normal_doi(p.doi): p for p in catalog if p.doi}
     by_sha = {p.sha256: p for p in catalog if p.sha256}
     passed: list[Outcome] = []
-    entries, first = [], {}
+    entries: list = []
+    first: dict[str, str] = {}
     listed: dict[str, dict[str, str]] = {}
     for bib in bibs:
         bib = Path(bib).expanduser()
@@ -135,12 +180,14 @@ def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
         listed[str(bib.resolve())] = {}  # an emptied .bib still has its removed entries
         try:
             got, problems = read_bib(bib)
-        except BibError as e:
-            raise IngestError(str(e)) from None
-        passed += [Outcome(label, "failed", reason) for label, reason in problems]
+        except BibError as err:
+            raise IngestError(str(err)) from None
+        passed += [Outcome(label, Status.FAILED, reason) for label, reason in problems]
         for e in got:
             if e.key in first:
-                passed.append(Outcome(e.key, "failed", f"duplicate key: first in {first[e.key]}"))
+                passed.append(
+                    Outcome(e.key, Status.FAILED, f"duplicate key: first in {first[e.key]}")
+                )
                 continue
             first[e.key] = f"{bib.name} line {e.line}"
             entries.append(e)
@@ -160,11 +207,11 @@ def _plan_bibs(catalog: Catalog, bibs: Sequence[Path], taken: set[str]):
             pid = e.paper.id
         listed[str(e.bib.expanduser().resolve())][pid] = e.key
         if e.problem and (e.fatal or not match):
-            passed.append(Outcome(e.key, "failed" if e.fatal else "skipped", e.problem))
+            passed.append(Outcome(e.key, Status.FAILED if e.fatal else Status.SKIPPED, e.problem))
             continue
         same = holder.get(pid) or (holder.get(digest) if digest else None)
         if same:
-            passed.append(Outcome(e.key, "skipped", f"the same paper as {same}"))
+            passed.append(Outcome(e.key, Status.SKIPPED, f"the same paper as {same}"))
             continue
         holder[pid] = e.key
         if digest:
@@ -199,7 +246,7 @@ def _plan_files(
                 if f.suffix.lower() == ".pdf":
                     files.setdefault(f.resolve(), f)
                 elif not f.name.startswith("."):
-                    passed.append(Outcome(f.name, "skipped", "not a PDF file"))
+                    passed.append(Outcome(f.name, Status.SKIPPED, "not a PDF file"))
         elif src.is_file():
             files.setdefault(src.resolve(), src)
         else:
@@ -208,7 +255,7 @@ def _plan_files(
     for f in files.values():
         pid = f.stem if f.stem in catalog else slugify(f.stem)
         if pid in named:
-            passed.append(Outcome(pid, "failed", f"duplicate id: {f} has the id of "
+            passed.append(Outcome(pid, Status.FAILED, f"duplicate id: {f} has the id of "
                                   f"{named[pid]}, which is kept"))  # fmt: skip
         else:
             named[pid] = f
@@ -232,11 +279,12 @@ def _plan_files(
     for pid, f in named.items():
         keeper = holder[digests[pid] or pid]
         if keeper != pid:  # one paper under two names would answer every question twice
-            passed.append(Outcome(pid, "skipped", f"the same PDF as {keeper}"))
+            passed.append(Outcome(pid, Status.SKIPPED, f"the same PDF as {keeper}"))
             continue
         paper = catalog.get(pid)
         if paper is None:
-            paper = Paper(id=pid, title=_first_line_title(f, limits) or f.stem, kind="misc")
+            read = front_matter(f, limits, f.stem)
+            paper = Paper(id=pid, title=read.pop("title", f.stem), kind="misc", **read)
         planned.append(Source(replace(paper, path=str(f.resolve())), f, digests[pid]))
     return planned, passed
 
@@ -247,22 +295,6 @@ def embedding_text(paper: Paper, chunk: Chunk, section_chars: int = 90) -> str:
     if chunk.section:
         head += f" — {chunk.section[:section_chars]}"
     return f"{head}\n{chunk.text}"
-
-
-def fingerprint(paper: Paper, settings: Settings, encoder: str) -> str:
-    """Everything besides the PDF bytes that shapes a paper's chunks and vectors."""
-    shape = {
-        "pipeline": PIPELINE_VERSION,
-        "schema": SCHEMA_VERSION,
-        "model": settings.model,
-        "chunk_tokens": settings.chunk_tokens,
-        "overlap_tokens": settings.overlap_tokens,
-        "section_tokens": settings.section_tokens,
-        "pages": paper.pages,  # the published range decides the printed page numbers
-        "encoder": encoder,  # onnx, onnx-int8 or torch: what computed the vectors
-        "title": paper.title,
-    }
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_paper(
@@ -303,9 +335,9 @@ def read_paper(
     return chunks, references
 
 
-def _fit(paper: Paper, chunks: list[Chunk], embedder: Embedder) -> list[str]:
+def _fit(paper: Paper, chunks: list[Chunk], embedder: Embedder, settings: Settings) -> list[str]:
     """The texts to embed, checked against the model's limit: nothing may be truncated."""
-    texts = [embedding_text(paper, c) for c in chunks]
+    texts = [embedding_text(paper, c, settings.section_chars) for c in chunks]
     limit = embedder.max_seq_length - 2
     for n in embedder.count_tokens(texts):
         if n > limit:  # pragma: no cover - chunking guarantees this; a bug if reached
@@ -348,14 +380,16 @@ def ingest(
     """
     started = time.monotonic()
     todo, passed, listed = _plan(catalog, sources, ids, bibs, settings.limits)
-    report = Report(outcomes=list(passed))
-    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8)
+    todo, damaged = _checked(todo)
+    report = Report(outcomes=list(passed) + damaged)
+    embedder = embedder or Embedder(settings.model, stamp_dir=settings.home, int8=settings.int8,
+                                    tidy=True)  # fmt: skip
     say = _announcer(progress, log)
     with writer_lock(settings.home):
         if rebuild:  # a model that cannot load fails here, before anything is dropped
             _ready(embedder, say)
         try:
-            store = Store(settings.home, chroma_url=settings.chroma_url)
+            store = Store.open(settings)
         except IndexError_ as e:
             if not rebuild or ids:  # with ids, the other papers are to be kept
                 raise
@@ -363,7 +397,7 @@ def ingest(
                 Store.set_aside(settings.home)  # Chroma is dropped below, paper by paper
             else:
                 Store.drop(settings.home)  # an old schema: start afresh
-            store = Store(settings.home, chroma_url=settings.chroma_url)
+            store = Store.open(settings)
         try:
             if rebuild:
                 _drop(store, settings, [s.paper.id for s in todo] if ids else None,
@@ -380,17 +414,17 @@ def ingest(
             _run(todo, store, embedder, settings, refresh, report, progress, say, log, resolver)
             if not report.interrupted:
                 _settle_bibs(listed, store, catalog, settings, prune, report)
-                if store.remote is not None:
-                    # what other writers committed meanwhile, in commit order, so this cache
-                    # and its postings rank as every other client's do
-                    with contextlib.suppress(ServerError):
-                        store.remote.settle(store)
+                # what other writers committed meanwhile, in commit order, so this cache
+                # and its postings rank as every other client's do
+                with contextlib.suppress(ServerError):
+                    store.settle()
                 began = time.monotonic()
                 try:
                     store.compact()  # after replacing or removing papers
                     report.timed({"compact": time.monotonic() - began})
                     began = time.monotonic()
-                    store.postings(build=True)  # queries rank lexically from these
+                    # queries rank lexically from these
+                    store.postings(build=True, weights=settings.search.column_weights)
                 except KeyboardInterrupt:  # saved atomically or not at all; FTS5 answers
                     report.interrupted = True
                 report.timed({"postings": time.monotonic() - began})
@@ -398,6 +432,21 @@ def ingest(
             store.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _checked(todo: list[Source]) -> tuple[list[Source], list[Outcome]]:
+    """The sources whose local PDF passes the cheap checks, and a failure for each other: a
+    truncated file is told at once, not after the model's one-time preparation."""
+    kept, failed = [], []
+    for source in todo:
+        try:
+            if source.path is not None:
+                check_file(source.path)
+        except ExtractError as e:
+            failed.append(Outcome(source.paper.id, Status.FAILED, str(e)))
+        else:
+            kept.append(source)
+    return kept, failed
 
 
 def _drop(store: Store, settings: Settings, ids: list[str] | None, planned: set[str],
@@ -416,7 +465,9 @@ def _drop(store: Store, settings: Settings, ids: list[str] | None, planned: set[
     for pid in drop:
         store.remove_paper(pid)
         if pid not in planned:
-            report.outcomes.append(Outcome(pid, "removed", "--rebuild: not among the papers given"))
+            report.outcomes.append(
+                Outcome(pid, Status.REMOVED, "--rebuild: not among the papers given")
+            )
 
 
 @dataclass
@@ -455,9 +506,6 @@ def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool,
     return _Prepared(source, pdf, digest, shape, chunks, stages, references=references)
 
 
-PREFETCH = 2  # papers read ahead of the one being embedded
-
-
 def _prepared(todo, settings, refresh, olds, embedder, resolver):
     """Yield (source, future) for each paper, reading ahead of the one being embedded.
 
@@ -466,13 +514,13 @@ def _prepared(todo, settings, refresh, olds, embedder, resolver):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    encoder = embedder.backend
+    encoder = embedder.backend if todo else ""  # nothing to read: the model is not prepared
     with ThreadPoolExecutor(1, thread_name_prefix="ddsearch-read") as pool:
-        pending = []
+        pending: list = []
         queue = iter(todo)
         try:
             while True:
-                while len(pending) < PREFETCH + 1:
+                while len(pending) < settings.prefetch + 1:
                     source = next(queue, None)
                     if source is None:
                         break
@@ -491,8 +539,9 @@ def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Set
                report: Report, on_batch=None) -> Outcome:  # fmt: skip
     """Embed a prepared paper and make its chunks visible, all at once."""
     paper, chunks = ready.source.paper, ready.chunks
+    assert chunks is not None  # a paper to embed, not one found unchanged
     started = time.perf_counter()
-    texts = _fit(paper, chunks, embedder)
+    texts = _fit(paper, chunks, embedder, settings)
     spans = [
         [(len(t) - len(c.text) + s.start, len(t) - len(c.text) + s.end) for s in c.sentences]
         for t, c in zip(texts, chunks)
@@ -504,13 +553,13 @@ def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Set
     stages = {k: v for k, v in ready.stages.items() if k != "pages"}
     report.timed({**stages, "embed": embedded - started, "store": time.perf_counter() - embedded})
     report.pages += int(ready.stages.get("pages", 0))
-    return Outcome(paper.id, "ingested", "", len(chunks))
+    return Outcome(paper.id, Status.INGESTED, "", len(chunks))
 
 
 def _line(n: int, total: int, outcome: Outcome) -> str:
     """'[ 3/45] raft: ingested, 312 chunks': one paper's outcome, for a log."""
     head = f"[{n:>{len(str(total))}}/{total}] {outcome.paper_id}: "
-    if outcome.status == "ingested":
+    if outcome.status == Status.INGESTED:
         return head + f"ingested, {outcome.chunks} chunks"
     if outcome.reason == "unchanged":
         return head + "unchanged"
@@ -549,7 +598,9 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
          resolver: Resolver = Resolver(())) -> None:  # fmt: skip
     from tqdm import tqdm
 
-    _ready(embedder, say)
+    todo = list(todo)
+    if todo:  # nothing to read: the model need not be prepared
+        _ready(embedder, say)
 
     records = store.records()
     olds = {pid: r for pid, r in records.items() if store.count_chunks(pid) == r.chunks}
@@ -567,16 +618,16 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
                 ready = future.result()
                 if ready.relabel:
                     _relabel(ready.source.paper, store, settings, ready.digest, ready.shape)
-                    outcome = Outcome(pid, "updated", "metadata only", records[pid].chunks)
+                    outcome = Outcome(pid, Status.UPDATED, "metadata only", records[pid].chunks)
                 elif ready.chunks is None:
-                    outcome = Outcome(pid, "skipped", "unchanged", records[pid].chunks)
+                    outcome = Outcome(pid, Status.SKIPPED, "unchanged", records[pid].chunks)
                 else:
                     outcome = _store_one(ready, store, embedder, settings, report, chunk_bar.update)
             except (ServerError, ModelError):  # every other paper would fail the same way
                 raise
             except Exception as e:  # one paper's failure is reported, never fatal to the run
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                outcome = Outcome(pid, "failed", re.sub(r"\s+", " ", reason))
+                outcome = Outcome(pid, Status.FAILED, re.sub(r"\s+", " ", reason))
             report.outcomes.append(outcome)
             ready = None  # reported: an interrupt from here on is between papers
             bar.update(1)
@@ -587,7 +638,7 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
         if ready is not None and ready.chunks is not None:  # stopped after its commit?
             rec = store.record(ready.source.paper.id)
             if rec and (rec.sha256, rec.settings) == (ready.digest, ready.shape):
-                report.outcomes.append(Outcome(rec.paper.id, "ingested", "", rec.chunks))
+                report.outcomes.append(Outcome(rec.paper.id, Status.INGESTED, "", rec.chunks))
     finally:
         bar.close()
         chunk_bar.close()
@@ -596,23 +647,11 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
 def _relabel(paper: Paper, store: Store, settings: Settings, digest: str | None = None,
              shape: str | None = None) -> None:  # fmt: skip
     """Store new metadata for an indexed paper, with the chunks and vectors it has."""
-    import numpy as np
-
-    old = store.record(paper.id)
-    chunks = store.chunks_of(paper.id)
-    stored = dict(store.db.execute("SELECT id, vector FROM chunks WHERE paper_id=?", (paper.id,)))
-    dim = int(store.meta("dimension") or 0)
-    vectors = np.stack([np.frombuffer(stored[c.id], dtype=np.float32) for c in chunks])
-    if not len(chunks):  # pragma: no cover - an indexed paper always has chunks
-        vectors = np.zeros((0, dim), dtype=np.float32)
-    record = PaperRecord(paper, digest or old.sha256, shape or old.settings, len(chunks),
+    rows = store.paper_rows(paper.id)
+    old = rows.record
+    record = PaperRecord(paper, digest or old.sha256, shape or old.settings, len(rows.chunks),
                          old.source, time.time())  # fmt: skip
-    by_chunk = store.sentence_vectors(c.id for c in chunks)
-    sentence_vectors = [by_chunk.get(c.id, np.zeros((0, dim), np.float32)) for c in chunks]
-    store.replace_paper(record, chunks, vectors, settings.model, sentence_vectors)
-
-
-BIB_META = "bib "  # + a .bib's resolved path: its entries' {paper id: key} at the last run
+    store.replace_paper(record, rows.chunks, rows.vectors, settings.model, rows.sentence_vectors)
 
 
 def _settle_bibs(listed: dict[str, dict[str, str]], store: Store, catalog: Catalog,
@@ -621,7 +660,7 @@ def _settle_bibs(listed: dict[str, dict[str, str]], store: Store, catalog: Catal
     run; a catalog paper stays, without the key. Then remember each .bib's entries."""
     records = store.records()
     for bib, now in listed.items():
-        before = json.loads(store.meta(BIB_META + bib) or "{}")
+        before = store.bib_entries(bib)
         keep = dict(now)
         name = Path(bib).name
         for pid, key in sorted(before.items()):
@@ -631,12 +670,12 @@ def _settle_bibs(listed: dict[str, dict[str, str]], store: Store, catalog: Catal
             if not prune:
                 keep[pid] = key
                 why = f"{key} is no longer in {name}; --prune removes it"
-                report.outcomes.append(Outcome(pid, "stale", why, rec.chunks))
+                report.outcomes.append(Outcome(pid, Status.STALE, why, rec.chunks))
             elif pid in catalog:
                 _relabel(replace(rec.paper, key=None, path=None), store, settings)
                 why = f"{key} is no longer in {name}; the catalog paper stays, without the key"
-                report.outcomes.append(Outcome(pid, "pruned", why))
+                report.outcomes.append(Outcome(pid, Status.PRUNED, why))
             else:
                 store.remove_paper(pid)
-                report.outcomes.append(Outcome(pid, "pruned", f"{key} is no longer in {name}"))
-        store.set_meta(BIB_META + bib, json.dumps(keep, sort_keys=True))
+                report.outcomes.append(Outcome(pid, Status.PRUNED, f"{key} is no longer in {name}"))
+        store.set_bib_entries(bib, keep)

@@ -231,7 +231,8 @@ def _title_guess(text: str, surnames: tuple[str, ...]) -> str:
                 end = max(end, m.end())
                 break
     rest = text[end:]
-    rest = rest[_AFTER_AUTHORS.match(rest).end() :].lstrip("“\"'")
+    after = _AFTER_AUTHORS.match(rest)
+    rest = rest[after.end() if after else 0 :].lstrip("“\"'")
     stop = _TITLE_END.search(rest)
     return rest[: stop.start()] if stop else rest
 

@@ -130,13 +130,19 @@ def _suffix(n: int) -> str:
     return out
 
 
+def citable(listed: Paper | None, stored: Paper) -> Paper:
+    """The paper a citation names, of an indexed paper (``stored``, as ingest recorded it):
+    the catalog's entry when it has one (``listed``), with the user's own key (from --bib) and
+    the local PDF ingest read; else the paper as recorded."""
+    return replace(listed, key=stored.key, path=stored.path) if listed else stored
+
+
 def known_papers(catalog: Iterable[Paper], indexed: Iterable[Paper] = ()) -> dict[str, Paper]:
-    """Paper id -> the paper every command cites: the catalog's entry, with the user's own key
-    where ingest recorded one (from --bib), and the indexed papers the catalog lacks."""
+    """Paper id -> the paper every command cites: the catalog's entries, and each indexed
+    paper as :func:`citable` names it."""
     papers = {p.id: p for p in catalog}
     for paper in indexed:
-        listed = papers.get(paper.id)
-        papers[paper.id] = replace(listed, key=paper.key) if listed else paper
+        papers[paper.id] = citable(papers.get(paper.id), paper)
     return papers
 
 

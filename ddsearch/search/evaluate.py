@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddsearch.config import EvalSettings, SearchSettings
+from ddsearch.errors import UserError
 from ddsearch.models import Hit
 
-QUOTE_SHARE = 0.6  # a quote holds the answer when it has this share of the gold's content words
-BOOTSTRAP = 1000  # resamples for the 95% intervals
+QUOTE_SHARE = EvalSettings.quote_share  # a quote holds the answer with this share of the gold's
+BOOTSTRAP = EvalSettings.bootstrap  # resamples for the 95% intervals
 
 
-class EvalError(ValueError):
+class EvalError(UserError):
     """An evaluation file that cannot be read."""
 
 
@@ -121,7 +123,8 @@ def content_words(text: str) -> list[str]:
     return [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
-def quote_holds(quote: str | None, gold: str, max_words: int = 80) -> bool:
+def quote_holds(quote: str | None, gold: str,
+                max_words: int = SearchSettings.quote_max_words) -> bool:  # fmt: skip
     """At least QUOTE_SHARE of the gold quote's content words, in at most max_words words."""
     if not quote or len(quote.split()) > max_words:
         return False
@@ -256,7 +259,7 @@ def _read_pages(path: str | None) -> list[str] | None:
 def evaluate(
     searcher,
     questions: Iterable[Question],
-    k: int = 5,
+    k: int = EvalSettings.k,
     mode: str = "hybrid",
     part: str = "all",
     page_text: Callable | None = None,

@@ -13,6 +13,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ddsearch.models import Hit, Paper
 from ddsearch.search.cite import Citation, citation_keys, make_citation, split_name
@@ -181,10 +182,10 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields.append(("journal", venue))
     elif kind == "techreport":
         if institution or venue:
-            fields.append(("institution", bib_escape(institution) if institution else venue))
+            fields.append(("institution", bib_escape(institution) if institution else venue or ""))
     elif kind in ("phdthesis", "mastersthesis"):
         if institution or venue:
-            fields.append(("school", bib_escape(institution) if institution else venue))
+            fields.append(("school", bib_escape(institution) if institution else venue or ""))
     elif kind == "book":
         if not publisher and venue:
             fields.append(("publisher", venue))
@@ -521,6 +522,7 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes, force: bool = 
     directory = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
+        handle: Any
         if isinstance(text, bytes):
             handle = os.fdopen(fd, "wb")
         else:

@@ -15,16 +15,19 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
+
+from ddsearch.errors import NotFoundError, QueryError
 
 LOCK = threading.RLock()
 
 
-class PageError(ValueError):
-    """A page that cannot be read or shown: one line, and 400 or 404 over HTTP."""
+class PageError(NotFoundError):
+    """A page that cannot be read: its PDF gone or changed since ingest, or no such page."""
 
-    def __init__(self, message: str, status: int = 404):
-        super().__init__(message)
-        self.status = status
+
+class ImageError(QueryError):
+    """A page image asked for past its bounds (scale, width, rectangles)."""
 
 
 def letters(text: str) -> tuple[str, list[int]]:
@@ -174,7 +177,7 @@ class Pdfs:
     def __init__(self, cache: Path, max_documents: int = 8, max_pages: int = 32):
         self.cache = Path(cache)
         self.max_documents, self.max_pages = max_documents, max_pages
-        self._documents: OrderedDict[Path, tuple[tuple, object]] = OrderedDict()
+        self._documents: OrderedDict[Path, tuple[tuple, Any]] = OrderedDict()
         self._pages: OrderedDict[tuple[Path, int], Page] = OrderedDict()
         self._checked: dict[Path, tuple[tuple, str]] = {}  # path -> (file state, sha256)
 
@@ -240,7 +243,7 @@ class Pdfs:
         holding it while the handles are used)."""
         doc = self.document(path)
         if not 1 <= number <= len(doc):
-            raise PageError(f"page {number} is not in the PDF ({len(doc)} pages)", 404)
+            raise PageError(f"page {number} is not in the PDF ({len(doc)} pages)")
         key = (path, number)
         page = self._pages.get(key)
         if page is not None:

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ddsearch.config import SearchSettings
 from ddsearch.models import Chunk
 
-MIN_WORDS = 4  # fewer words is a fragment, not a sentence ("Fig. 3", "For")
-MAX_QUOTE_WORDS = 80  # a longer quote is a passage, not a quote
+# for callers without settings: SearchSettings' own defaults (why: there)
+MIN_WORDS = SearchSettings.quote_min_words
+MAX_QUOTE_WORDS = SearchSettings.quote_max_words
 _NUMBER = re.compile(r"\d")
 # a question that wants a quantity: the sentence with the number is the answer
 _QUANTITY = re.compile(
@@ -179,22 +181,23 @@ def sentence_scores(question: Question, chunk: Chunk, vectors, passage_cosine: f
     return x @ weights + bias
 
 
-def _quotable(chunk: Chunk) -> list[bool]:
+def _quotable(chunk: Chunk, min_words: int = MIN_WORDS) -> list[bool]:
     ok = [
-        not s.caption and len(chunk.text[s.start : s.end].split()) >= MIN_WORDS
+        not s.caption and len(chunk.text[s.start : s.end].split()) >= min_words
         for s in chunk.sentences
     ]
     return ok if any(ok) else [not s.caption for s in chunk.sentences]
 
 
-def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
-         join: float | None = None) -> Quote | None:  # fmt: skip
+def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = SearchSettings.quote_sentences,
+         join: float | None = None, max_words: int = MAX_QUOTE_WORDS,
+         min_words: int = MIN_WORDS) -> Quote | None:  # fmt: skip
     """The run of 1 to ``max_sentences`` contiguous quotable sentences, at most MAX_QUOTE_WORDS
     words, that most likely holds the answer: each sentence adds its probability less ``join``
     (default: the model's), so a neighbour joins when it adds more than ``join`` of chance.
     (A sentence longer than MAX_QUOTE_WORDS is quoted alone when nothing shorter is there.)"""
     sentences = chunk.sentences
-    ok = _quotable(chunk)
+    ok = _quotable(chunk, min_words)
     if not any(ok):
         return None
     join = _model()[4] if join is None else join
@@ -205,11 +208,12 @@ def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = 3,
         value = 0.0
         for hi in range(lo, min(len(sentences), lo + max_sentences)):
             words = len(chunk.text[sentences[lo].start : sentences[hi].end].split())
-            if not ok[hi] or (hi > lo and words > MAX_QUOTE_WORDS):
+            if not ok[hi] or (hi > lo and words > max_words):
                 break
             value += gain[hi]
             if best is None or value > best[0] + 1e-12:
                 best = (value, lo, hi)
+    assert best is not None  # some sentence is quotable
     _, lo, hi = best
     run = sentences[lo : hi + 1]
     chance = 1 - np.prod(1 / (1 + np.exp(odds[lo : hi + 1])))  # that some sentence answers

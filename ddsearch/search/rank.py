@@ -91,7 +91,9 @@ def diversify(
     """Keep the top ``free`` as ranked; below, defer hits of papers already shown ``per_paper``
     times, so a question several papers answer sees more of them in the first page of results.
     """
-    head, deferred, shown = [], [], Counter()
+    head: list[T] = []
+    deferred: list[T] = []
+    shown: Counter[str] = Counter()
     for item in ranked:
         p = paper(item)
         if len(head) < free or shown[p] < per_paper:

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ddsearch.search.pdfs import LOCK, PageError, Pdfs
+from ddsearch.search.pdfs import LOCK, ImageError, Pdfs
 
 HIGHLIGHT = (255, 221, 0)  # the highlighter's yellow; white paper under it turns this colour
 MAX_SCALE = 2.5  # 180 dpi: more is a poster, not a page to read
@@ -60,21 +60,21 @@ class Geometry:
 
 def scale_for(page_size: tuple[float, float], scale: float | None, width: int | None) -> float:
     """The scale a request asks for: an image ``width`` in pixels (which decides, when given),
-    else ``scale``, within bounds; PageError (400) past them."""
+    else ``scale``, within bounds; ImageError past them."""
     w, h = page_size
     if width is not None:
         if not 1 <= width <= MAX_WIDTH:
-            raise PageError(f"width must be from 1 to {MAX_WIDTH} pixels", 400)
+            raise ImageError(f"width must be from 1 to {MAX_WIDTH} pixels")
         scale = width / w
     elif scale is None:
         scale = 1.5
     elif not MIN_SCALE <= scale <= MAX_SCALE:
-        raise PageError(f"scale must be between {MIN_SCALE} and {MAX_SCALE}", 400)
+        raise ImageError(f"scale must be between {MIN_SCALE} and {MAX_SCALE}")
     if max(w, h) * scale > MAX_SIDE:
-        raise PageError(
+        raise ImageError(
             f"the image would be {round(w * scale)}x{round(h * scale)} pixels, more than "
-            f"{MAX_SIDE} on a side: ask for a smaller scale or width", 400
-        )  # fmt: skip
+            f"{MAX_SIDE} on a side: ask for a smaller scale or width"
+        )
     return scale
 
 
@@ -106,7 +106,7 @@ def draw(pdfs: Pdfs, path, number: int, *, scale: float | None = None, width: in
     import numpy as np
 
     if len(marks) > MAX_MARKS:
-        raise PageError(f"at most {MAX_MARKS} rectangles (mark) may be highlighted", 400)
+        raise ImageError(f"at most {MAX_MARKS} rectangles (mark) may be highlighted")
     with LOCK:
         page = pdfs.page(path, number)
         box = page.box

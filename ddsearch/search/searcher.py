@@ -6,12 +6,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from ddsearch.catalog import UnknownIdError, resolve_ids
-from ddsearch.config import SearchSettings, model_name
+from ddsearch.config import QuerySettings, SearchSettings, model_name
+from ddsearch.errors import QueryError
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
-from ddsearch.models import Chunk, Hit, Results
+from ddsearch.models import Chunk, Hit, Mode, Results
 from ddsearch.search.fusion import Layout
 from ddsearch.search.names import Names
 from ddsearch.search.rank import (
@@ -26,12 +27,9 @@ from ddsearch.search.rank import (
     query_terms,
     union,
 )
+from ddsearch.search.validate import check_query
 
-MODES = ("hybrid", "dense", "lexical")
-
-
-class QueryError(ValueError):
-    """A query that cannot be run as given."""
+__all__ = ["QueryError", "Searcher"]
 
 
 class _Moved(Exception):
@@ -49,10 +47,13 @@ class Searcher:
         embedder: Embedder | None = None,
         catalog=None,
         chroma_url: str | None = None,
+        chroma_token: str | None = None,
         settings: SearchSettings | None = None,
+        limits: QuerySettings | None = None,
     ):
         self.settings = settings or SearchSettings()  # the ranking's weights and floors
-        self.store = Store(home, readonly=True, chroma_url=chroma_url)
+        self.limits = limits or QuerySettings()  # what a query may ask (ddsearch.search.validate)
+        self.store = Store(home, readonly=True, chroma_url=chroma_url, chroma_token=chroma_token)
         self.catalog = catalog
         built_with = self.store.model
         if built_with is None:
@@ -63,23 +64,22 @@ class Searcher:
                 "query without --model, or re-ingest with --rebuild --model"
             )
         self.embedder = embedder or Embedder(built_with, stamp_dir=Path(home))
-        self._vectors = None
-        self._row_ids = None  # rowid -> chunk id, of the rows the vectors were read with
-        self._records = None
-        self._last_query = None
+        self._vectors: tuple | None = None  # Store.vectors(), once read
+        self._row_ids: dict | None = None  # rowid -> chunk id, of the rows the vectors came with
+        self._records: dict | None = None
+        self._last_query: tuple | None = None
         self._generation = self.store.meta("generation")
-        self._postings = None  # the lexical postings of the generation read, once found
-        self._tokenizer = None
-        self._names = None  # (the records they were read from, Names)
-        self._layout = None  # (the vectors it was read from, Layout)
-        self._dense_all = None  # (query, cosine of every row), the last query's
+        self._postings: Any = None  # the lexical postings of the generation read, once found
+        self._tokenizer: Any = None
+        self._names: tuple | None = None  # (the records they were read from, Names)
+        self._layout: tuple | None = None  # (the vectors it was read from, Layout)
+        self._dense_all: tuple | None = None  # (query, cosine of every row), the last query's
         self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
     def refresh(self) -> bool:
         """Re-read the index if it changed since it was read (another ingest, or the Chroma
         server's state); True when it did. A long-lived process calls this between queries."""
-        if self.store.remote is not None:
-            self.store.sync()
+        self.store.sync()
         generation = self.store.meta("generation")
         if generation == self._generation:
             return False
@@ -90,7 +90,8 @@ class Searcher:
         """Have the lexical index's in-memory postings ready, building them if this index
         generation has none saved (seconds per 100k chunks); a long-lived process calls this
         after loading and after each refresh. Without them, FTS5 answers the same, slower."""
-        self._postings = self._matching(self.store.postings(build=True))
+        weights = self.settings.column_weights
+        self._postings = self._matching(self.store.postings(build=True, weights=weights))
 
     @property
     def records(self):
@@ -115,9 +116,10 @@ class Searcher:
     def paper(self, paper_id: str):
         """The paper's metadata: the catalog's when it has the id (with the user's key, from
         --bib), else what ingest recorded."""
-        stored = self.records[paper_id].paper
+        from ddsearch.search.cite import citable
+
         listed = self.catalog.get(paper_id) if self.catalog is not None else None
-        return replace(listed, path=stored.path, key=stored.key) if listed else stored
+        return citable(listed, self.records[paper_id].paper)
 
     def _matrix(self):
         if self._vectors is None:
@@ -146,7 +148,7 @@ class Searcher:
             out.append((math.log(1 + (n - most + 0.5) / (most + 0.5)), most > 0))
         return out, n
 
-    def add_quotes(self, query: str, hits: list[Hit], max_sentences: int = 3) -> None:
+    def add_quotes(self, query: str, hits: list[Hit], max_sentences: int | None = None) -> None:
         """Set each hit's quote, and so the pages its citation names: the best 1-3 sentences
         of its passage (ddsearch.search.quote), from vectors stored at ingest."""
         from ddsearch.search.quote import Question, pick, sentence_scores
@@ -163,7 +165,14 @@ class Searcher:
                 if found is None or len(found) != len(part.sentences):
                     continue
                 scores = sentence_scores(question, part, found, hit.scores.get("dense", 0.0))
-                quote = pick(part, scores, max_sentences)
+                knobs = self.settings
+                quote = pick(
+                    part,
+                    scores,
+                    max_sentences or knobs.quote_sentences,
+                    max_words=knobs.quote_max_words,
+                    min_words=knobs.quote_min_words,
+                )
                 if quote and (best is None or quote.score > best.score):
                     best = quote
             if best is None:
@@ -225,7 +234,8 @@ class Searcher:
                 rowids, _, owners, _ = self._matrix()
                 allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
             return postings.top(tokens, limit, allowed)
-        return self.store.lexical(fts_match(query), limit, papers or None)
+        weights = self.settings.column_weights
+        return self.store.lexical(fts_match(query) or "", limit, papers or None, weights)
 
     def _tokenize(self, terms: list[str]) -> list[list[str]]:
         """The lexical index's own tokens of each term (porter stems)."""
@@ -239,7 +249,8 @@ class Searcher:
     def _current_postings(self):
         # None is looked up again: an ingest saves this generation's postings when it ends
         if self._matching(self._postings) is None:
-            self._postings = self._matching(self.store.postings())
+            weights = self.settings.column_weights
+            self._postings = self._matching(self.store.postings(weights=weights))
         return self._postings
 
     def _matching(self, postings):
@@ -250,29 +261,18 @@ class Searcher:
     def search(
         self,
         query: str,
-        k: int = 10,
+        k: int | None = None,
         *,
         papers: Iterable[str] | None = None,
-        mode: str = "hybrid",
-    ) -> list[Hit]:
-        original = (query or "").strip()
-        if not original:
-            raise QueryError("the query is empty")
+        mode: str = Mode.HYBRID,
+    ) -> Results:
+        """The ``k`` best hits for ``query`` (default: ``limits.k``), checked first by
+        ddsearch.search.validate ("Raft" names raft; an unknown id is told with the closest)."""
+        asked = check_query(query, k, papers or (), mode, indexed=self.records,
+                            catalog=self.catalog or (), limits=self.limits)  # fmt: skip
+        original, k, mode = asked.text, asked.k, asked.mode
+        wanted = set(asked.papers)
         query = canonical(original)
-        if not query:
-            raise QueryError(f"the query {original!r} has no words to search for")
-        if not 1 <= k <= 100:
-            raise QueryError(f"-k must be between 1 and 100, not {k}")
-        if mode not in MODES:
-            raise QueryError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-        try:  # "Raft" names raft; an unknown id is told with the closest ones
-            wanted = set(resolve_ids(papers or (), self.records))
-        except UnknownIdError as e:
-            asked = {i.strip().casefold() for i in papers or ()}
-            waiting = [p.id for p in self.catalog or ()
-                       if p.id.casefold() in asked and p.id not in self.records]  # fmt: skip
-            later = f"; run 'ddsearch ingest {' '.join(waiting)}' first" if waiting else ""
-            raise QueryError(f"not in the index: {e}{later}") from None
         try:
             return self._search(original, query, k, wanted, mode, check=True)
         except _Moved:  # an ingest committed since the vectors were read: read them again
@@ -331,9 +331,10 @@ class Searcher:
                 fused = fuse([(ranking, weight) for _, ranking, weight in runs])
                 order = sorted(fused, key=lambda r: -fused[r])
         found = [r for r in order if r in chunks and self._has_paper(chunks[r].paper_id)]
-        merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found])
+        merged = _merge_neighbours([(chunks[r], fused[r], r) for r in found], knobs.max_parts)
         if many:  # a list of papers: each paper's best hit first
-            merged = diversify(merged, lambda hit: hit[0].paper_id, free=1, per_paper=1)
+            merged = diversify(merged, lambda hit: hit[0].paper_id, free=1,
+                               per_paper=knobs.list_per_paper)  # fmt: skip
         else:
             merged = diversify(
                 merged, lambda hit: hit[0].paper_id, knobs.diverse_below, knobs.per_paper
@@ -421,21 +422,21 @@ class Searcher:
         chance = fusion.softmax(paper_x @ fitted.paper) * allowed
         chance = chance / (chance.sum() or 1.0)
         likely = layout.papers[int(np.argmax(chance))]
-        described = {p for p, c in zip(layout.papers, chance) if c >= fitted.described}
+        chosen = {p for p, c in zip(layout.papers, chance) if c >= fitted.described}
         # a question about two systems: a clause that identifies another paper on its own
         for clause in fusion.clauses(original) if postings is not None else ():
             found = self._clause_chance(clause, layout, postings, named) * allowed
             if found.max() >= fitted.clause:
-                described.add(layout.papers[int(np.argmax(found))])
-        described = [p for p in layout.papers if p in described and p not in named]
+                chosen.add(layout.papers[int(np.argmax(found))])
+        described = [p for p in layout.papers if p in chosen and p not in named]
 
         # the candidates: the fused top, and the best passages of a described paper
         top = [r for r in order[: self.settings.rerank] if r in chunks]
         extra = []
         asked = described + (sorted(named) if len(named) + len(described) > 1 else [])
         for p in asked:
-            own = union(self.dense(query, 10, {p}), self.lexical(words, 10, {p}))
-            extra += [r for r, _ in own if r not in top]
+            best = union(self.dense(query, 10, {p}), self.lexical(words, 10, {p}))
+            extra += [r for r, _ in best if r not in top]
         missing = [r for r in extra if r not in chunks]
         if missing:
             chunks.update(self._same_rows(self.store.chunks(missing), check))
@@ -517,7 +518,7 @@ class Searcher:
         floor = float(scores.min()) if len(scores) else 0.0
         rest = [r for r in order if r not in set(top)]
         merged = {r: float(s) for r, s in zip(top, scores)}
-        below = fusion.minmax([fused[r] for r in rest]) if rest else []
+        below: Any = fusion.minmax([fused[r] for r in rest]) if rest else []
         for r, s in zip(rest, below):  # the rest keep their fused order, below the scored
             merged[r] = floor - 1.0 + float(s) * 0.5
         return Evidence(
@@ -600,12 +601,12 @@ class Evidence:
 
     order: list[int]
     scores: dict[int, float]
-    features: dict[int, object]  # rowid -> its PASSAGE_FEATURES values
+    features: dict[int, Any]  # rowid -> its PASSAGE_FEATURES values
     chance: dict[str, float]  # paper id -> the chance that the question asks about it
     described: tuple[str, ...]  # papers the question describes without naming them
     chunks: dict[int, Chunk]  # the scored candidates
     papers: tuple[str, ...]  # the indexed papers, in the order of paper_features' rows
-    paper_features: object  # per paper, its PAPER_FEATURES values
+    paper_features: Any  # per paper, its PAPER_FEATURES values
 
     def groups(self, named_groups: list) -> list:
         """The papers a question asks about, one group per system: each named one, then each
@@ -636,7 +637,7 @@ def _join(a: str, b: str, least: int = 21) -> str:
 
 
 def _merge_neighbours(
-    ranked: list[tuple[Chunk, float, int]], max_parts: int = 3
+    ranked: list[tuple[Chunk, float, int]], max_parts: int
 ) -> list[tuple[Chunk, float, int, tuple[Chunk, ...]]]:
     """Fold a hit into a better-ranked hit on the adjacent chunk of the same paper; each
     result keeps its best rowid and the chunks it is made of (best first)."""

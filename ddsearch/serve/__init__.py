@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from ddsearch.config import ServeSettings
+from ddsearch.errors import UserError
 from ddsearch.serve.hosts import is_loopback
 from ddsearch.service import Service
 
@@ -12,13 +14,10 @@ class Server:
     """A bound socket and the app, not yet serving: ``url`` is known (port 0 picks a free
     port) before ``run()`` blocks until Ctrl-C or SIGTERM."""
 
-    def __init__(self, service: Service, host: str = "127.0.0.1", port: int = 8765, *,
-                 token: str | None = None, cors_origins=(), quiet: bool = False):  # fmt: skip
-        if not is_loopback(host) and not token:
-            raise PermissionError(
-                f"refusing to listen on {host} without a token: pass --token or set "
-                "DDSEARCH_TOKEN (or listen on 127.0.0.1)"
-            )
+    def __init__(self, service: Service, host: str = ServeSettings.host,
+                 port: int = ServeSettings.port, *, token: str | None = None, cors_origins=(),
+                 quiet: bool = False):  # fmt: skip
+        self.check(host, token)
         from ddsearch.serve.api import create_app
 
         self.host = host.strip("[]")
@@ -33,6 +32,15 @@ class Server:
             raise
         self.app = create_app(service, token=token, cors_origins=cors_origins, host=self.host)
         self.quiet = quiet
+
+    @staticmethod
+    def check(host: str, token: str | None) -> None:
+        """Beyond loopback, only with a token: anyone who can reach the port could search."""
+        if not is_loopback(host) and not token:
+            raise UserError(
+                f"refusing to listen on {host} without a token",
+                "pass --token or set DDSEARCH_TOKEN (or listen on 127.0.0.1)",
+            )
 
     @property
     def url(self) -> str:

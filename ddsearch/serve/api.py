@@ -6,12 +6,13 @@ byte; searches run on the :class:`~ddsearch.service.Service`'s worker threads, s
 loop only routes.
 """
 
-from __future__ import annotations
+# no "from __future__ import annotations": the routes' and tools' parameter types are made
+# from the settings inside the factory, and FastAPI and the MCP SDK read them at definition
 
 import hmac
 import json
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -22,14 +23,17 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ddsearch import __version__
+from ddsearch.config import QuerySettings
+from ddsearch.errors import Problem, QueryError, UserError
+from ddsearch.models import CiteFormat, Mode
 from ddsearch.search.render import MAX_MARKS, MAX_SCALE, MAX_WIDTH, MIN_SCALE
+from ddsearch.search.validate import check_k, check_mode, check_text
 from ddsearch.serve.page import PAGE_CSP, render_page
 from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
-from ddsearch.service import MAX_QUERY_CHARS, Busy, RequestError, Service
+from ddsearch.service import Service
 
-MAX_K = 100
-DEFAULT_K = 10  # results when k is not given, in /search and on the page
 MCP_PATH = "/mcp"
+STATUS = {Problem.INPUT: 400, Problem.NOT_FOUND: 404, Problem.UNAVAILABLE: 503, Problem.BUSY: 503}
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 PNG_TYPE = "image/png"
@@ -151,18 +155,11 @@ def only(**repeatable: bool):
     return Depends(check)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    """The first problem of a request, in one line."""
+def _validation_message(exc: RequestValidationError, limits: QuerySettings) -> str:
+    """The first problem of a request, in one line: for a query's parameters, the message
+    every interface gives (ddsearch.search.validate)."""
     err = exc.errors()[0]
-    name, kind = str(err["loc"][-1]), err.get("type", "")
-    if name == "q":
-        if kind == "string_too_long":
-            return f"parameter 'q' is longer than {MAX_QUERY_CHARS} characters"
-        if kind == "string_pattern_mismatch" and str(err.get("input", "")).strip():
-            return "parameter 'q' must hold a word to search for (a letter or digit)"
-        return "parameter 'q' is required and must not be empty"
-    if name == "k":
-        return f"parameter 'k' must be an integer from 1 to {MAX_K}"
+    name, given = str(err["loc"][-1]), err.get("input")
     if name == "n":
         return "the page number must be a whole number from 1 (/page/PAPER/N.png)"
     if name == "scale":
@@ -170,29 +167,33 @@ def _validation_message(exc: RequestValidationError) -> str:
     if name == "width":
         return f"parameter 'width' must be a whole number of pixels from 16 to {MAX_WIDTH}"
     if name == "mark" or (len(err["loc"]) > 2 and err["loc"][-2] == "mark"):
-        if kind == "too_long":
+        if err.get("type") == "too_long":
             return f"at most {MAX_MARKS} rectangles (mark) may be highlighted"
         return "parameter 'mark' must be x0,y0,x1,y1 in PDF points"
-    if kind == "literal_error":
-        return f"parameter {name!r} must be one of: {err['ctx']['expected']}"
+    if err.get("type") == "missing":
+        return f"parameter {name!r} is required"
+    check = {"q": lambda: check_text(given if isinstance(given, str) else "", limits),
+             "k": lambda: check_k(_integer(given), limits), "mode": lambda: check_mode(given),
+             "format": lambda: CiteFormat(given)}.get(name)  # fmt: skip
+    if check is not None:
+        try:
+            check()
+        except QueryError as e:
+            return f"parameter {name!r}: {e}"
+        except ValueError:
+            return f"parameter {name!r} must be one of: {', '.join(CiteFormat)}"
     return f"parameter {name!r}: {err.get('msg', 'invalid')}"
 
 
-Q = Annotated[
-    str,
-    Query(
-        min_length=1,
-        max_length=MAX_QUERY_CHARS,
-        # a word to search for: a letter or digit (Unicode in Python; a client that reads it
-        # as ECMA-262 without the u flag asks for an ASCII one, which an English query has)
-        pattern=r"[^\W_]",
-        description="The question",
-    ),
-]
-K = Annotated[int, Query(ge=1, le=MAX_K, description="How many passages")]
+def _integer(value: object) -> object:
+    try:
+        return int(str(value))
+    except ValueError:
+        return value
+
+
 PAPERS = Annotated[list[str], Query(description="Only this paper id (repeatable); unknown: 400")]
-Mode = Literal["hybrid", "dense", "lexical"]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d}
     for s, d in (
         (400, "A bad or unknown parameter"),
@@ -227,6 +228,20 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
                host: str = "127.0.0.1") -> FastAPI:  # fmt: skip
     """The app over ``service``. ``cors_origins``: the only other sites whose scripts may read
     it (none by default). ``host``: where it listens, for MCP's DNS-rebinding protection."""
+    limits = service.settings.query
+    default_k = limits.k  # results when k is not given, in /search and on the page
+    Q = Annotated[  # noqa: N806 - a type
+        str,
+        Query(
+            min_length=1,
+            max_length=limits.max_chars,
+            # a word to search for: a letter or digit (Unicode in Python; a client that reads
+            # it as ECMA-262 without the u flag asks for an ASCII one, which an English query has)
+            pattern=r"[^\W_]",
+            description="The question",
+        ),
+    ]
+    K = Annotated[int, Query(ge=1, le=limits.max_k, description="How many passages")]  # noqa: N806
     mcp_app = None
     if mcp:
         from ddsearch.mcp_server import make_server
@@ -259,12 +274,12 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
         redirect_slashes=False,
         lifespan=lifespan,
     )
-    _add_error_handlers(app)
+    _add_error_handlers(app, limits)
 
     @app.get("/search", response_model=SearchAnswer, responses=ERRORS, operation_id="search",
              summary="Ranked passages for a question (the JSON of query --json)",
              dependencies=[only(q=False, k=False, paper=True, mode=False)])  # fmt: skip
-    async def search(q: Q, k: K = DEFAULT_K, paper: PAPERS = [], mode: Mode = "hybrid"):  # noqa: B006
+    async def search(q: Q, k: K = default_k, paper: PAPERS = [], mode: Mode = Mode.HYBRID):  # noqa: B006
         body = await service.call(service.search_json, q, k, paper, mode)
         return Response(body.encode(), media_type=JSON_TYPE)
 
@@ -274,7 +289,9 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     async def papers():
         return json_response(200, await service.call(service.papers))
 
-    cite_content = {t.split(";")[0]: {"schema": {"type": "string"}} for t in CITE_TYPES.values()}
+    cite_content: dict[str, dict[str, Any]] = {
+        t.split(";")[0]: {"schema": {"type": "string"}} for t in CITE_TYPES.values()
+    }
     cite_content[CITE_TYPES["csl"].split(";")[0]] = {  # CSL-JSON: an array of items
         "schema": {"type": "array", "items": {"type": "object"}}
     }
@@ -284,7 +301,7 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
              responses={200: {"description": "BibTeX, CSL-JSON or RIS", "content": cite_content},
                         404: {"model": ErrorBody, "description": "Not a known paper"},
                         **ERRORS})  # fmt: skip
-    async def cite(request: Request, id: str, format: Literal["bib", "csl", "ris"] = "bib"):  # noqa: A002
+    async def cite(request: Request, id: str, format: CiteFormat = CiteFormat.BIB):  # noqa: A002
         raw = request.scope.get("raw_path", b"").decode("latin-1").rsplit("/", 1)[-1]
         try:
             paper_id = unquote(raw, errors="strict")
@@ -351,14 +368,14 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
              "The page"}, 400: {"content": {"text/html": {}}, "description": "The page, with "
              "the error"}, 503: ERRORS[503]})  # fmt: skip
     async def page(
-        q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
-        k: K = DEFAULT_K,
+        q: Annotated[str, Query(max_length=limits.max_chars)] = "",
+        k: K = default_k,
         paper: PAPERS = [],  # noqa: B006 - FastAPI copies defaults
-        mode: Mode = "hybrid",
+        mode: Mode = Mode.HYBRID,
     ):
         hits, keys = await service.call(service.search, q, k, paper, mode)
         weak = bool(getattr(hits, "weak_match", False))  # as the search JSON has it
-        kept = [("k", str(k))] if k != DEFAULT_K else []  # the next search keeps them
+        kept = [("k", str(k))] if k != default_k else []  # the next search keeps them
         kept += [("paper", p) for p in paper] + ([("mode", mode)] if mode != "hybrid" else [])
         page = render_page(q, hits, keys, weak=weak, filters=kept)
         return Response(page.encode(), media_type=HTML_TYPE)
@@ -389,7 +406,7 @@ def _mark(text: str) -> tuple[float, float, float, float]:
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, limits: QuerySettings) -> None:
     """Every refusal is one line of JSON (of HTML on the page), never a traceback."""
 
     def refuse(request: Request, status: int, message: str, headers=None) -> Response:
@@ -402,40 +419,21 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, e: ApiError):
         return refuse(request, e.status, e.message, e.headers)
 
-    @app.exception_handler(RequestError)
-    async def request_error(request: Request, e: RequestError):
-        return refuse(request, e.status, str(e))
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, e: UserError):
+        status = STATUS[e.problem]
+        retry = {"Retry-After": "1"} if e.problem is Problem.BUSY else None
+        return refuse(request, status, str(e), retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):
-        return refuse(request, 400, _validation_message(e))
+        return refuse(request, 400, _validation_message(e, limits))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):
         if e.status_code == 404:
             return error_response(404, f"no such resource: {request.url.path}")
         return error_response(e.status_code, str(e.detail), dict(e.headers or {}))
-
-    @app.exception_handler(Busy)
-    async def busy(request: Request, e: Busy):
-        return refuse(request, 503, str(e), {"Retry-After": "1"})
-
-    from ddsearch.index.embed import ModelError
-    from ddsearch.index.records import IndexError_
-    from ddsearch.search.searcher import QueryError
-
-    def first_line(e: Exception) -> str:
-        return (str(e).splitlines() or [type(e).__name__])[0]
-
-    @app.exception_handler(QueryError)
-    async def bad_query(request: Request, e: QueryError):
-        return refuse(request, 400, first_line(e))
-
-    for unreadable in (IndexError_, ModelError):  # the index or model failed: keep serving
-
-        @app.exception_handler(unreadable)
-        async def unavailable(request: Request, e: Exception):
-            return refuse(request, 503, first_line(e))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, e: Exception):  # the server logs the traceback

@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 from ddsearch import __version__
-from ddsearch.service import MAX_QUERY_CHARS
+from ddsearch.config import QuerySettings
+
+MAX_CHARS = QuerySettings().max_chars  # the input's maxlength; longer is refused anyway
 
 _CSS = """
 body{font:15px/1.4 system-ui,sans-serif;max-width:76rem;margin:.8rem auto;padding:0 1rem;color:#222}
@@ -59,7 +62,7 @@ def _safe_href(url: str | None) -> str | None:
 def _page_view(hit) -> str:
     """The cited part of the page, the quote highlighted (a crop, drawn by /page when the
     browser comes to it), linked to the whole page; "" when the quote's place is not known."""
-    from ddsearch.search.pdfs import PageError
+    from ddsearch.search.pdfs import ImageError, PageError
     from ddsearch.search.render import Geometry, crop_box
 
     if not hit.highlight:
@@ -68,7 +71,7 @@ def _page_view(hit) -> str:
     first = hit.highlight[0]
     try:
         geometry = Geometry(crop_box(first.box, first.rects), CROP_SCALE)
-    except PageError:
+    except (ImageError, PageError):
         return ""
     links = []
     for h in hit.highlight:
@@ -91,7 +94,7 @@ def _page_view(hit) -> str:
 
 def render_page(
     q: str, hits, keys: dict[str, str], error: str | None = None, weak: bool = False,
-    filters: list[tuple[str, str]] = (),
+    filters: Sequence[tuple[str, str]] = (),
 ) -> str:  # fmt: skip
     """The search page; every piece of text from the query or the index is escaped.
     ``weak``: the search JSON's ``weak_match``, shown as a notice above the results.
@@ -107,7 +110,7 @@ def render_page(
         f"<title>{e(q + ' – ') if q else ''}ddsearch</title><style>{_CSS}</style></head><body>",
         "<header><b>ddsearch</b>",
         '<form method="get" action="/" role="search">',
-        f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_QUERY_CHARS}" '
+        f'<input type="search" name="q" value="{e(q)}" maxlength="{MAX_CHARS}" '
         'placeholder="Why does Raft use randomized election timeouts?" autofocus required>',
         *(f'<input type="hidden" name="{e(n)}" value="{e(v)}">' for n, v in filters),
         '<button type="submit">Search</button></form></header>',

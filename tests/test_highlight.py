@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pdfmaker import make_pdf, pdf_bytes
 
+from ddsearch.errors import Problem
 from ddsearch.index.records import PaperRecord
 from ddsearch.models import Paper
 from ddsearch.search.highlight import Highlighter, align, merge_lines
@@ -201,7 +202,7 @@ def test_a_missing_or_changed_pdf_and_a_page_out_of_range_are_refused(tmp_path, 
     highlighter = Highlighter(pdfs)
     with pytest.raises(PageError, match="page 2 is not in the PDF") as e:
         highlighter.locate(record, [2], "One page only.")
-    assert e.value.status == 404
+    assert e.value.problem is Problem.NOT_FOUND  # 404 over HTTP, a tool error in MCP
     path.write_bytes(pdf_bytes([["One page, changed."]]))
     with pytest.raises(PageError, match="changed since it was ingested"):
         highlighter.locate(record, [1], "One page only.")

@@ -5,6 +5,7 @@ commit before the migrations (git archive), run in its own process, with the rea
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -68,7 +69,7 @@ def _contents(home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def old_home(tmp_path_factory, embedder_stamp):
     """A home ingested by BEFORE (three made-up papers, the real model), its answers to
-    QUESTIONS as BEFORE gives them, and its content hashes."""
+    QUESTIONS as BEFORE gives them (they show BEFORE answered), and its content hashes."""
     from conftest import write_small_papers
 
     root = tmp_path_factory.mktemp("old-home")
@@ -91,9 +92,18 @@ def _answers(home: Path) -> list[str]:
     return [_run(REPO, "--home", str(home), "query", q, "--json") for q in QUESTIONS]
 
 
-def test_a_home_of_before_answers_the_same_after_its_upgrade(old_home, tmp_path):
+def _gist(answers: list[str]) -> list[tuple]:
+    """Each answer's first hit: paper, pages, section and quote (the vectors BEFORE computed
+    differ from today's in the last digits, which may swap the close ones below it)."""
+    return [tuple(json.loads(a)["results"][0][f] for f in ("paper", "pages", "section", "quote"))
+            for a in answers]  # fmt: skip
+
+
+def test_a_home_of_before_answers_the_same_after_its_upgrade(old_home, indexed_home, tmp_path):
     home = _copy(old_home[0], tmp_path)
-    assert _answers(home) == old_home[1]  # the first query upgrades it, then answers
+    # the first query upgrades it, then answers as a home this code ingested does (the
+    # ranking has changed since BEFORE: its own answers are not today's)
+    assert _gist(_answers(home)) == _gist(_answers(indexed_home))
     store = Store(home, readonly=True)
     assert {pid: digest(store.paper_rows(pid)) for pid in store.records()} == old_home[2]
     applied = {r[0] for r in store.db.execute("SELECT number FROM migrations")}
@@ -125,7 +135,8 @@ def test_relative_sources_of_older_homes_become_absolute(old_home, tmp_path, mon
     assert diagnose(Settings(home=home)).ok
 
 
-def test_a_home_from_before_chroma_held_the_index_is_committed_to_it(old_home, tmp_path):
+def test_a_home_from_before_chroma_held_the_index_is_committed_to_it(old_home, indexed_home,
+                                                                    tmp_path):  # fmt: skip
     """Layout 0: the cache alone, and a collection of vectors that is dropped."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -144,7 +155,7 @@ def test_a_home_from_before_chroma_held_the_index_is_committed_to_it(old_home, t
     from chromadb.api.client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
-    assert _answers(home) == old_home[1]
+    assert _gist(_answers(home)) == _gist(_answers(indexed_home))
     store = Store(home)
     assert "chunks" not in store.chroma.collection_names()
     assert store.differing() == [] and set(store.records()) == set(old_home[2])

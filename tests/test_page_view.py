@@ -15,7 +15,8 @@ from PIL import Image
 
 from ddsearch.catalog import load_catalog
 from ddsearch.config import Settings
-from ddsearch.search.pdfs import PageError, Pdfs
+from ddsearch.errors import Problem
+from ddsearch.search.pdfs import ImageError, PageError, Pdfs
 from ddsearch.search.render import HIGHLIGHT, Geometry, crop_box, draw, png, scale_for
 from ddsearch.serve.api import create_app
 from ddsearch.service import Service
@@ -60,9 +61,9 @@ def test_scale_and_width_are_bounded():
         ((612, 792), None, 3999, "from 1 to 2000"),
         ((300, 2000), 2.5, None, "750x5000 pixels, more than 4000"),  # a long, narrow page
     ):
-        with pytest.raises(PageError, match=words) as e:
+        with pytest.raises(ImageError, match=words) as e:
             scale_for(size, scale, width)
-        assert e.value.status == 400
+        assert e.value.problem is Problem.INPUT  # 400 over HTTP
 
 
 def test_a_crop_is_the_first_lines_around_the_marks():

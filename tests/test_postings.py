@@ -149,8 +149,8 @@ def test_fts5_filters_papers_before_its_limit_as_the_postings_do(tmp_path):
 
 
 def test_term_scores_split_tops_scores_by_token(tmp_path):
-    db = _fts_db(tmp_path)
-    postings = Postings.build(db, COLUMN_WEIGHTS)
+    store = _fts_db(tmp_path)
+    postings = _build(store)
     tokens = _tokens("replica leader lease unheardof")
     ranked = postings.top(tokens, 50)
     rows = [r for r, _ in ranked] + [10**9]  # and a rowid the index does not hold
@@ -159,3 +159,4 @@ def test_term_scores_split_tops_scores_by_token(tmp_path):
     assert parts.sum(axis=0)[:-1].tolist() == pytest.approx([s for _, s in ranked])
     assert parts[:, -1].tolist() == [0.0] * len(tokens)
     assert parts[tokens.index("unheardof")].tolist() == [0.0] * len(rows)
+    store.close()

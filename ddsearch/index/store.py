@@ -17,6 +17,7 @@ the paper's one transaction (``_write_rows`` / ``_delete_rows``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -558,11 +559,11 @@ class Store:
             rowids,
         ):
             sentences.setdefault(r[0], []).append(
-                Sentence(r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), bool(r[5]))
+                Sentence(r[1], r[2], _pages(r[3]), _pages(r[4]), bool(r[5]))
             )
         return {
             r[0]: Chunk(
-                r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[7], tuple(json.loads(r[6])),
+                r[1], r[2], r[3], r[4], _pages(r[5]), r[7], _pages(r[6]),
                 tuple(sentences.get(r[0], ())),
             )
             for r in rows
@@ -756,3 +757,10 @@ def digest(rows: PaperRows) -> str:
         h.update(len(value).to_bytes(8, "little"))
         h.update(value)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _pages(text: str) -> tuple:
+    """A stored list of page numbers or labels ("[3, 4]", '["213"]'), as a tuple. A query
+    reads a few thousand of them, nearly all alike: each text is decoded once."""
+    return tuple(json.loads(text))

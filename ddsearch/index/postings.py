@@ -168,22 +168,31 @@ class Postings:
 class Tokenizer:
     """Splits query words into the tokens FTS5 indexes, using FTS5's own tokenizer."""
 
+    KEEP = 50_000  # words whose tokens are kept: a query's words and its candidates' headings
+
     def __init__(self, tokenize: str):
+        self._known: dict[str, tuple[str, ...]] = {}  # each word is tokenized on its own: once
         self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.db.execute(f"CREATE VIRTUAL TABLE words USING fts5(w, tokenize='{tokenize}')")
         self.db.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(words, instance)")
 
     def __call__(self, words: list[str]) -> list[list[str]]:
         """Each word's tokens, in order (a word may give none, or several)."""
-        db = self.db
-        db.execute("BEGIN")
-        try:
-            db.execute("DELETE FROM words")
-            db.executemany("INSERT INTO words (rowid, w) VALUES (?, ?)", enumerate(words))
-            found = db.execute("SELECT doc, term FROM tokens ORDER BY doc, offset").fetchall()
-        finally:
-            db.execute("ROLLBACK")
-        out: list[list[str]] = [[] for _ in words]
-        for i, term in found:
-            out[i].append(term)
-        return out
+        known = self._known
+        new = list(dict.fromkeys(w for w in words if w not in known))
+        if new:
+            db = self.db
+            db.execute("BEGIN")
+            try:
+                db.execute("DELETE FROM words")
+                db.executemany("INSERT INTO words (rowid, w) VALUES (?, ?)", enumerate(new))
+                found = db.execute("SELECT doc, term FROM tokens ORDER BY doc, offset").fetchall()
+            finally:
+                db.execute("ROLLBACK")
+            out: list[list[str]] = [[] for _ in new]
+            for i, term in found:
+                out[i].append(term)
+            if len(known) + len(new) > self.KEEP:
+                known.clear()
+            known.update((w, tuple(t)) for w, t in zip(new, out))
+        return [list(known[w]) for w in words]

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,7 @@ def query_terms_in_order(text: str) -> list[str]:
     return [t for t in (w.lower() for w in _TOKEN.findall(text)) if t not in STOPWORDS]
 
 
+@lru_cache(maxsize=1 << 16)  # a query stems thousands of words, nearly all seen before
 def stem(word: str) -> str:
     """A crude stem, enough to match 'copied', 'copies', 'copy' and 'sales', 'sale'."""
     for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("s", "")):
@@ -160,6 +161,12 @@ def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosi
     return out
 
 
+@lru_cache(maxsize=1 << 15)  # every query reads the candidates' sentences: each once
+def sentence_stems(text: str) -> frozenset[str]:
+    """The stems of a sentence's content words."""
+    return frozenset(stem(w) for w in query_terms_in_order(text))
+
+
 def sentence_terms(question: Question, chunk: Chunk) -> float:
     """The largest idf-weighted share of the question's words that one sentence of the chunk
     holds: a passage with one sentence on the question's rare words answers it more often than
@@ -169,7 +176,7 @@ def sentence_terms(question: Question, chunk: Chunk) -> float:
         return 0.0
     best = 0.0
     for s in chunk.sentences:
-        have = {stem(w) for w in query_terms_in_order(chunk.text[s.start : s.end])}
+        have = sentence_stems(chunk.text[s.start : s.end])
         best = max(best, sum(w for t, w in question.stems.items() if t in have))
     return best / total
 

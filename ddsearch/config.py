@@ -116,6 +116,7 @@ class SearchSettings(Checked):
     bm25_title: float = 2.0
     bm25_section: float = 1.5
     bm25_text: float = 1.0
+    kept_chunks: int = 20_000  # chunks a Searcher keeps decoded between queries (~5 KB each)
     quote_sentences: int = 3  # a quote is 1 to this many contiguous sentences
     quote_min_words: int = 4  # fewer words is a fragment ("Fig. 3", "For"), never quoted alone
     quote_max_words: int = 80  # a longer quote is a passage, not a quote
@@ -125,7 +126,7 @@ class SearchSettings(Checked):
         **dict.fromkeys(("sentence_weight", "named_weight", "section_weight"), (0.0, 10.0)),
         "candidates": (1, 10_000), "rerank": (0, 10_000), "diverse_below": (0, 1000),
         "per_paper": (1, 1000), "list_per_paper": (1, 1000), "max_parts": (1, 20),
-        "weak_dense": (-1.0, 1.0), "weak_terms": (0.0, 1.0),
+        "weak_dense": (-1.0, 1.0), "weak_terms": (0.0, 1.0), "kept_chunks": (0, 10_000_000),
         **dict.fromkeys(("bm25_title", "bm25_section", "bm25_text"), (0.0, 100.0)),
         "quote_sentences": (1, 20), "quote_min_words": (0, 1000), "quote_max_words": (1, 10_000),
     }  # fmt: skip

@@ -73,6 +73,7 @@ class Searcher:
         self._tokenizer: Any = None
         self._names: tuple | None = None  # (the records they were read from, Names)
         self._layout: tuple | None = None  # (the vectors it was read from, Layout)
+        self._kept: tuple | None = None  # (vectors, generation read with, {rowid: Chunk})
         self._dense_all: tuple | None = None  # (query, cosine of every row), the last query's
         self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
@@ -307,7 +308,7 @@ class Searcher:
             runs.append(("lexical", ranking, weight))
         fused = fuse([(ranking, weight) for _, ranking, weight in runs])
         order = sorted(fused, key=lambda r: -fused[r])
-        chunks = self._same_rows(self.store.chunks(order), check)
+        chunks = self._chunks(order, check)
         if named:
             ranking = [(r, 1.0) for r in order if r in chunks and chunks[r].paper_id in named]
             runs.append(("named", ranking, knobs.named_weight))
@@ -424,7 +425,9 @@ class Searcher:
         likely = layout.papers[int(np.argmax(chance))]
         chosen = {p for p, c in zip(layout.papers, chance) if c >= fitted.described}
         # a question about two systems: a clause that identifies another paper on its own
-        for clause in fusion.clauses(original) if postings is not None else ():
+        # (a clause's chance never reaches a threshold above 1: the fit found it does not pay)
+        readable = postings is not None and fitted.clause <= 1.0
+        for clause in fusion.clauses(original) if readable else ():
             found = self._clause_chance(clause, layout, postings, named) * allowed
             if found.max() >= fitted.clause:
                 chosen.add(layout.papers[int(np.argmax(found))])
@@ -439,7 +442,7 @@ class Searcher:
             extra += [r for r, _ in best if r not in top]
         missing = [r for r in extra if r not in chunks]
         if missing:
-            chunks.update(self._same_rows(self.store.chunks(missing), check))
+            chunks.update(self._chunks(missing, check))
         top += [r for r in dict.fromkeys(extra) if r in chunks]
         rows = np.array([position[r] for r in top], dtype=np.int64)
 
@@ -531,6 +534,22 @@ class Searcher:
             chance={p: float(c) for p, c in zip(layout.papers, chance) if c >= 0.01},
             described=tuple(described),
         )
+
+    def _chunks(self, rowids: list[int], check: bool) -> dict[int, Chunk]:
+        """The chunks of these rows, as the vectors read hold them (:meth:`_same_rows`); kept
+        while those vectors and the index's generation are, since the next query reads most of
+        them again (a re-ingest meanwhile may give a kept rowid to another chunk)."""
+        vectors, generation = self._matrix(), self.store.generation
+        if self._kept is None or self._kept[0] is not vectors or self._kept[1] != generation:
+            self._kept = (vectors, generation, {})
+        kept = self._kept[2]
+        missing = [r for r in rowids if r not in kept]
+        if missing:
+            found = self._same_rows(self.store.chunks(missing), check)
+            if len(kept) + len(found) > self.settings.kept_chunks:
+                kept.clear()
+            kept.update(found)
+        return {r: kept[r] for r in rowids if r in kept}
 
     def _same_rows(self, chunks: dict[int, Chunk], check: bool) -> dict[int, Chunk]:
         """The chunks whose rowid still holds the chunk the vectors were read with: a re-ingest

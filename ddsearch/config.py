@@ -246,6 +246,40 @@ class EvalSettings(Checked):
 
 
 @dataclass(frozen=True)
+class PageSettings(Checked):
+    """How a paper's pages are drawn as images: serve's /page and its crops, MCP's page tool,
+    ``query --pages`` and ``--export FILE.png``."""
+
+    scale: float = 1.5  # pixels per PDF point when neither scale nor width is asked (108 dpi)
+    min_scale: float = 0.1  # a thumbnail
+    max_scale: float = 2.5  # 180 dpi: more is a poster, not a page to read
+    mcp_min_scale: float = 0.5  # an image a model is shown must stay legible
+    min_width: int = 16  # pixels an image may be asked to be wide...
+    max_width: int = 2000  # ... and at most
+    max_side: int = 4000  # pixels on the longer side of any image drawn (a long, narrow page)
+    max_marks: int = 64  # rectangles one image may highlight
+    png_scale: float = 2.0  # exported PNGs: 144 dpi, sharp enough for notes and slides
+    crop_scale: float = 1.5  # the search page's crops: sharp when shown at about half width
+    crop_pad: float = 14.0  # points around the marks in a crop: about a line above and below
+    cache_bytes: int = 64 << 20  # page images serve keeps drawn: a page view's crops many times
+
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "scale": (0.01, 10), "min_scale": (0.01, 10), "max_scale": (0.01, 10),
+        "mcp_min_scale": (0.01, 10), "min_width": (1, 100_000), "max_width": (1, 100_000),
+        "max_side": (16, 100_000), "max_marks": (1, 10_000), "png_scale": (0.01, 10),
+        "crop_scale": (0.01, 10), "crop_pad": (0, 1000), "cache_bytes": (0, 1 << 40),
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for low, high in (("min_scale", "max_scale"), ("min_width", "max_width")):
+            if getattr(self, low) > getattr(self, high):
+                raise SettingsError(f"PageSettings.{low} must not exceed {high}")
+        if not self.min_scale <= self.scale <= self.max_scale:
+            raise SettingsError("PageSettings.scale must be from min_scale to max_scale")
+
+
+@dataclass(frozen=True)
 class Settings(Checked):
     """Everything that shapes an index, and the settings of each part. The fields marked
     ``shapes_index`` change the chunks or vectors: a paper ingested with other values is
@@ -271,6 +305,7 @@ class Settings(Checked):
     store: StoreSettings = field(default_factory=StoreSettings)  # how Chroma is written
     serve: ServeSettings = field(default_factory=ServeSettings)  # ddsearch serve
     eval: EvalSettings = field(default_factory=EvalSettings)  # ddsearch eval
+    page: PageSettings = field(default_factory=PageSettings)  # pages drawn as images
 
     bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
         "chunk_tokens": (32, 4096), "overlap_tokens": (0, 2048), "section_tokens": (0, 512),

@@ -15,7 +15,7 @@ from mcp_types import TextContent
 from pydantic import BaseModel, Field
 
 from ddsearch import __version__
-from ddsearch.config import Settings
+from ddsearch.config import PageSettings, Settings
 from ddsearch.errors import UserError
 from ddsearch.models import CiteFormat
 from ddsearch.search.validate import check_text
@@ -157,7 +157,14 @@ def make_server(service: Service):
             str | None,
             Field(max_length=5000, description="Text to highlight on it, e.g. a passage's quote"),
         ] = None,
-        scale: Annotated[float, Field(ge=0.5, le=2.5, description="Pixels per PDF point")] = 1.0,
+        scale: Annotated[
+            float,
+            Field(
+                ge=PageSettings.mcp_min_scale,
+                le=PageSettings.max_scale,
+                description="Pixels per PDF point",
+            ),
+        ] = 1.0,
     ) -> list[Image | TextContent]:
         """A page of an indexed paper as an image (PNG), with ``quote`` highlighted where it
         stands on the page: the reader checks a citation by looking at it. An error when the

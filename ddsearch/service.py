@@ -23,8 +23,6 @@ from ddsearch.errors import BusyError, NotFoundError, QueryError
 from ddsearch.models import CiteFormat, Mode, Paper, Results
 from ddsearch.search.validate import check_papers, check_text
 
-IMAGE_CACHE_BYTES = 64 << 20  # the page images serve keeps drawn: a page view's crops many times
-
 
 class Service:
     """The index behind the server and the MCP tools; ``await call(job, ...)`` runs a job.
@@ -169,7 +167,7 @@ class Service:
                          marks=marks, crop=crop)  # fmt: skip
         with self._images_lock:
             self._images[key] = image
-            while sum(map(len, self._images.values())) > IMAGE_CACHE_BYTES:
+            while sum(map(len, self._images.values())) > self.settings.page.cache_bytes:
                 self._images.popitem(last=False)
         return image
 

@@ -19,6 +19,7 @@ from ddsearch.config import (
     EvalSettings,
     FetchPolicy,
     Limits,
+    PageSettings,
     QuerySettings,
     SearchSettings,
     ServeSettings,
@@ -31,7 +32,7 @@ from ddsearch.ingest.pipeline import ingest
 from ddsearch.models import Paper
 
 CLASSES = [Settings, SearchSettings, QuerySettings, Limits, FetchPolicy, StoreSettings,
-           ServeSettings, EvalSettings]  # fmt: skip
+           ServeSettings, EvalSettings, PageSettings]  # fmt: skip
 PACKAGE = Path(__file__).resolve().parents[1] / "ddsearch"
 
 

@@ -57,8 +57,8 @@ def test_scale_and_width_are_bounded():
     assert scale_for((612, 792), 2.0, 306) == 0.5  # the width decides
     for size, scale, width, words in (
         ((612, 792), 5.0, None, "between 0.1 and 2.5"),
-        ((612, 792), None, 0, "from 1 to 2000"),
-        ((612, 792), None, 3999, "from 1 to 2000"),
+        ((612, 792), None, 0, "from 16 to 2000"),
+        ((612, 792), None, 3999, "from 16 to 2000"),
         ((300, 2000), 2.5, None, "750x5000 pixels, more than 4000"),  # a long, narrow page
     ):
         with pytest.raises(ImageError, match=words) as e:

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddsearch.config import PageSettings
 from ddsearch.models import Hit
 from ddsearch.search.cite import format_citation, make_citation
 from ddsearch.search.pdfs import PageError
 from ddsearch.search.render import HIGHLIGHT, draw, png
 
 AUTHOR = "ddsearch"  # the annotations' author, as PDF readers and Zotero show it
-PNG_SCALE = 2.0  # 144 dpi: a page sharp enough for notes and slides
+PNG_SCALE = PageSettings.png_scale  # PageSettings says why
 
 
 @dataclass(frozen=True)

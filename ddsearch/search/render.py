@@ -13,15 +13,18 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ddsearch.config import PageSettings
 from ddsearch.search.pdfs import LOCK, ImageError, Pdfs
 
 HIGHLIGHT = (255, 221, 0)  # the highlighter's yellow; white paper under it turns this colour
-MAX_SCALE = 2.5  # 180 dpi: more is a poster, not a page to read
-MAX_WIDTH = 2000  # pixels an image may be asked to be wide
-MIN_SCALE = 0.1
-MAX_SIDE = 4000  # pixels on the longer side of any image drawn
-MAX_MARKS = 64  # rectangles one image may highlight
-PAD = 14.0  # points around the marks in a crop: about a line above and below
+# for callers without settings: PageSettings' own defaults (why: there)
+DEFAULT_SCALE, MIN_SCALE, MAX_SCALE = (
+    PageSettings.scale,
+    PageSettings.min_scale,
+    PageSettings.max_scale,
+)
+MIN_WIDTH, MAX_WIDTH = PageSettings.min_width, PageSettings.max_width
+MAX_SIDE, MAX_MARKS, PAD = PageSettings.max_side, PageSettings.max_marks, PageSettings.crop_pad
 
 Rect = tuple[float, float, float, float]
 
@@ -63,11 +66,11 @@ def scale_for(page_size: tuple[float, float], scale: float | None, width: int | 
     else ``scale``, within bounds; ImageError past them."""
     w, h = page_size
     if width is not None:
-        if not 1 <= width <= MAX_WIDTH:
-            raise ImageError(f"width must be from 1 to {MAX_WIDTH} pixels")
+        if not MIN_WIDTH <= width <= MAX_WIDTH:
+            raise ImageError(f"width must be from {MIN_WIDTH} to {MAX_WIDTH} pixels")
         scale = width / w
     elif scale is None:
-        scale = 1.5
+        scale = DEFAULT_SCALE
     elif not MIN_SCALE <= scale <= MAX_SCALE:
         raise ImageError(f"scale must be between {MIN_SCALE} and {MAX_SCALE}")
     if max(w, h) * scale > MAX_SIDE:

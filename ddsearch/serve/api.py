@@ -26,7 +26,14 @@ from ddsearch import __version__
 from ddsearch.config import QuerySettings
 from ddsearch.errors import Problem, QueryError, UserError
 from ddsearch.models import CiteFormat, Mode
-from ddsearch.search.render import MAX_MARKS, MAX_SCALE, MAX_WIDTH, MIN_SCALE
+from ddsearch.search.render import (
+    DEFAULT_SCALE,
+    MAX_MARKS,
+    MAX_SCALE,
+    MAX_WIDTH,
+    MIN_SCALE,
+    MIN_WIDTH,
+)
 from ddsearch.search.validate import check_k, check_mode, check_text
 from ddsearch.serve.page import PAGE_CSP, render_page
 from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
@@ -165,7 +172,7 @@ def _validation_message(exc: RequestValidationError, limits: QuerySettings) -> s
     if name == "scale":
         return f"parameter 'scale' must be a number from {MIN_SCALE} to {MAX_SCALE}"
     if name == "width":
-        return f"parameter 'width' must be a whole number of pixels from 16 to {MAX_WIDTH}"
+        return f"parameter 'width' must be a whole number of pixels from {MIN_WIDTH} to {MAX_WIDTH}"
     if name == "mark" or (len(err["loc"]) > 2 and err["loc"][-2] == "mark"):
         if err.get("type") == "too_long":
             return f"at most {MAX_MARKS} rectangles (mark) may be highlighted"
@@ -328,8 +335,8 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
         paper: Annotated[str, Path(description="An indexed paper's id")],
         n: Annotated[int, Path(ge=1, description="The PDF page (1-based)")],
         scale: Annotated[float | None, Query(ge=MIN_SCALE, le=MAX_SCALE,
-                         description="Pixels per PDF point (default 1.5)")] = None,
-        width: Annotated[int | None, Query(ge=16, le=MAX_WIDTH,
+                         description=f"Pixels per PDF point (default {DEFAULT_SCALE:g})")] = None,
+        width: Annotated[int | None, Query(ge=MIN_WIDTH, le=MAX_WIDTH,
                          description="The image's width in pixels (decides over scale)")] = None,
         mark: Annotated[list[Annotated[str, StringConstraints(pattern=MARK)]], Query(
                         max_length=MAX_MARKS, description="A rectangle to highlight, "

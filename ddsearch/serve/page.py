@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 from ddsearch import __version__
-from ddsearch.config import QuerySettings
+from ddsearch.config import PageSettings, QuerySettings
 
 MAX_CHARS = QuerySettings().max_chars  # the input's maxlength; longer is refused anyway
 
@@ -34,7 +34,7 @@ li.hit>:not(.view){grid-column:1}li.hit>.view{grid-column:2;grid-row:1/span 3;al
 .pages{font-size:.8rem}
 @media (max-width:40rem){li.hit{display:block}.view{width:auto;max-height:9rem;margin:.3rem 0}}
 """
-CROP_SCALE = 1.5  # pixels per point of a result's crop: sharp when shown at about half width
+CROP_SCALE = PageSettings.crop_scale  # PageSettings says why
 # copy buttons: the only script, allowed by its hash in the CSP; searching needs none
 _SCRIPT = (
     "document.addEventListener('click',function(ev){var b=ev.target.closest('button[data-copy]');"

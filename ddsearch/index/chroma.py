@@ -14,8 +14,10 @@ Chroma holds everything, in three collections (layout 2):
   a document is tokenised, which tripled them. A lane's bit 30 is flipped, so that every lane is
   a finite, normal float, as Chroma requires (a unit vector's float16 never sets that bit).
 * ``ddsearch_papers_v2``: the manifest, one row per committed paper: its record (Paper, sha256,
-  settings fingerprint, chunk count) as JSON, and metadata: the commit's token, time, model,
-  dimension and number of sentence records.
+  settings fingerprint, chunk count) and its reference list (each entry's label, text, pages,
+  the paper it names and where its citing sentences stand; absent: never read) as JSON, and
+  metadata: the commit's token, time, model, dimension and number of sentence records. The
+  references commit with the paper's manifest row, so a paper's edges are replaced whole.
 
 A paper is written as new rows under a fresh token, then committed by upserting its manifest
 row (one atomic write), then its rows of older tokens are deleted. Readers take a paper's rows
@@ -35,6 +37,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +45,15 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ddsearch.config import StoreSettings
-from ddsearch.index.records import SENTENCE_DTYPE, Commit, IndexError_, PaperRecord, PaperRows
+from ddsearch.index.records import (
+    SENTENCE_DTYPE,
+    Commit,
+    IndexError_,
+    PaperRecord,
+    PaperRows,
+    references_from_json,
+    references_json,
+)
 from ddsearch.models import Chunk, Sentence
 
 LAYOUT = 2
@@ -213,9 +224,12 @@ class Chroma:
                       embeddings=lanes[start:end], metadatas=[owner] * (end - start))  # fmt: skip
         commit = Commit(paper.id, token, time.time_ns(), len(chunks), rows.model,
                         rows.dimension, len(lanes))  # fmt: skip
+        doc = rows.record.as_json()
+        if rows.references is not None:
+            doc["references"] = references_json(rows.references)
         self.call(  # the commit point: one row, written atomically
             f"commit {paper.id}", self.collection(PAPERS).upsert, ids=[paper.id],
-            embeddings=[[1.0]], documents=[json.dumps(rows.record.as_json())],
+            embeddings=[[1.0]], documents=[json.dumps(doc, ensure_ascii=False)],
             metadatas=[{"token": token, "committed_ns": commit.committed_ns,
                         "chunks": commit.chunks, "model": commit.model,
                         "dimension": commit.dimension, "blocks": commit.blocks}],
@@ -256,8 +270,12 @@ class Chroma:
             if (pid not in docs or len(rows["ids"]) != commit.chunks
                     or len(blocks["ids"]) != commit.blocks):  # fmt: skip
                 continue
-            record = PaperRecord.from_json(json.loads(docs[pid]))
-            out.append((commit, _decode(record, commit, rows, blocks)))
+            doc = json.loads(docs[pid])
+            decoded = _decode(PaperRecord.from_json(doc), commit, rows, blocks)
+            if doc.get("references") is not None:
+                found = references_from_json(doc["references"], decoded.chunks)
+                decoded = replace(decoded, references=found)
+            out.append((commit, decoded))
         return out
 
     def orphans(self) -> list[tuple[str, str]]:

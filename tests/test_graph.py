@@ -296,3 +296,91 @@ def test_a_home_without_references_says_so_and_the_next_ingest_reads_them(web, t
     store.close()
     again = ingest(Settings(home=home), load_catalog(web[1]), [web[2]], embedder=StubEmbedder())
     assert {o.status for o in again.outcomes} == {"skipped"}
+
+
+def test_graph_dot_reads_back_with_pydot(web):
+    import pydot
+
+    (graph,) = pydot.graph_from_dot_data(cli(web, "graph", "--format", "dot"))
+    nodes = {n.get_name().strip('"') for n in graph.get_nodes()} - {"node"}
+    assert nodes == {"alpha", "beta", "gamma", "delta"}
+    edges = {(e.get_source().strip('"'), e.get_destination().strip('"')): int(e.get("weight"))
+             for e in graph.get_edges()}  # fmt: skip
+    assert edges == {("beta", "alpha"): 1, ("gamma", "alpha"): 2, ("gamma", "beta"): 1}
+    alpha = graph.get_node('"alpha"')[0]
+    assert alpha.get("tooltip").strip('"') == PAPERS["alpha"][0]
+
+
+# ---------------------------------------------------------------- serve and MCP
+def test_serve_answers_refs_cited_by_path_and_graph(web):
+    import urllib.error
+    import urllib.request
+
+    from _servers import ddsearch_server
+
+    from ddsearch.serve.schemas import ReadingStep, ReferenceEntry
+
+    def get(url: str) -> tuple[int, str, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                return r.status, r.headers["Content-Type"], r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers["Content-Type"], e.read().decode()
+
+    with ddsearch_server(web[0], "--catalog", str(web[1])) as url:
+        status, _, body = get(f"{url}/refs/gamma")
+        assert status == 200
+        assert json.loads(body) == json.loads(cli(web, "refs", "gamma", "--json"))
+        for entry in json.loads(body):
+            ReferenceEntry.model_validate(entry)
+        status, _, body = get(f"{url}/cited-by/alpha")
+        assert [e["id"] for e in json.loads(body)] == ["beta", "gamma"]
+        status, _, body = get(f"{url}/path?id=gamma")
+        steps = [ReadingStep.model_validate(s) for s in json.loads(body)]
+        assert [s.id for s in steps] == ["alpha", "beta", "gamma"]
+        status, kind, body = get(f"{url}/graph?format=dot")
+        assert status == 200 and kind.startswith("text/vnd.graphviz")
+        assert '"gamma" -> "alpha"' in body
+        status, _, body = get(f"{url}/refs/delta")
+        assert status == 404 and "no reference list found" in json.loads(body)["error"]["message"]
+        status, _, body = get(f"{url}/refs/gamm")
+        assert status == 404 and "closest: gamma" in body
+        assert get(f"{url}/path")[0] == 400
+        assert get(f"{url}/refs/gamma?x=1")[0] == 400
+        doc = json.loads(get(f"{url}/openapi.json")[2])
+        assert {"/refs/{id}", "/cited-by/{id}", "/path", "/graph"} <= set(doc["paths"])
+        status, _, page = get(f"{url}/?q=quorum+leases")
+        assert status == 200
+        assert 'href="/refs/' in page and 'href="/cited-by/' in page
+
+
+def test_mcp_tools_refs_cited_by_and_path(web):
+    import os
+
+    import anyio
+    from _servers import REPO
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ddsearch.cli", "--home", str(web[0]), "mcp", "--catalog", str(web[1])],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+    async def talk():
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            calls = [("refs", {"paper": "gamma"}), ("cited_by", {"paper": "alpha"}),
+                     ("path", {"papers": ["gamma"]}), ("refs", {"paper": "delta"}),
+                     ("refs", {"paper": "alpha", "all": True})]  # fmt: skip
+            return tools, [await session.call_tool(n, a) for n, a in calls]
+
+    tools, (refs, cited, path, none, every) = anyio.run(talk)
+    assert {"refs", "cited_by", "path"} <= set(tools)
+    assert refs.structured_content["references"] == json.loads(cli(web, "refs", "gamma", "--json"))
+    assert [e["id"] for e in cited.structured_content["cited_by"]] == ["beta", "gamma"]
+    assert [s["id"] for s in path.structured_content["path"]] == ["alpha", "beta", "gamma"]
+    assert none.is_error and "no reference list found" in none.content[0].text
+    assert [e["id"] for e in every.structured_content["references"]] == [None]

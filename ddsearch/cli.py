@@ -845,7 +845,8 @@ def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token, cor
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def mcp(ctx, catalog_path):
-    """Serve the index to an assistant over MCP (stdio): tools search, cite, papers."""
+    """Serve the index to an assistant over MCP (stdio): tools search, cite, papers, page,
+    refs, cited_by, path."""
     from ddsearch.mcp_server import run_stdio
 
     run_stdio(_settings(ctx), _catalog(catalog_path))

@@ -288,6 +288,12 @@ def test_a_home_without_references_says_so_and_the_next_ingest_reads_them(web, t
     assert result.exit_code == 0
     assert "note: 4 paper(s) were ingested before ddsearch read reference lists" in result.output
     assert "cites '?': 4 paper(s)" in cli(web, "papers", home=home)
+    from ddsearch.doctor import diagnose
+
+    found = diagnose(Settings(home=home))
+    notes = [f.message for f in found.findings if "before ddsearch read reference" in f.message]
+    assert found.ok and notes == ["4 paper(s) ingested before ddsearch read reference lists: "
+                                  "alpha, beta, delta, gamma"]  # fmt: skip
     report = ingest(Settings(home=home), load_catalog(web[1]), [web[2]], embedder=StubEmbedder())
     assert {(o.status, o.reason) for o in report.outcomes} == {("updated", "reference list read")}
     store = Store(home, readonly=True)

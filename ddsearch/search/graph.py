@@ -88,13 +88,13 @@ class Graph:
         try:
             return resolve_ids([wanted], pool)[0]
         except UnknownIdError as e:
-            where = "in the collection" if indexed else "known"
             if indexed and wanted.casefold() in {k.casefold() for k in self.known}:
                 raise NotFoundError(
                     f"{wanted} is in the catalog but not in the collection",
                     f"ingest it first: 'ddsearch ingest {wanted}'",
                 ) from None
-            raise UnknownIdError(f"no paper {where} has the id {e.message}",
+            where = "no paper in the collection" if indexed else "no known paper"
+            raise UnknownIdError(f"{where} has the id {e.message}",
                                  "see 'ddsearch papers'") from None  # fmt: skip
 
     def _list(self, pid: str) -> Sequence:

@@ -696,8 +696,10 @@ def cited_by(ctx, paper_id, as_json, exports, force, catalog_path):
 @click.argument("paper_ids", nargs=-1, required=True)
 @click.option(
     "--depth",
-    type=click.IntRange(min=1),
-    help="Follow references this many steps at most (default: all the way).",
+    type=click.IntRange(min=1, max=10),
+    default=1,
+    show_default=True,
+    help="Follow references this many steps: 1 is what the papers cite, 2 what those cite too.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the order as a JSON list.")
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
@@ -720,7 +722,7 @@ def path(ctx, paper_ids, depth, as_json, catalog_path):
             else:
                 why = f"{len(step.dependents)} of these build on it"
             click.echo(f"{n:>{width}}. {p.id} ({p.year or 'n.d.'}) {p.title} [{why}]")
-            for e in step.reasons[:2]:
+            for e in step.reasons[:1]:  # the target's own sentence first (--json: all)
                 s = e.citations[0] if e.citations else None
                 if s is None:
                     click.echo(_wrap(f"{e.id} cites it {e.label}", " " * (width + 4)))

@@ -213,8 +213,9 @@ def make_server(service: Service):
     async def path(
         papers: Annotated[list[str], Field(min_length=1, max_length=20,
                                            description="The paper ids to read")],
-        depth: Annotated[int | None, Field(ge=1, description="Follow references this many "
-                                           "steps at most (default: all the way)")] = None,
+        depth: Annotated[int, Field(ge=1, le=10, description="Follow references this many "
+                                    "steps: 1 is what the papers cite, 2 what those cite too")]
+        = 1,
     ) -> ReadingOrder:  # fmt: skip
         """A reading order for these papers: the papers of the collection they build on,
         prerequisites first, each with the papers of the order that depend on it and the

@@ -262,7 +262,7 @@ class Service:
         g = self.graph()
         return [g.edge_json(e) for e in g.cited_by(paper)]
 
-    def path(self, papers: Sequence[str], depth: int | None = None) -> list[dict]:
+    def path(self, papers: Sequence[str], depth: int = 1) -> list[dict]:
         """The steps of ``path ID... --json``."""
         g = self.graph()
         return [g.step_json(s) for s in g.path(list(papers), depth)]

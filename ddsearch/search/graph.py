@@ -144,15 +144,15 @@ class Graph:
             cited[b] = cited.get(b, 0) + 1
         return {pid: (cites.get(pid, 0), cited.get(pid, 0)) for pid in self.records}
 
-    def path(self, wanted: Sequence[str], depth: int | None = None) -> list[Step]:
+    def path(self, wanted: Sequence[str], depth: int = 1) -> list[Step]:
         """A reading order for these papers: the papers of the collection they build on
-        (what they cite, and what those cite, ``depth`` steps at most), prerequisites first,
+        (what they cite; with ``depth`` 2, what those cite too, and so on), prerequisites first,
         as a topological order of the citation graph; among papers free to go next, the one
         more readings depend on first, then the older. A cycle (two papers citing each other,
         a journal version and its tech report) is read in that same order."""
         if not wanted:
             raise UserError("give at least one paper id")
-        if depth is not None and depth < 1:
+        if depth < 1:
             raise UserError(f"--depth must be at least 1, not {depth}")
         targets = list(dict.fromkeys(self.paper_id(w) for w in wanted))
         for pid in targets:
@@ -161,7 +161,7 @@ class Graph:
         for a, b in self.edges():
             cites.setdefault(a, set()).add(b)
         chosen, frontier, level = set(targets), list(targets), 0
-        while frontier and (depth is None or level < depth):
+        while frontier and level < depth:
             level += 1
             frontier = [b for a in frontier for b in sorted(cites.get(a, ())) if b not in chosen]
             frontier = list(dict.fromkeys(frontier))

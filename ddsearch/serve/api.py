@@ -52,6 +52,7 @@ CITE_TYPES = {
 }
 GRAPH_TYPES = {"dot": "text/vnd.graphviz; charset=utf-8", "json": JSON_TYPE}
 MAX_PATH_PAPERS = 20  # the papers one reading order is asked for
+MAX_DEPTH = 10  # steps of references a reading order follows (the canon is shallower)
 
 
 class ApiError(Exception):
@@ -349,8 +350,8 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
     async def path(
         id: Annotated[list[str], Query(min_length=1, max_length=MAX_PATH_PAPERS,  # noqa: A002
                       description="A paper id (repeatable)")],
-        depth: Annotated[int | None, Query(ge=1, description="Follow references this many "
-                         "steps at most (default: all the way)")] = None,
+        depth: Annotated[int, Query(ge=1, le=MAX_DEPTH, description="Follow references this "
+                         "many steps: 1 is what the papers cite, 2 what those cite too")] = 1,
     ):  # fmt: skip
         return json_response(200, await service.call(service.path, id, depth))
 

@@ -667,9 +667,8 @@ def cited_by(ctx, paper_id, as_json, exports, force, catalog_path):
         edges = graph.cited_by(paper_id)
         pid = graph.paper_id(paper_id, indexed=False)
         _note_unread(graph)
-        hits = [graph.hit(e, s) for e in edges for s in e.citations]
-        for rank, hit in enumerate(hits, 1):
-            hit.rank = rank
+        cited = [(e, s) for e in edges for s in e.citations]
+        hits = [graph.hit(e, s, rank) for rank, (e, s) in enumerate(cited, 1)]
         title = graph.known[pid].title
         for export_path in exports:
             try:

@@ -39,10 +39,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import numpy as np
 
 from ddsearch.config import StoreSettings
 from ddsearch.index.records import (
@@ -56,12 +54,15 @@ from ddsearch.index.records import (
 )
 from ddsearch.models import Chunk, Sentence
 
+if TYPE_CHECKING:  # numpy is imported where rows are packed or decoded: a reader of the
+    import numpy as np  # cache alone (refs, cited-by, path) starts without it
+
 LAYOUT = 2
 CHUNKS = "ddsearch_chunks_v2"
 SENTENCES = "ddsearch_sentences_v2"
 PAPERS = "ddsearch_papers_v2"
 LANES = 2048  # float32 lanes per sentence record: 8 KiB, about ten sentence vectors
-_FLIP = np.uint32(0x40000000)
+_FLIP = 0x40000000  # as a numpy.uint32
 _SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # an HNSW graph over the sentence records is never searched: keep it small; persist it often,
 # so Chroma's log (which it keeps until then) stays short
@@ -74,18 +75,23 @@ class ServerError(IndexError_):
 
 def pack(blob: bytes) -> np.ndarray:
     """Bytes of float16 unit-vector components as float32 lanes (rows of LANES), zero-padded."""
+    import numpy as np
+
     blob += b"\0" * (-len(blob) % (LANES * 4))
-    lanes = (np.frombuffer(blob, dtype=np.uint32) ^ _FLIP).view(np.float32).reshape(-1, LANES)
+    flipped = np.frombuffer(blob, dtype=np.uint32) ^ np.uint32(_FLIP)
+    lanes = flipped.view(np.float32).reshape(-1, LANES)
     if not np.isfinite(lanes).all():  # a component >= 1.875: not a unit vector's
         raise ValueError("sentence vectors must be unit vectors")
     return lanes
 
 
 def unpack(lanes: Iterable) -> bytes:
+    import numpy as np
+
     arrays = [np.asarray(x, dtype=np.float32).reshape(-1) for x in lanes]
     if not arrays:
         return b""
-    return (np.concatenate(arrays).view(np.uint32) ^ _FLIP).tobytes()
+    return (np.concatenate(arrays).view(np.uint32) ^ np.uint32(_FLIP)).tobytes()
 
 
 class Chroma:
@@ -201,6 +207,8 @@ class Chroma:
     # -- writing ----------------------------------------------------------------------------
     def write(self, rows: PaperRows) -> Commit:
         """Write the paper's rows under a fresh token, commit, delete its older rows."""
+        import numpy as np
+
         paper, chunks, batch = rows.record.paper, rows.chunks, self.settings.batch
         token = uuid.uuid4().hex[:16]
         now = time.time_ns()
@@ -348,6 +356,8 @@ def _chunk_json(c: Chunk) -> str:
 
 def _decode(record: PaperRecord, commit: Commit, rows: dict, blocks: dict) -> PaperRows:
     """A paper's Chroma rows as plain rows: chunks in order, their vectors and sentence vectors."""
+    import numpy as np
+
     pid = record.paper.id
     items = []
     for meta, vector in zip(rows["metadatas"], rows["embeddings"]):

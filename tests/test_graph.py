@@ -390,3 +390,24 @@ def test_mcp_tools_refs_cited_by_and_path(web):
     assert [s["id"] for s in path.structured_content["path"]] == ["alpha", "beta", "gamma"]
     assert none.is_error and "no reference list found" in none.content[0].text
     assert [e["id"] for e in every.structured_content["references"]] == [None]
+
+
+# ---------------------------------------------------------------- the real papers
+@pytest.mark.integration
+def test_the_real_papers_graph(shared_papers, tmp_path):
+    """Raft, Paxos Made Simple, Chubby and ZooKeeper from ../shared: the edges between them,
+    each with its sentence and page, and a reading order for Raft."""
+    sources = [shared_papers / f"{p}.pdf" for p in ("raft", "paxos-simple", "chubby", "zookeeper")]
+    home = tmp_path / "home"
+    report = ingest(Settings(home=home), load_catalog(), sources, embedder=StubEmbedder())
+    assert report.ok, report
+    refs = {e["id"]: e for e in json.loads(run("--home", home, "refs", "raft", "--json"))}
+    assert {"paxos-simple", "chubby", "zookeeper", "part-time-parliament"} <= set(refs)
+    chubby = refs["chubby"]["citations"][0]
+    assert (chubby["page"], chubby["page_label"]) == (2, "p. 2")
+    assert "Chubby [2] and ZooKeeper [11]" in chubby["quote"]
+    cited = json.loads(run("--home", home, "cited-by", "chubby", "--json"))
+    assert [e["id"] for e in cited] == ["raft", "zookeeper"]
+    order = [s["id"] for s in json.loads(run("--home", home, "path", "raft", "--json"))]
+    assert order == ["paxos-simple", "chubby", "zookeeper", "raft"]
+    assert "paxos-simple" in run("--home", home, "cited-by", "paxos-simple")

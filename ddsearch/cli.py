@@ -14,7 +14,16 @@ import click
 from ddsearch import __version__
 from ddsearch.config import EvalSettings, QuerySettings, ServeSettings, Settings
 from ddsearch.errors import QueryError, UserError
-from ddsearch.models import CiteFormat, ExportFormat, Mode, Part, Precision, Results, Status
+from ddsearch.models import (
+    CiteFormat,
+    ExportFormat,
+    GraphFormat,
+    Mode,
+    Part,
+    Precision,
+    Results,
+    Status,
+)
 
 if TYPE_CHECKING:
     from ddsearch.search.searcher import Searcher
@@ -511,13 +520,19 @@ def papers(ctx, as_json, catalog_path):
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
         return
     width = max((len(r.id) for r in rows), default=2)
-    click.echo(f"{'id':<{width}}  year  {'status':<18} chunks  title")
+    click.echo(f"{'id':<{width}}  year  {'status':<18} chunks  cites  cited-by  title")
     for r in rows:
         chunks = f"{r.chunks:6d}" if r.chunks else "      "
         year = r.year or "    "
-        click.echo(f"{r.id:<{width}}  {year}  {r.status:<18} {chunks}  {r.title}")
+        cites = "     ?" if r.cites is None and r.status == "indexed" else f"{r.cites or '':>6}"
+        cited = f"{r.cited_by or '':>8}"
+        click.echo(f"{r.id:<{width}}  {year}  {r.status:<18} {chunks}  {cites}  {cited}  {r.title}")
     indexed = sum(r.status == "indexed" for r in rows)
     click.echo(f"{len(rows)} papers, {indexed} indexed, {sum(r.chunks for r in rows)} chunks")
+    unread = sum(r.cites is None and r.status == "indexed" for r in rows)
+    if unread:
+        click.echo(f"cites '?': {unread} paper(s) ingested before ddsearch read reference lists; "
+                   "run 'ddsearch ingest' to read them")  # fmt: skip
 
 
 @main.command()
@@ -551,6 +566,187 @@ def cite(ctx, ids, fmt, catalog_path):
     except UnknownIdError as e:
         raise click.ClickException(f"unknown paper id(s): {e}") from None
     click.echo(render_papers(fmt, [known[i] for i in ids], citation_keys(known.values())), nl=False)
+
+
+# ------------------------------------------------------------------------------ the graph
+def _graph(ctx: click.Context, catalog_path: Path | None):
+    from ddsearch.search.graph import Graph
+
+    return Graph.open(_settings(ctx), _catalog(catalog_path))
+
+
+def _note_unread(graph) -> None:
+    """Say which papers' lists were never read: an answer without them is not the whole."""
+    unread = graph.unread
+    if unread:
+        shown = ", ".join(unread[:5]) + (", ..." if len(unread) > 5 else "")
+        click.echo(f"note: {len(unread)} paper(s) were ingested before ddsearch read reference "
+                   f"lists ({shown}); run 'ddsearch ingest' to read them", err=True)  # fmt: skip
+
+
+def _wrap(text: str, indent: str) -> str:
+    width = max(40, min(100, shutil.get_terminal_size((100, 24)).columns))
+    return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                         subsequent_indent=indent)  # fmt: skip
+
+
+def _print_edge(graph, edge, head: str) -> None:
+    click.echo(_wrap(f"{head} {edge.reference}", ""))
+    for s in edge.citations:
+        where = graph.citation(edge, s)["page_label"] or "page unknown"
+        click.echo(_wrap(f'{where}: "{s.text}"', "    "))
+    if not edge.citations:
+        click.echo("    (no sentence citing it was found)")
+
+
+def _json_out(doc) -> None:
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("paper_id")
+@click.option("--all", "everything", is_flag=True,
+              help="List every entry, the ones naming no known paper too.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def refs(ctx, paper_id, everything, as_json, catalog_path):
+    """What a paper cites that is in the collection or the catalog, with the sentences citing
+    each and their pages. A paper without a reference list that can be found is an error."""
+    graph = _graph(ctx, catalog_path)
+    try:
+        edges = graph.refs(paper_id, everything=everything)
+        if as_json:
+            _json_out([graph.edge_json(e) for e in edges])
+            return
+        pid = graph.paper_id(paper_id)
+        total = graph.read[pid]
+        known = sum(e.id is not None for e in edges)
+        said = f"{pid} cites {known} known paper(s) of the {total} entries of its reference list"
+        click.echo(said + ("" if everything or known == total else "; --all lists every entry"))
+        for edge in edges:
+            name = edge.id or "(not in the catalog)"
+            if edge.id and edge.id not in graph.records:
+                name += " (catalog, not ingested)"
+            click.echo("")
+            _print_edge(graph, edge, f"{edge.label} {name}:")
+    finally:
+        graph.close()
+
+
+@main.command("cited-by")
+@click.argument("paper_id")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the citing papers.")
+@click.option("--export", "exports", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the citing sentences as citations (.md for Pandoc, .json) or their "
+                   "papers' bibliography (.bib, .csl.json, .ris); repeatable.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Overwrite an existing export file.")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def cited_by(ctx, paper_id, as_json, exports, force, catalog_path):
+    """Which papers of the collection cite a paper, with the sentences saying what they take
+    from it, as citations (page, quote, link)."""
+    from ddsearch.search.export import check_target, export, format_from_path
+
+    if len({p.resolve() for p in exports}) < len(exports):
+        raise click.UsageError("the same --export file is given twice")
+    for export_path in exports:  # before any work
+        try:
+            fmt = format_from_path(export_path)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        if fmt in ("pdf", "png"):
+            raise click.UsageError("cited-by exports .md, .json, .bib, .csl.json or .ris")
+        try:
+            check_target(export_path, force)
+        except OSError as e:
+            raise click.ClickException(str(e)) from None
+    graph = _graph(ctx, catalog_path)
+    try:
+        edges = graph.cited_by(paper_id)
+        pid = graph.paper_id(paper_id, indexed=False)
+        _note_unread(graph)
+        cited = [(e, s) for e in edges for s in e.citations]
+        hits = [graph.hit(e, s, rank) for rank, (e, s) in enumerate(cited, 1)]
+        title = graph.known[pid].title
+        for export_path in exports:
+            try:
+                export(export_path, None, title, hits, graph.keys, force=force,
+                       heading="Cited by")  # fmt: skip
+            except OSError as e:
+                raise click.ClickException(f"cannot write {export_path}: {e}") from None
+            click.echo(f"wrote {export_path}", err=True)
+        if as_json:
+            _json_out([graph.edge_json(e) for e in edges])
+            return
+        if not edges:
+            click.echo(f"no paper of the collection cites {pid}")
+            return
+        click.echo(f"{pid} is cited by {len(edges)} paper(s) of the collection")
+        for edge in edges:
+            click.echo("")
+            _print_edge(graph, edge, f"{edge.id} {edge.label}:")
+    finally:
+        graph.close()
+
+
+@main.command()
+@click.argument("paper_ids", nargs=-1, required=True)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1, max=10),
+    default=1,
+    show_default=True,
+    help="Follow references this many steps: 1 is what the papers cite, 2 what those cite too.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the order as a JSON list.")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def path(ctx, paper_ids, depth, as_json, catalog_path):
+    """A reading order for these papers: the papers of the collection they build on,
+    prerequisites first, each with the sentence saying why it matters."""
+    graph = _graph(ctx, catalog_path)
+    try:
+        steps = graph.path(paper_ids, depth)
+        _note_unread(graph)
+        if as_json:
+            _json_out([graph.step_json(s) for s in steps])
+            return
+        width = len(str(len(steps)))
+        for n, step in enumerate(steps, 1):
+            p = step.paper
+            if step.target:
+                why = "what you asked for"
+            else:
+                why = f"{len(step.dependents)} of these build on it"
+            click.echo(f"{n:>{width}}. {p.id} ({p.year or 'n.d.'}) {p.title} [{why}]")
+            for e in step.reasons[:1]:  # the target's own sentence first (--json: all)
+                s = e.citations[0] if e.citations else None
+                if s is None:
+                    click.echo(_wrap(f"{e.id} cites it {e.label}", " " * (width + 4)))
+                    continue
+                where = graph.citation(e, s)["page_label"] or "page unknown"
+                click.echo(_wrap(f'{e.id}, {where}: "{s.text}"', " " * (width + 4)))
+    finally:
+        graph.close()
+
+
+@main.command("graph")
+@click.option("--format", "fmt", type=_choices(GraphFormat), default=GraphFormat.DOT.value,
+              show_default=True)  # fmt: skip
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def graph_(ctx, fmt, catalog_path):
+    """The collection's citation graph (citing -> cited), for Graphviz or other tools."""
+    from ddsearch.search.graph import render_graph
+
+    graph = _graph(ctx, catalog_path)
+    try:
+        _note_unread(graph)
+        click.echo(render_graph(graph, fmt), nl=False)
+    finally:
+        graph.close()
 
 
 # ------------------------------------------------------------------------------ doctor
@@ -650,7 +846,8 @@ def serve(ctx, host, port, max_pending, workers, catalog_path, quiet, token, cor
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def mcp(ctx, catalog_path):
-    """Serve the index to an assistant over MCP (stdio): tools search, cite, papers."""
+    """Serve the index to an assistant over MCP (stdio): tools search, cite, papers, page,
+    refs, cited_by, path."""
     from ddsearch.mcp_server import run_stdio
 
     run_stdio(_settings(ctx), _catalog(catalog_path))

@@ -277,6 +277,17 @@ def _check_index(store: Store, settings: Settings, catalog, busy: bool, add) -> 
                     f"run 'ddsearch ingest {pid}' (a count mismatch makes it re-ingest)",
                 )
             )
+    unread = sorted(set(records) - set(store.reference_lists()))
+    if unread:  # nothing wrong, but refs/cited-by/path answer without them
+        add(
+            Finding(
+                Check.CHUNKS,
+                f"{len(unread)} paper(s) ingested before ddsearch read reference lists: "
+                f"{_id_list(unread)}",
+                "run 'ddsearch ingest' to read them (nothing is embedded again)",
+                problem=False,
+            )
+        )
     strays = set(counts) - set(records)
     if strays:
         add(

@@ -1,5 +1,6 @@
-"""The index as MCP tools (search, cite, papers, page) for assistants: over stdio (``ddsearch
-mcp``) and over streamable HTTP at ``/mcp`` under ``ddsearch serve``.
+"""The index as MCP tools (search, cite, papers, page; refs, cited_by, path: the citation
+graph) for assistants: over stdio (``ddsearch mcp``) and over streamable HTTP at ``/mcp``
+under ``ddsearch serve``.
 
 Built on the official ``mcp`` SDK; the jobs are the :class:`~ddsearch.service.Service`'s.
 """
@@ -19,6 +20,7 @@ from ddsearch.config import PageSettings, Settings
 from ddsearch.errors import UserError
 from ddsearch.models import CiteFormat
 from ddsearch.search.validate import check_text
+from ddsearch.serve.schemas import ReadingStep, ReferenceEntry
 from ddsearch.service import Service
 
 # what the SDK's MCPServer serves besides tools, which this server does not: with their
@@ -75,6 +77,24 @@ def passages(doc: dict, hits) -> list[dict]:
     ]
 
 
+class References(BaseModel):
+    """What the refs tool answers: the entries of the paper's list, in order."""
+
+    references: list[ReferenceEntry]
+
+
+class CitedBy(BaseModel):
+    """What the cited_by tool answers: an entry per citing paper (``id``: the citing paper)."""
+
+    cited_by: list[ReferenceEntry]
+
+
+class ReadingOrder(BaseModel):
+    """What the path tool answers: the papers to read, prerequisites first."""
+
+    path: list[ReadingStep]
+
+
 class Tools:
     """What the tools do, apart from the protocol; every job runs on the service's workers."""
 
@@ -108,7 +128,7 @@ class Tools:
 
 
 def make_server(service: Service):
-    """The MCP server with its four tools, over ``service``."""
+    """The MCP server with its tools, over ``service``."""
     from mcp.server.mcpserver import MCPServer
 
     tools = Tools(service)
@@ -175,6 +195,39 @@ def make_server(service: Service):
     async def papers() -> dict:
         """Every paper of the catalog and the index: id, title, year, status, chunks."""
         return {"papers": await tools.run(service.papers)}
+
+    paper_field = Field(min_length=1, description="The paper id (see 'papers')")
+
+    @server.tool()
+    async def refs(
+        paper: Annotated[str, paper_field],
+        all: Annotated[bool, Field(description="Every entry, those naming no known paper too")]  # noqa: A002
+        = False,
+    ) -> References:  # fmt: skip
+        """What a paper cites that the collection or catalog holds, in the order of its
+        reference list: each entry's id (the cited paper), label, text, and the sentences of
+        the paper citing it with their page label, quote and link. An error when the paper
+        has no reference list that can be found."""
+        return References(references=await tools.run(service.refs, paper, all))
+
+    @server.tool()
+    async def cited_by(paper: Annotated[str, paper_field]) -> CitedBy:
+        """The papers of the collection that cite a paper: each citing paper's id, its entry
+        and the sentences saying what it takes from it, with page label, quote and link."""
+        return CitedBy(cited_by=await tools.run(service.cited_by, paper))
+
+    @server.tool()
+    async def path(
+        papers: Annotated[list[str], Field(min_length=1, max_length=20,
+                                           description="The paper ids to read")],
+        depth: Annotated[int, Field(ge=1, le=10, description="Follow references this many "
+                                    "steps: 1 is what the papers cite, 2 what those cite too")]
+        = 1,
+    ) -> ReadingOrder:  # fmt: skip
+        """A reading order for these papers: the papers of the collection they build on,
+        prerequisites first, each with the papers of the order that depend on it and the
+        sentences saying why it matters."""
+        return ReadingOrder(path=await tools.run(service.path, list(papers), depth))
 
     handlers = server._lowlevel_server._request_handlers  # no public way to leave them out
     for method in [m for m in handlers if m.startswith(_NOT_SERVED)]:

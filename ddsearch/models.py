@@ -168,6 +168,13 @@ class ExportFormat(StrEnum):
     PNG = "png"
 
 
+class GraphFormat(StrEnum):
+    """What ``ddsearch graph`` writes: Graphviz DOT, or JSON nodes and edges."""
+
+    DOT = "dot"
+    JSON = "json"
+
+
 class Precision(StrEnum):
     """The weights that embed passages at ingest (queries always use fp32)."""
 

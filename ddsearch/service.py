@@ -239,3 +239,34 @@ class Service:
         except UnknownIdError as e:
             raise NotFoundError(f"unknown paper id(s): {e}") from None
         return render_papers(fmt, [known[i] for i in ids], self._local.keys)
+
+    # -- the citation graph -----------------------------------------------------------------
+    def graph(self):
+        """The citation graph over this worker's store, as it stands now (reading the lists'
+        rows is a few small queries: it is made per request, so it is never stale)."""
+        from ddsearch.catalog import load_catalog
+        from ddsearch.search.graph import Graph
+
+        catalog = self.catalog if self.catalog is not None else load_catalog()
+        return Graph(self._searcher().store, catalog)
+
+    def refs(self, paper: str, everything: bool = False) -> list[dict]:
+        """The entries of ``refs ID --json`` (``everything``: ``--all``)."""
+        g = self.graph()
+        return [g.edge_json(e) for e in g.refs(paper, everything=everything)]
+
+    def cited_by(self, paper: str) -> list[dict]:
+        """The entries of ``cited-by ID --json``."""
+        g = self.graph()
+        return [g.edge_json(e) for e in g.cited_by(paper)]
+
+    def path(self, papers: Sequence[str], depth: int = 1) -> list[dict]:
+        """The steps of ``path ID... --json``."""
+        g = self.graph()
+        return [g.step_json(s) for s in g.path(list(papers), depth)]
+
+    def graph_text(self, fmt: str) -> str:
+        """``ddsearch graph --format fmt``'s output."""
+        from ddsearch.search.graph import render_graph
+
+        return render_graph(self.graph(), fmt)

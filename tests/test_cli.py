@@ -524,7 +524,7 @@ def test_papers_text(home):
     assert int(m[2]) == store.count_chunks()
     store.close()
     assert int(m[1]) == len(lines) - 2
-    assert re.fullmatch(r"id\s+year\s+status\s+chunks\s+title", lines[0])
+    assert re.fullmatch(r"id\s+year\s+status\s+chunks\s+cites\s+cited-by\s+title", lines[0])
     assert any(re.match(r"^ledger\s+indexed\s+\d+\s+Quorum Ledger", ln) for ln in lines)
     assert any(
         re.match(r"^gfs\s+2003\s+not downloaded\s+The Google File System", ln) for ln in lines

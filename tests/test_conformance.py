@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -51,7 +52,11 @@ def _run(url: str, out: Path, *args: str) -> dict[str, list[dict]]:
                    cwd=JS, capture_output=True, text=True, timeout=900)  # fmt: skip
     found: dict[str, list[dict]] = {}
     for checks in out.glob("*/checks.json"):
-        scenario = checks.parent.name.removeprefix("server-").rsplit("-20", 1)[0]
+        # "server-ping-2026-12-07T05-03-20-834Z": the name before the run's timestamp (whose
+        # minutes or seconds may read "-20" too)
+        scenario = re.sub(
+            r"-\d{4}-\d\d-\d\dT[\d-]+Z$", "", checks.parent.name.removeprefix("server-")
+        )
         found[scenario] = json.loads(checks.read_text())
     return found
 

@@ -52,7 +52,15 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     ]
     init, tools, (found, only, bib, papers, bad) = anyio.run(_talk, indexed_home, calls)
     assert init.server_info.name == "ddsearch"
-    assert {t.name for t in tools.tools} == {"search", "cite", "papers", "page"}
+    assert {t.name for t in tools.tools} == {
+        "search",
+        "cite",
+        "papers",
+        "page",
+        "refs",
+        "cited_by",
+        "path",
+    }
     by_name = {t.name: t for t in tools.tools}
     schema = by_name["search"].input_schema
     assert {"query", "k", "papers"} <= set(schema["properties"])

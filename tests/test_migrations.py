@@ -88,6 +88,17 @@ def _copy(home: Path, tmp_path: Path) -> Path:
     return target
 
 
+def _chunk_rows(home: Path) -> dict:
+    """Each paper's rows without its reference list: what the digest of schema 2 covered."""
+    from dataclasses import replace
+
+    store = Store(home, readonly=True)
+    try:
+        return {pid: replace(store.paper_rows(pid), references=None) for pid in store.records()}
+    finally:
+        store.close()
+
+
 def _answers(home: Path) -> list[str]:
     return [_run(REPO, "--home", str(home), "query", q, "--json") for q in QUESTIONS]
 
@@ -116,9 +127,24 @@ def test_a_home_of_before_answers_the_same_after_its_upgrade(old_home, indexed_h
     assert diagnose(Settings(home=home)).ok
     out = _run(REPO, "--home", str(home), "ingest", "--from", str(old_home[0].parent / "pdfs"),
                "--no-progress")  # fmt: skip
-    assert out.startswith("0 ingested") and "3 unchanged" in out  # nothing embedded again
+    # nothing embedded again (the reference lists not read then are read: "updated")
+    assert out.startswith("0 ingested (0 chunks), 3 updated, 0 unchanged"), out
     models = sorted(p.name for p in (home / "models").iterdir())
     assert len(models) == 2 and all(".ort" in name for name in models)  # a graph a precision
+
+
+def test_a_home_of_before_reads_its_reference_lists_at_the_next_ingest(old_home, tmp_path):
+    """Nothing embedded again: the lists ddsearch did not read then are read from the PDFs."""
+    home = _copy(old_home[0], tmp_path)
+    pdfs = str(old_home[0].parent / "pdfs")
+    out = _run(REPO, "--home", str(home), "ingest", "--from", pdfs, "--no-progress")
+    assert out.startswith("0 ingested (0 chunks), 3 updated, 0 unchanged"), out
+    assert {pid: digest(rows) for pid, rows in _chunk_rows(home).items()} == old_home[2]
+    store = Store(home, readonly=True)
+    assert store.reference_lists() == {p: 0 for p in store.records()}  # made papers: no list
+    store.close()
+    out = _run(REPO, "--home", str(home), "ingest", "--from", pdfs, "--no-progress")
+    assert out.startswith("0 ingested (0 chunks), 3 unchanged"), out
 
 
 def test_relative_sources_of_older_homes_become_absolute(old_home, tmp_path, monkeypatch):

@@ -19,7 +19,8 @@ README = ROOT / "README.md"
 def test_the_readme_has_generated_examples():
     examples = readme_examples.find_examples(README.read_text(encoding="utf-8"))
     assert examples
-    assert all(ex.command.startswith("query ") and ex.output.strip() for ex in examples)
+    commands = ("query ", "refs ", "cited-by ", "path ")
+    assert all(ex.command.startswith(commands) and ex.output.strip() for ex in examples)
 
 
 def test_a_marker_without_its_block_is_an_error():

@@ -101,7 +101,7 @@ def test_openapi(base_url):
     assert status == 200 and spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {
         "/search", "/papers", "/cite/{id}", "/page/{paper}/{n}.png", "/openapi.json", "/",
-        "/health"
+        "/health", "/refs/{id}", "/cited-by/{id}", "/path", "/graph"
     }  # fmt: skip
 
 
@@ -371,7 +371,15 @@ def test_mcp_over_streamable_http_under_serve(home):
         with pytest.raises(Exception):  # noqa: B017 - the SDK wraps the 401 in its own errors
             anyio.run(talk, url, None)
     assert init.server_info.name == "ddsearch"
-    assert {t.name for t in tools.tools} == {"search", "cite", "papers", "page"}
+    assert {t.name for t in tools.tools} == {
+        "search",
+        "cite",
+        "papers",
+        "page",
+        "refs",
+        "cited_by",
+        "path",
+    }
     doc = json.loads(found.content[0].text)
     first = doc["passages"][0]
     assert not found.is_error and len(doc["passages"]) == 2 and first["paper"] == "chubby"

@@ -14,8 +14,10 @@ Chroma holds everything, in three collections (layout 2):
   a document is tokenised, which tripled them. A lane's bit 30 is flipped, so that every lane is
   a finite, normal float, as Chroma requires (a unit vector's float16 never sets that bit).
 * ``ddsearch_papers_v2``: the manifest, one row per committed paper: its record (Paper, sha256,
-  settings fingerprint, chunk count) as JSON, and metadata: the commit's token, time, model,
-  dimension and number of sentence records.
+  settings fingerprint, chunk count) and its reference list (each entry's label, text, pages,
+  the paper it names and where its citing sentences stand; absent: never read) as JSON, and
+  metadata: the commit's token, time, model, dimension and number of sentence records. The
+  references commit with the paper's manifest row, so a paper's edges are replaced whole.
 
 A paper is written as new rows under a fresh token, then committed by upserting its manifest
 row (one atomic write), then its rows of older tokens are deleted. Readers take a paper's rows
@@ -35,22 +37,32 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from ddsearch.config import StoreSettings
-from ddsearch.index.records import SENTENCE_DTYPE, Commit, IndexError_, PaperRecord, PaperRows
+from ddsearch.index.records import (
+    SENTENCE_DTYPE,
+    Commit,
+    IndexError_,
+    PaperRecord,
+    PaperRows,
+    references_from_json,
+    references_json,
+)
 from ddsearch.models import Chunk, Sentence
+
+if TYPE_CHECKING:  # numpy is imported where rows are packed or decoded: a reader of the
+    import numpy as np  # cache alone (refs, cited-by, path) starts without it
 
 LAYOUT = 2
 CHUNKS = "ddsearch_chunks_v2"
 SENTENCES = "ddsearch_sentences_v2"
 PAPERS = "ddsearch_papers_v2"
 LANES = 2048  # float32 lanes per sentence record: 8 KiB, about ten sentence vectors
-_FLIP = np.uint32(0x40000000)
+_FLIP = 0x40000000  # as a numpy.uint32
 _SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # an HNSW graph over the sentence records is never searched: keep it small; persist it often,
 # so Chroma's log (which it keeps until then) stays short
@@ -63,18 +75,23 @@ class ServerError(IndexError_):
 
 def pack(blob: bytes) -> np.ndarray:
     """Bytes of float16 unit-vector components as float32 lanes (rows of LANES), zero-padded."""
+    import numpy as np
+
     blob += b"\0" * (-len(blob) % (LANES * 4))
-    lanes = (np.frombuffer(blob, dtype=np.uint32) ^ _FLIP).view(np.float32).reshape(-1, LANES)
+    flipped = np.frombuffer(blob, dtype=np.uint32) ^ np.uint32(_FLIP)
+    lanes = flipped.view(np.float32).reshape(-1, LANES)
     if not np.isfinite(lanes).all():  # a component >= 1.875: not a unit vector's
         raise ValueError("sentence vectors must be unit vectors")
     return lanes
 
 
 def unpack(lanes: Iterable) -> bytes:
+    import numpy as np
+
     arrays = [np.asarray(x, dtype=np.float32).reshape(-1) for x in lanes]
     if not arrays:
         return b""
-    return (np.concatenate(arrays).view(np.uint32) ^ _FLIP).tobytes()
+    return (np.concatenate(arrays).view(np.uint32) ^ np.uint32(_FLIP)).tobytes()
 
 
 class Chroma:
@@ -190,6 +207,8 @@ class Chroma:
     # -- writing ----------------------------------------------------------------------------
     def write(self, rows: PaperRows) -> Commit:
         """Write the paper's rows under a fresh token, commit, delete its older rows."""
+        import numpy as np
+
         paper, chunks, batch = rows.record.paper, rows.chunks, self.settings.batch
         token = uuid.uuid4().hex[:16]
         now = time.time_ns()
@@ -213,9 +232,12 @@ class Chroma:
                       embeddings=lanes[start:end], metadatas=[owner] * (end - start))  # fmt: skip
         commit = Commit(paper.id, token, time.time_ns(), len(chunks), rows.model,
                         rows.dimension, len(lanes))  # fmt: skip
+        doc = rows.record.as_json()
+        if rows.references is not None:
+            doc["references"] = references_json(rows.references)
         self.call(  # the commit point: one row, written atomically
             f"commit {paper.id}", self.collection(PAPERS).upsert, ids=[paper.id],
-            embeddings=[[1.0]], documents=[json.dumps(rows.record.as_json())],
+            embeddings=[[1.0]], documents=[json.dumps(doc, ensure_ascii=False)],
             metadatas=[{"token": token, "committed_ns": commit.committed_ns,
                         "chunks": commit.chunks, "model": commit.model,
                         "dimension": commit.dimension, "blocks": commit.blocks}],
@@ -256,8 +278,12 @@ class Chroma:
             if (pid not in docs or len(rows["ids"]) != commit.chunks
                     or len(blocks["ids"]) != commit.blocks):  # fmt: skip
                 continue
-            record = PaperRecord.from_json(json.loads(docs[pid]))
-            out.append((commit, _decode(record, commit, rows, blocks)))
+            doc = json.loads(docs[pid])
+            decoded = _decode(PaperRecord.from_json(doc), commit, rows, blocks)
+            if doc.get("references") is not None:
+                found = references_from_json(doc["references"], decoded.chunks)
+                decoded = replace(decoded, references=found)
+            out.append((commit, decoded))
         return out
 
     def orphans(self) -> list[tuple[str, str]]:
@@ -330,6 +356,8 @@ def _chunk_json(c: Chunk) -> str:
 
 def _decode(record: PaperRecord, commit: Commit, rows: dict, blocks: dict) -> PaperRows:
     """A paper's Chroma rows as plain rows: chunks in order, their vectors and sentence vectors."""
+    import numpy as np
+
     pid = record.paper.id
     items = []
     for meta, vector in zip(rows["metadatas"], rows["embeddings"]):

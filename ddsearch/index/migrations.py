@@ -121,10 +121,33 @@ def m003_chroma_layout_2(store: Store, writer: bool) -> None:
         chroma.vacuum()
 
 
+def m004_references(store: Store, writer: bool) -> None:
+    """Each paper's reference list and the sentences citing each entry (ddsearch.ingest.
+    references). A ``reference_lists`` row says the paper's list was read (``entries`` 0: it
+    has none that can be recognised); a paper ingested before has none, and says so until
+    the next ingest reads it. Chroma needs no change: a manifest row without references is a
+    paper whose list was never read."""
+    with store.transaction():
+        for sql in (
+            "CREATE TABLE reference_lists (paper_id TEXT PRIMARY KEY, entries INTEGER NOT NULL)",
+            "CREATE TABLE reference_entries (paper_id TEXT NOT NULL, ordinal INTEGER NOT NULL, "
+            "label TEXT NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL, cited TEXT, "
+            "PRIMARY KEY (paper_id, ordinal)) WITHOUT ROWID",
+            "CREATE INDEX reference_entries_cited ON reference_entries (cited) "
+            "WHERE cited IS NOT NULL",
+            "CREATE TABLE citing_sentences (paper_id TEXT NOT NULL, ordinal INTEGER NOT NULL, "
+            "n INTEGER NOT NULL, chunk_id TEXT NOT NULL, start INTEGER NOT NULL, "
+            "end INTEGER NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL, "
+            "printed TEXT NOT NULL, PRIMARY KEY (paper_id, ordinal, n)) WITHOUT ROWID",
+        ):
+            store.db.execute(sql)
+
+
 MIGRATIONS = [
     Migration(1, "cache tables", m001_cache_tables),
     Migration(2, "lean cache", m002_lean_cache, rewrites=True),
     Migration(3, "chroma layout 2", m003_chroma_layout_2),
+    Migration(4, "references", m004_references),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1].number  # what meta's schema_version says (older ddsearch reads it)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ddsearch.errors import UnavailableError
-from ddsearch.models import Chunk, Paper
+from ddsearch.models import Chunk, CitingSentence, Paper, Reference
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,13 +77,16 @@ class PaperRecord:
 @dataclass(frozen=True)
 class PaperRows:
     """Everything the index holds of one paper: its record, chunks (in order), one float32
-    vector per chunk, and per chunk its sentences' vectors (SENTENCE_DTYPE rows)."""
+    vector per chunk, per chunk its sentences' vectors (SENTENCE_DTYPE rows), and its
+    reference list: the entries, ``()`` when the paper has none that can be recognised, None
+    when it was never read (a paper ingested before ddsearch read reference lists)."""
 
     record: PaperRecord
     chunks: list[Chunk]
     vectors: np.ndarray
     sentence_vectors: list[np.ndarray]
     model: str
+    references: tuple[Reference, ...] | None = None
 
     @property
     def dimension(self) -> int:
@@ -98,6 +101,27 @@ class PaperRows:
         ):
             raise ValueError("one vector per sentence")
         return self
+
+
+def references_json(references: tuple[Reference, ...]) -> list:
+    """A reference list as compact JSON for the store of record; a citing sentence is kept
+    as where it stands (its chunk, span, pages), its text being the chunk's."""
+    return [[r.ordinal, r.label, r.text, list(r.pages), r.id,
+             [[c.chunk_id, c.start, c.end, list(c.pages), list(c.printed)] for c in r.cited]]
+            for r in references]  # fmt: skip
+
+
+def references_from_json(data: list, chunks: list[Chunk]) -> tuple[Reference, ...]:
+    """The reference list ``references_json`` wrote, its citing sentences' texts read from
+    the paper's ``chunks``."""
+    texts = {c.id: c.text for c in chunks}
+    return tuple(
+        Reference(ordinal, label, text, tuple(pages), cited_id,
+                  tuple(CitingSentence(chunk, start, end, texts.get(chunk, "")[start:end],
+                                       tuple(cpages), tuple(printed))
+                        for chunk, start, end, cpages, printed in cited))
+        for ordinal, label, text, pages, cited_id, cited in data
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

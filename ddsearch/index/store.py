@@ -41,8 +41,9 @@ from ddsearch.index.records import (
     PaperRecord,
     PaperRows,
     paper_from_json,
+    references_json,
 )
-from ddsearch.models import Chunk, Sentence
+from ddsearch.models import Chunk, CitingSentence, Reference, Sentence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -305,14 +306,90 @@ class Store:
         sentence_vectors = [
             np.frombuffer(blobs.get(r[0], b""), dtype=SENTENCE_DTYPE).reshape(-1, dim) for r in rows
         ]
-        return PaperRows(record, chunks, vectors, sentence_vectors, self.model or "")
+        return PaperRows(record, chunks, vectors, sentence_vectors, self.model or "",
+                         self.references(paper_id))  # fmt: skip
+
+    # -- references ---------------------------------------------------------------------
+    def _has(self, table: str) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+        return self.db.execute(sql, (table,)).fetchone() is not None
+
+    def references(self, paper_id: str) -> tuple[Reference, ...] | None:
+        """The paper's reference list, each entry with its citing sentences; ``()`` when it has
+        none that can be recognised, None when it was never read."""
+        if not self._has("reference_lists"):
+            return None  # a migration before the fourth reads the papers it rewrites
+        found = self.db.execute("SELECT entries FROM reference_lists WHERE paper_id=?",
+                                (paper_id,)).fetchone()  # fmt: skip
+        if found is None:
+            return None
+        cited: dict[int, list[CitingSentence]] = {}
+        for r in self.db.execute(
+            "SELECT ordinal, chunk_id, start, end, text, pages, printed FROM citing_sentences "
+            "WHERE paper_id=? ORDER BY ordinal, n", (paper_id,)
+        ):  # fmt: skip
+            cited.setdefault(r[0], []).append(
+                CitingSentence(
+                    r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), tuple(json.loads(r[6]))
+                )
+            )
+        return tuple(
+            Reference(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], tuple(cited.get(r[0], ())))
+            for r in self.db.execute(
+                "SELECT ordinal, label, text, pages, cited FROM reference_entries "
+                "WHERE paper_id=? ORDER BY ordinal", (paper_id,)
+            )
+        )  # fmt: skip
+
+    def citers(self, paper_id: str) -> list[tuple[str, Reference]]:
+        """(citing paper id, its entry naming ``paper_id``, with the sentences citing it) for
+        every cached paper whose reference list names it, by paper id."""
+        entries = self.db.execute(
+            "SELECT paper_id, ordinal, label, text, pages FROM reference_entries WHERE cited=? "
+            "ORDER BY paper_id, ordinal", (paper_id,)
+        ).fetchall()  # fmt: skip
+        cited: dict[tuple[str, int], list[CitingSentence]] = {}
+        for r in self.db.execute(
+            "SELECT s.paper_id, s.ordinal, s.chunk_id, s.start, s.end, s.text, s.pages, "
+            "s.printed FROM citing_sentences s JOIN reference_entries e "
+            "ON e.paper_id = s.paper_id AND e.ordinal = s.ordinal WHERE e.cited=? "
+            "ORDER BY s.paper_id, s.ordinal, s.n", (paper_id,)
+        ):  # fmt: skip
+            cited.setdefault((r[0], r[1]), []).append(
+                CitingSentence(
+                    r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), tuple(json.loads(r[7]))
+                )
+            )
+        return [(e[0], Reference(e[1], e[2], e[3], tuple(json.loads(e[4])), paper_id,
+                                 tuple(cited.get((e[0], e[1]), ()))))
+                for e in entries]  # fmt: skip
+
+    def reference_lists(self) -> dict[str, int]:
+        """{paper id: entries in its reference list (0: none found)} of the papers whose list
+        was read; a cached paper missing here was ingested before ddsearch read them."""
+        return dict(self.db.execute("SELECT paper_id, entries FROM reference_lists"))
+
+    def citation_edges(self) -> list[tuple[str, str]]:
+        """(citing paper, cited paper) for every resolved entry of every cached list, once
+        each; the cited paper may be a catalog paper that is not in the collection."""
+        sql = ("SELECT DISTINCT paper_id, cited FROM reference_entries WHERE cited IS NOT NULL "
+               "AND cited != paper_id ORDER BY paper_id, cited")  # fmt: skip
+        return [(r[0], r[1]) for r in self.db.execute(sql)]
+
+    def citing_counts(self) -> dict[tuple[str, str], int]:
+        """{(citing paper, cited paper): its sentences citing it} of every resolved entry."""
+        sql = ("SELECT e.paper_id, e.cited, count(s.n) FROM reference_entries e "
+               "LEFT JOIN citing_sentences s ON s.paper_id = e.paper_id AND s.ordinal = e.ordinal "
+               "WHERE e.cited IS NOT NULL GROUP BY e.paper_id, e.cited")  # fmt: skip
+        return {(r[0], r[1]): r[2] for r in self.db.execute(sql)}
 
     # -- writing ----------------------------------------------------------------------------
     def replace_paper(self, record: PaperRecord, chunks: Sequence[Chunk], vectors, model: str,
-                      sentence_vectors: Sequence | None = None) -> None:  # fmt: skip
+                      sentence_vectors: Sequence | None = None,
+                      references: Sequence[Reference] | None = None) -> None:  # fmt: skip
         """Make exactly these chunks (and their sentences, with one vector each in
-        ``sentence_vectors``, per chunk) the paper's: committed to Chroma, then to the cache,
-        atomically for readers."""
+        ``sentence_vectors``, per chunk) and this reference list (None: not read) the
+        paper's: committed to Chroma, then to the cache, atomically for readers."""
         import numpy as np
 
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -321,7 +398,8 @@ class Store:
             sentence_vectors = [np.zeros((0, dim))] * len(chunks)
         rows = PaperRows(record, list(chunks), vectors,
                          [np.asarray(v, dtype=SENTENCE_DTYPE).reshape(-1, dim)
-                          for v in sentence_vectors], model).checked()  # fmt: skip
+                          for v in sentence_vectors], model,
+                         None if references is None else tuple(references)).checked()  # fmt: skip
         commit = self.chroma.write(rows)
         self._apply([], [(commit, rows)])
 
@@ -358,6 +436,22 @@ class Store:
                 [(cur.lastrowid, i, s.start, s.end, json.dumps(s.pages), json.dumps(s.printed),
                   int(s.caption), blob[i].tobytes()) for i, s in enumerate(c.sentences)],
             )  # fmt: skip
+        if rows.references is not None:
+            self._write_references(paper.id, rows.references)
+
+    def _write_references(self, paper_id: str, references: Sequence[Reference]) -> None:
+        db = self.db
+        db.execute("INSERT INTO reference_lists VALUES (?, ?)", (paper_id, len(references)))
+        db.executemany(
+            "INSERT INTO reference_entries VALUES (?, ?, ?, ?, ?, ?)",
+            [(paper_id, r.ordinal, r.label, r.text, json.dumps(r.pages), r.id)
+             for r in references],
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO citing_sentences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(paper_id, r.ordinal, n, c.chunk_id, c.start, c.end, c.text, json.dumps(c.pages),
+              json.dumps(c.printed)) for r in references for n, c in enumerate(r.cited)],
+        )  # fmt: skip
 
     def _delete_rows(self, paper_id: str) -> None:
         """Inside a transaction: delete the paper's chunks and all that hangs off them. The
@@ -373,6 +467,8 @@ class Store:
         self.db.executemany("DELETE FROM sentences WHERE chunk=?", rows)
         self.db.executemany("DELETE FROM vectors WHERE chunk=?", rows)
         self.db.execute("DELETE FROM chunks WHERE paper_id=?", (paper_id,))
+        for table in ("reference_lists", "reference_entries", "citing_sentences"):
+            self.db.execute(f"DELETE FROM {table} WHERE paper_id=?", (paper_id,))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -483,7 +579,7 @@ class Store:
             rows = self.paper_rows(pid)
             if convert is not None:
                 rows = PaperRows(convert(rows.record), rows.chunks, rows.vectors,
-                                 rows.sentence_vectors, rows.model)  # fmt: skip
+                                 rows.sentence_vectors, rows.model, rows.references)  # fmt: skip
                 with self.transaction():
                     self._set_record(rows.record)
             tokens[pid] = self.chroma.write(rows).token
@@ -753,6 +849,8 @@ def digest(rows: PaperRows) -> str:
     for c, v, sv in zip(rows.chunks, rows.vectors, rows.sentence_vectors):
         parts += [c.id.encode(), c.text.encode(), v.astype("<f4").tobytes(),
                   sv.astype(SENTENCE_DTYPE).tobytes()]  # fmt: skip
+    if rows.references is not None:  # a list never read leaves the hash as it always was
+        parts.append(json.dumps(references_json(rows.references)).encode())
     for value in parts:
         h.update(len(value).to_bytes(8, "little"))
         h.update(value)

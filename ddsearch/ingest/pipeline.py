@@ -29,7 +29,7 @@ from ddsearch.ingest.extract import ExtractError, check_file, extract
 from ddsearch.ingest.references import read_references
 from ddsearch.ingest.resolve import Resolver
 from ddsearch.ingest.typeset import HEADING_MARK
-from ddsearch.models import Chunk, Paper, Reference, Status
+from ddsearch.models import Chunk, Page, Paper, Reference, Status
 
 __all__ = ["IngestError", "Outcome", "Report", "Source", "fingerprint", "ingest", "plan"]
 
@@ -482,13 +482,17 @@ class _Prepared:
     stages: dict[str, float] = field(default_factory=dict)
     references: list[Reference] | None = None  # its reference list, when it has one
     relabel: bool = False  # only the metadata changed: store it, keep the chunks and vectors
+    # an unchanged paper whose reference list was never read (ingested before ddsearch read
+    # them): its pages, every line kept, to read the list from beside the chunks it has
+    whole: list[Page] | None = None
 
 
 def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool,
-             old: PaperRecord | None, embedder: Embedder,
-             resolver: Resolver) -> _Prepared:  # fmt: skip
+             old: PaperRecord | None, embedder: Embedder, resolver: Resolver,
+             unread: bool = False) -> _Prepared:  # fmt: skip
     """Fetch, hash, extract and chunk one paper (or find it unchanged, or changed only in
-    metadata that neither its chunks nor its vectors depend on)."""
+    metadata that neither its chunks nor its vectors depend on; ``unread``: then read its
+    pages for the reference list it lacks)."""
     pdf = _obtain(source, settings, refresh)
     digest = source.digest or sha256_file(pdf)
     shape = fingerprint(source.paper, settings, encoder)
@@ -497,16 +501,22 @@ def _prepare(source: Source, settings: Settings, encoder: str, refresh: bool,
         if paper.key is None and old.paper.key:  # the user's key stays until --prune drops it
             paper = replace(paper, key=old.paper.key, path=paper.path or old.paper.path)
         source = replace(source, paper=paper)
+        whole = _whole_pages(paper, pdf, settings) if unread else None
         if paper == old.paper:
-            return _Prepared(source, pdf, digest, shape, None)
+            return _Prepared(source, pdf, digest, shape, None, whole=whole)
         if paper.pages == old.paper.pages:  # the printed page numbers of the chunks hold
-            return _Prepared(source, pdf, digest, shape, None, relabel=True)
+            return _Prepared(source, pdf, digest, shape, None, relabel=True, whole=whole)
     stages: dict[str, float] = {}
     chunks, references = read_paper(source.paper, pdf, embedder, settings, stages, resolver)
     return _Prepared(source, pdf, digest, shape, chunks, stages, references=references)
 
 
-def _prepared(todo, settings, refresh, olds, embedder, resolver):
+def _whole_pages(paper: Paper, pdf: Path, settings: Settings) -> list[Page]:
+    """The paper's pages with every line kept, as read_paper reads its references from."""
+    return clean_whole(extract(pdf, settings.limits).pages, heading, page_range(paper.pages))[1]
+
+
+def _prepared(todo, settings, refresh, olds, embedder, resolver, unread=frozenset()):
     """Yield (source, future) for each paper, reading ahead of the one being embedded.
 
     A thread is enough: extraction itself runs in the extract worker process and onnxruntime
@@ -525,7 +535,8 @@ def _prepared(todo, settings, refresh, olds, embedder, resolver):
                     if source is None:
                         break
                     old = olds.get(source.paper.id)
-                    job = (source, settings, encoder, refresh, old, embedder, resolver)
+                    job = (source, settings, encoder, refresh, old, embedder, resolver,
+                           source.paper.id in unread)  # fmt: skip
                     pending.append((source, pool.submit(_prepare, *job)))
                 if not pending:
                     return
@@ -549,7 +560,9 @@ def _store_one(ready: _Prepared, store: Store, embedder: Embedder, settings: Set
     vectors, sentence_vectors = embedder.encode_passages(texts, spans, on_batch=on_batch)
     embedded = time.perf_counter()
     record = PaperRecord(paper, ready.digest, ready.shape, len(chunks), str(ready.pdf), time.time())
-    store.replace_paper(record, chunks, vectors, settings.model, sentence_vectors)
+    # no list found is stored as such (()): only a paper never read has None
+    store.replace_paper(record, chunks, vectors, settings.model, sentence_vectors,
+                        ready.references or ())  # fmt: skip
     stages = {k: v for k, v in ready.stages.items() if k != "pages"}
     report.timed({**stages, "embed": embedded - started, "store": time.perf_counter() - embedded})
     report.pages += int(ready.stages.get("pages", 0))
@@ -604,19 +617,24 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
 
     records = store.records()
     olds = {pid: r for pid, r in records.items() if store.count_chunks(pid) == r.chunks}
+    unread = frozenset(records) - set(store.reference_lists())
     todo = list(todo)
     bar = tqdm(total=len(todo), desc="papers", unit="paper", disable=not progress, leave=False)
     chunk_bar = tqdm(desc="chunks embedded", unit="chunk", disable=not progress, leave=False)
     ready = None
     try:
         for n, (source, future) in enumerate(
-            _prepared(todo, settings, refresh, olds, embedder, resolver), 1
+            _prepared(todo, settings, refresh, olds, embedder, resolver, unread), 1
         ):
             pid = source.paper.id
             bar.set_postfix_str(pid)
             try:
                 ready = future.result()
-                if ready.relabel:
+                if ready.whole is not None:
+                    _add_references(ready, store, settings, resolver)
+                    why = "reference list read" + (", metadata" if ready.relabel else "")
+                    outcome = Outcome(pid, Status.UPDATED, why, records[pid].chunks)
+                elif ready.relabel:
                     _relabel(ready.source.paper, store, settings, ready.digest, ready.shape)
                     outcome = Outcome(pid, Status.UPDATED, "metadata only", records[pid].chunks)
                 elif ready.chunks is None:
@@ -644,6 +662,21 @@ def _run(todo: Iterable[Source], store: Store, embedder: Embedder, settings: Set
         chunk_bar.close()
 
 
+def _add_references(ready: _Prepared, store: Store, settings: Settings,
+                    resolver: Resolver) -> None:  # fmt: skip
+    """Store the reference list of a paper indexed before ddsearch read them, beside the
+    chunks and vectors it has (and its new metadata, if any)."""
+    assert ready.whole is not None
+    paper = ready.source.paper
+    rows = store.paper_rows(paper.id)
+    found = read_references(paper.id, ready.whole, rows.chunks, resolver)
+    old = rows.record
+    record = (PaperRecord(paper, ready.digest, ready.shape, len(rows.chunks), old.source,
+                          time.time()) if ready.relabel else old)  # fmt: skip
+    store.replace_paper(record, rows.chunks, rows.vectors, settings.model, rows.sentence_vectors,
+                        found or ())  # fmt: skip
+
+
 def _relabel(paper: Paper, store: Store, settings: Settings, digest: str | None = None,
              shape: str | None = None) -> None:  # fmt: skip
     """Store new metadata for an indexed paper, with the chunks and vectors it has."""
@@ -651,7 +684,8 @@ def _relabel(paper: Paper, store: Store, settings: Settings, digest: str | None 
     old = rows.record
     record = PaperRecord(paper, digest or old.sha256, shape or old.settings, len(rows.chunks),
                          old.source, time.time())  # fmt: skip
-    store.replace_paper(record, rows.chunks, rows.vectors, settings.model, rows.sentence_vectors)
+    store.replace_paper(record, rows.chunks, rows.vectors, settings.model, rows.sentence_vectors,
+                        rows.references)  # fmt: skip
 
 
 def _settle_bibs(listed: dict[str, dict[str, str]], store: Store, catalog: Catalog,

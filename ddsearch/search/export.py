@@ -391,8 +391,9 @@ def _md_link(c: Citation) -> str | None:
     return f"[Open {md_escape(label)}]({_md_url(c.link)})"
 
 
-def render_markdown(query: str, hits: list[Hit], keys: dict[str, str]) -> str:
-    out = [f"# Search results: {md_escape(query)}", ""]
+def render_markdown(query: str, hits: list[Hit], keys: dict[str, str],
+                    heading: str = "Search results") -> str:  # fmt: skip
+    out = [f"# {heading}: {md_escape(query)}", ""]
     if not hits:
         out += ["No results.", ""]
     for hit in hits:
@@ -481,12 +482,14 @@ def render_papers(fmt: str, papers: Iterable[Paper], keys: dict[str, str]) -> st
     raise ValueError(f"{fmt!r} is not a bibliography format; use one of: bib, csl, ris")
 
 
-def render(fmt: str, query: str, hits: list[Hit], keys: dict[str, str]) -> str:
-    """Search results as md or json, or the bibliography of their papers as bib/csl/ris."""
+def render(fmt: str, query: str, hits: list[Hit], keys: dict[str, str],
+           heading: str = "Search results") -> str:  # fmt: skip
+    """Search results as md or json, or the bibliography of their papers as bib/csl/ris;
+    ``heading``: what Markdown calls them ("Cited by" for a paper's citing sentences)."""
     fmt = format_from_path("", fmt)
     keys = _complete_keys(_papers(hits), keys)
     if fmt == "md":
-        return render_markdown(query, hits, keys)
+        return render_markdown(query, hits, keys, heading)
     if fmt == "json":
         return render_json(query, hits, keys)
     return render_papers(fmt, _papers(hits), keys)
@@ -558,7 +561,8 @@ def export(
     hits: list[Hit],
     keys: dict[str, str],
     force: bool = False,
+    heading: str = "Search results",
 ) -> Path:
     """Render hits in fmt (or the format the extension of path names) and write the file."""
     fmt = format_from_path(path, fmt)
-    return write_atomic(path, render(fmt, query, hits, keys), force=force)
+    return write_atomic(path, render(fmt, query, hits, keys, heading), force=force)

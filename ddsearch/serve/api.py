@@ -25,7 +25,7 @@ from starlette.responses import Response
 from ddsearch import __version__
 from ddsearch.config import QuerySettings
 from ddsearch.errors import Problem, QueryError, UserError
-from ddsearch.models import CiteFormat, Mode
+from ddsearch.models import CiteFormat, GraphFormat, Mode
 from ddsearch.search.render import (
     DEFAULT_SCALE,
     MAX_MARKS,
@@ -36,7 +36,14 @@ from ddsearch.search.render import (
 )
 from ddsearch.search.validate import check_k, check_mode, check_text
 from ddsearch.serve.page import PAGE_CSP, render_page
-from ddsearch.serve.schemas import ErrorBody, Health, PaperStatus, SearchAnswer
+from ddsearch.serve.schemas import (
+    ErrorBody,
+    Health,
+    PaperStatus,
+    ReadingStep,
+    ReferenceEntry,
+    SearchAnswer,
+)
 from ddsearch.service import Service
 
 MCP_PATH = "/mcp"
@@ -50,6 +57,9 @@ CITE_TYPES = {
     "csl": "application/vnd.citationstyles.csl+json; charset=utf-8",
     "ris": "application/x-research-info-systems; charset=utf-8",
 }
+GRAPH_TYPES = {"dot": "text/vnd.graphviz; charset=utf-8", "json": JSON_TYPE}
+MAX_PATH_PAPERS = 20  # the papers one reading order is asked for
+MAX_DEPTH = 10  # steps of references a reading order follows (the canon is shallower)
 
 
 class ApiError(Exception):
@@ -316,6 +326,51 @@ def create_app(service: Service, *, token: str | None = None, cors_origins=(), m
             raise ApiError(400, "the paper id is not valid UTF-8 URL encoding") from None
         body = await service.call(service.cite, [paper_id], format)
         return Response(body.encode(), media_type=CITE_TYPES[format])
+
+    paper_id = Annotated[str, Path(min_length=1, description="A paper id (any case)")]
+    why = "Not a known paper, or one whose reference list was not found"
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": why}}
+
+    @app.get("/refs/{id}", response_model=list[ReferenceEntry], operation_id="refs",
+             summary="What a paper cites that the collection or catalog holds, each entry with "
+             "its citing sentences (the JSON of refs ID --json)",
+             responses={**not_found, **ERRORS}, dependencies=[only(all=False)])  # fmt: skip
+    async def refs(
+        id: paper_id,  # noqa: A002
+        all: Annotated[bool, Query(description="Every entry, those naming no known paper too")]  # noqa: A002
+        = False,
+    ):  # fmt: skip
+        return json_response(200, await service.call(service.refs, id, all))
+
+    @app.get("/cited-by/{id}", response_model=list[ReferenceEntry], operation_id="cited_by",
+             summary="The papers of the collection citing a paper, each with its entry and the "
+             "sentences citing it (the JSON of cited-by ID --json)",
+             responses={**not_found, **ERRORS}, dependencies=[only()])  # fmt: skip
+    async def cited_by(id: paper_id):  # noqa: A002
+        return json_response(200, await service.call(service.cited_by, id))
+
+    @app.get("/path", response_model=list[ReadingStep], operation_id="path",
+             summary="A reading order: the papers these build on, prerequisites first, each "
+             "with the sentences saying why (the JSON of path ID... --json)",
+             responses={**not_found, **ERRORS},
+             dependencies=[only(id=True, depth=False)])  # fmt: skip
+    async def path(
+        id: Annotated[list[str], Query(min_length=1, max_length=MAX_PATH_PAPERS,  # noqa: A002
+                      description="A paper id (repeatable)")],
+        depth: Annotated[int, Query(ge=1, le=MAX_DEPTH, description="Follow references this "
+                         "many steps: 1 is what the papers cite, 2 what those cite too")] = 1,
+    ):  # fmt: skip
+        return json_response(200, await service.call(service.path, id, depth))
+
+    @app.get("/graph", operation_id="graph", response_class=Response,
+             summary="The collection's citation graph, citing -> cited (ddsearch graph)",
+             responses={200: {"description": "Graphviz DOT or JSON nodes and edges", "content": {
+                 GRAPH_TYPES["dot"].split(";")[0]: {"schema": {"type": "string"}},
+                 "application/json": {"schema": {"type": "object"}}}}, **ERRORS},
+             dependencies=[only(format=False)])  # fmt: skip
+    async def graph(format: GraphFormat = GraphFormat.DOT):  # noqa: A002
+        body = await service.call(service.graph_text, format)
+        return Response(body.encode(), media_type=GRAPH_TYPES[format])
 
     @app.get("/cite/", include_in_schema=False)
     async def cite_nothing():

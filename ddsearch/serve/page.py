@@ -153,7 +153,12 @@ def render_page(
             if href:
                 label = f"Open {c.pages}" if c.pages else "Open the paper"
                 out.append(f'<a class="page-link" href="{e(href)}">{e(label)}</a>')
-            cite = f"/cite/{quote(hit.paper.id, safe='')}"
+            pid = quote(hit.paper.id, safe="")
+            cite = f"/cite/{pid}"
+            out.append(  # the paper in the citation graph: what it cites, who cites it
+                f'<a class="refs-link" href="/refs/{e(pid)}">References</a>'
+                f'<a class="cited-by-link" href="/cited-by/{e(pid)}">Cited by</a>'
+            )
             out.append(
                 f'<a class="bib-link" href="{e(cite)}?format=bib">BibTeX</a>'
                 f'<button type="button" class="copy-md" data-copy="{e(md)}">Copy Markdown</button>'

@@ -64,6 +64,41 @@ class PaperStatus(BaseModel):
     status: Literal["indexed", "downloaded", "not downloaded", "no open-access URL"]
     chunks: int = Field(ge=0)
     source: str | None = Field(description="The PDF the index was built from")
+    cites: int | None = Field(
+        description="Papers of the collection it cites (null: its reference list never read)"
+    )
+    cited_by: int = Field(ge=0, description="Papers of the collection citing it")
+
+
+class CitingSentence(BaseModel):
+    page: int | None = Field(description="The first PDF page the sentence stands on")
+    pages: list[int]
+    page_label: str | None = Field(description='What to cite: "p. 8", "PDF p. 3"')
+    quote: str = Field(description="The citing sentence")
+    link: str | None = Field(description="The citing paper's PDF, opened at the page")
+    paper: str = Field(description="The citing paper's id")
+    key: str = Field(description="The citing paper's citation key")
+
+
+class ReferenceEntry(BaseModel):
+    id: str | None = Field(
+        description="/refs: the cited paper (null: no known paper); /cited-by and path's "
+        "reasons: the citing paper"
+    )
+    label: str = Field(description='The entry\'s label as printed: "[15]", "15.", "[Lam78]"')
+    reference: str = Field(description="The entry's text")
+    citations: list[CitingSentence] = Field(description="The sentences citing it, in order")
+
+
+class ReadingStep(BaseModel):
+    id: str
+    title: str
+    year: int | None
+    target: bool = Field(description="One of the papers the order was asked for")
+    dependents: list[str] = Field(description="The papers of the order that build on it")
+    reasons: list[ReferenceEntry] = Field(
+        description="Its citers in the order, each with the sentences saying why it matters"
+    )
 
 
 class Health(BaseModel):

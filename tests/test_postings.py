@@ -160,3 +160,14 @@ def test_term_scores_split_tops_scores_by_token(tmp_path):
     assert parts[:, -1].tolist() == [0.0] * len(tokens)
     assert parts[tokens.index("unheardof")].tolist() == [0.0] * len(rows)
     store.close()
+
+
+def test_the_tokenizer_keeps_each_words_tokens_and_answers_alike():
+    words = ["Replicas", "key-value", "café", "of", "", "2PC", "replicas", "Replicas"]
+    fresh = Tokenizer(TOKENIZE)(words)
+    keeping = Tokenizer(TOKENIZE)
+    keeping(["replicas", "café"])  # some words seen before, some not
+    assert keeping(words) == fresh == keeping(words)
+    assert fresh[0] == fresh[6] == fresh[7] and fresh[4] == [] and len(fresh[1]) == 2
+    keeping.KEEP = 3  # past its bound it starts again, with the same answers
+    assert keeping(words) == fresh

@@ -202,3 +202,22 @@ def test_missing_and_empty_indexes(tmp_path):
     Store(tmp_path / "empty").close()  # a writer made the file, but nothing is indexed
     with pytest.raises(IndexError_, match="empty"):
         Searcher(tmp_path / "empty")
+
+
+def test_chunks_kept_between_queries_answer_as_chunks_read_anew(indexed_home, embedder):
+    """The searcher keeps the chunks it decoded; a bound of one chunk (read anew nearly every
+    time) gives the same answers, query after query."""
+    questions = ["How often does each keeper light a beacon?", "hinted entries for a clerk",
+                 "How often does each keeper light a beacon?"]  # fmt: skip
+    keeping = Searcher(indexed_home, embedder=embedder, catalog=load_catalog())
+    anew = Searcher(indexed_home, embedder=embedder, catalog=load_catalog(),
+                    settings=SearchSettings(kept_chunks=1))  # fmt: skip
+    for q in questions:
+        a, b = keeping.search(q, k=5), anew.search(q, k=5)
+        keeping.add_quotes(q, a)
+        anew.add_quotes(q, b)
+        assert [(h.chunk.id, h.score, h.quote) for h in a] == [
+            (h.chunk.id, h.score, h.quote) for h in b
+        ]
+    keeping.store.close()
+    anew.store.close()

@@ -74,6 +74,7 @@ class Searcher:
         self._names: tuple | None = None  # (the records they were read from, Names)
         self._layout: tuple | None = None  # (the vectors it was read from, Layout)
         self._kept: tuple | None = None  # (vectors, generation read with, {rowid: Chunk})
+        self._frequency: tuple | None = None  # (generation, {token: chunks holding it}, chunks)
         self._dense_all: tuple | None = None  # (query, cosine of every row), the last query's
         self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
@@ -142,12 +143,26 @@ class Searcher:
         """(idf, whether any chunk holds it) of each term, and the chunk count, in one read of
         the vocabulary."""
         tokens = self._tokenize(terms)
-        df, n = self.store.document_frequencies({t for word in tokens for t in word})
+        df, n = self._frequencies({t for word in tokens for t in word})
         out = []
         for word in tokens:
             most = max((df.get(t, 0) for t in word), default=0)
             out.append((math.log(1 + (n - most + 0.5) / (most + 0.5)), most > 0))
         return out, n
+
+    def _frequencies(self, tokens: set[str]) -> tuple[dict[str, int], int]:
+        """({token: chunks holding it}, chunks), kept for the index's generation: a query reads
+        its words' counts for the paper chance, the headings, the quotes and the weak-match
+        check alike."""
+        generation = self.store.generation
+        if self._frequency is None or self._frequency[0] != generation:
+            self._frequency = (generation, {}, self.store.document_frequencies(())[1])
+        _, known, n = self._frequency
+        new = tokens - known.keys()
+        if new:
+            found, _ = self.store.document_frequencies(new)
+            known.update({t: found.get(t, 0) for t in new})
+        return {t: known[t] for t in tokens}, n
 
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int | None = None) -> None:
         """Set each hit's quote, and so the pages its citation names: the best 1-3 sentences

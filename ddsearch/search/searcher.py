@@ -75,7 +75,7 @@ class Searcher:
         self._layout: tuple | None = None  # (the vectors it was read from, Layout)
         self._kept: tuple | None = None  # (vectors, generation read with, {rowid: Chunk})
         self._frequency: tuple | None = None  # (generation, {token: chunks holding it}, chunks)
-        self._dense_all: tuple | None = None  # (query, cosine of every row), the last query's
+        self._dense_all: tuple | None = None  # (query, vectors, cosine of every row): the last
         self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
     def refresh(self) -> bool:
@@ -226,9 +226,10 @@ class Searcher:
         """The query's cosine with every row of the vectors (in their order), kept for the
         last query."""
         vectors = self._matrix()
-        if self._dense_all is None or self._dense_all[0] != (query, id(vectors[1])):
-            self._dense_all = ((query, id(vectors[1])), vectors[1] @ self.encode_query(query))
-        return self._dense_all[1]
+        kept = self._dense_all
+        if kept is None or kept[0] != query or kept[1] is not vectors:  # an id() may be reused
+            kept = self._dense_all = (query, vectors, vectors[1] @ self.encode_query(query))
+        return kept[2]
 
     def layout(self) -> Layout:
         """Where each row of the vectors stands: its paper, and whether it is front matter."""

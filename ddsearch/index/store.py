@@ -328,13 +328,9 @@ class Store:
             "SELECT ordinal, chunk_id, start, end, text, pages, printed FROM citing_sentences "
             "WHERE paper_id=? ORDER BY ordinal, n", (paper_id,)
         ):  # fmt: skip
-            cited.setdefault(r[0], []).append(
-                CitingSentence(
-                    r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), tuple(json.loads(r[6]))
-                )
-            )
+            cited.setdefault(r[0], []).append(_citing(r[1:]))
         return tuple(
-            Reference(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], tuple(cited.get(r[0], ())))
+            Reference(r[0], r[1], r[2], _pages(r[3]), r[4], tuple(cited.get(r[0], ())))
             for r in self.db.execute(
                 "SELECT ordinal, label, text, pages, cited FROM reference_entries "
                 "WHERE paper_id=? ORDER BY ordinal", (paper_id,)
@@ -355,12 +351,8 @@ class Store:
             "ON e.paper_id = s.paper_id AND e.ordinal = s.ordinal WHERE e.cited=? "
             "ORDER BY s.paper_id, s.ordinal, s.n", (paper_id,)
         ):  # fmt: skip
-            cited.setdefault((r[0], r[1]), []).append(
-                CitingSentence(
-                    r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), tuple(json.loads(r[7]))
-                )
-            )
-        return [(e[0], Reference(e[1], e[2], e[3], tuple(json.loads(e[4])), paper_id,
+            cited.setdefault((r[0], r[1]), []).append(_citing(r[2:]))
+        return [(e[0], Reference(e[1], e[2], e[3], _pages(e[4]), paper_id,
                                  tuple(cited.get((e[0], e[1]), ()))))
                 for e in entries]  # fmt: skip
 
@@ -862,3 +854,8 @@ def _pages(text: str) -> tuple:
     """A stored list of page numbers or labels ("[3, 4]", '["213"]'), as a tuple. A query
     reads a few thousand of them, nearly all alike: each text is decoded once."""
     return tuple(json.loads(text))
+
+
+def _citing(row: Sequence) -> CitingSentence:
+    """A citing sentence from its stored columns: chunk_id, start, end, text, pages, printed."""
+    return CitingSentence(row[0], row[1], row[2], row[3], _pages(row[4]), _pages(row[5]))

@@ -332,22 +332,11 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
         from ddsearch.search.export import (
             check_target,
             export,
-            format_from_path,
             render_json,
             write_atomic,
         )
 
-    if len({Path(p).resolve() for p in exports}) < len(exports):
-        raise click.UsageError("the same --export file is given twice")
-    for path in exports:  # before the search, which may take a while
-        try:
-            format_from_path(path, fmt)
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
-        try:
-            check_target(path, force)
-        except OSError as e:
-            raise click.ClickException(str(e)) from None
+    _check_exports(exports, fmt, force)  # before the search, which may take a while
     for folder in (annotate, pages_dir):
         if folder is not None:
             _check_folder(folder)
@@ -398,6 +387,30 @@ def query(ctx, question, k, papers, mode, as_json, qfile, jsonl, full, exports, 
         click.echo(render_json(question, hits, keys), nl=False)
         return
     _print_hits(hits, keys, full, explain)
+
+
+def _check_exports(exports, fmt: str | None, force: bool, refuse: tuple = (),
+                   why: str = "") -> None:  # fmt: skip
+    """The --export files, checked before any work: each named once, of a format it can be
+    written in (``refuse``: those this command cannot write, told with ``why``), and
+    writable (or --force)."""
+    if not exports:  # a plain query imports no export code
+        return
+    from ddsearch.search.export import check_target, format_from_path
+
+    if len({Path(p).resolve() for p in exports}) < len(exports):
+        raise click.UsageError("the same --export file is given twice")
+    for path in exports:
+        try:
+            kind = format_from_path(path, fmt)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        if kind in refuse:
+            raise click.UsageError(why)
+        try:
+            check_target(path, force)
+        except OSError as e:
+            raise click.ClickException(str(e)) from None
 
 
 def _check_folder(folder: Path) -> None:
@@ -647,21 +660,10 @@ def refs(ctx, paper_id, everything, as_json, catalog_path):
 def cited_by(ctx, paper_id, as_json, exports, force, catalog_path):
     """Which papers of the collection cite a paper, with the sentences saying what they take
     from it, as citations (page, quote, link)."""
-    from ddsearch.search.export import check_target, export, format_from_path
+    from ddsearch.search.export import PAGE_FORMATS, export
 
-    if len({p.resolve() for p in exports}) < len(exports):
-        raise click.UsageError("the same --export file is given twice")
-    for export_path in exports:  # before any work
-        try:
-            fmt = format_from_path(export_path)
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
-        if fmt in ("pdf", "png"):
-            raise click.UsageError("cited-by exports .md, .json, .bib, .csl.json or .ris")
-        try:
-            check_target(export_path, force)
-        except OSError as e:
-            raise click.ClickException(str(e)) from None
+    _check_exports(exports, None, force, refuse=PAGE_FORMATS,  # before any work
+                   why="cited-by exports .md, .json, .bib, .csl.json or .ris")  # fmt: skip
     graph = _graph(ctx, catalog_path)
     try:
         edges = graph.cited_by(paper_id)

@@ -697,7 +697,7 @@ def cited_by(ctx, paper_id, as_json, exports, force, catalog_path):
 @click.argument("paper_ids", nargs=-1, required=True)
 @click.option(
     "--depth",
-    type=click.IntRange(min=1, max=10),
+    type=click.IntRange(min=1, max=_default(QuerySettings, "max_depth")),
     default=1,
     show_default=True,
     help="Follow references this many steps: 1 is what the papers cite, 2 what those cite too.",

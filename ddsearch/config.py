@@ -145,10 +145,12 @@ class QuerySettings(Checked):
     max_k: int = 100  # results one query may ask for
     k: int = 10  # results when k is not given (query, /search, the page)
     assistant_k: int = 5  # ... for an MCP client: every passage costs its context
+    max_path_papers: int = 20  # the papers one reading order (path) is asked for
+    max_depth: int = 10  # steps of references a reading order follows (the canon is shallower)
 
     bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {
         "max_chars": (1, 100_000), "max_k": (1, 10_000), "k": (1, 10_000),
-        "assistant_k": (1, 10_000),
+        "assistant_k": (1, 10_000), "max_path_papers": (1, 10_000), "max_depth": (1, 1000),
     }  # fmt: skip
 
     def __post_init__(self) -> None:

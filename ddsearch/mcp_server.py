@@ -16,7 +16,7 @@ from mcp_types import TextContent
 from pydantic import BaseModel, Field
 
 from ddsearch import __version__
-from ddsearch.config import PageSettings, Settings
+from ddsearch.config import PageSettings, QuerySettings, Settings
 from ddsearch.errors import UserError
 from ddsearch.models import CiteFormat
 from ddsearch.search.validate import check_text
@@ -218,9 +218,10 @@ def make_server(service: Service):
 
     @server.tool()
     async def path(
-        papers: Annotated[list[str], Field(min_length=1, max_length=20,
+        papers: Annotated[list[str], Field(min_length=1, max_length=QuerySettings.max_path_papers,
                                            description="The paper ids to read")],
-        depth: Annotated[int, Field(ge=1, le=10, description="Follow references this many "
+        depth: Annotated[int, Field(ge=1, le=QuerySettings.max_depth, description="Follow "
+                                    "references this many "
                                     "steps: 1 is what the papers cite, 2 what those cite too")]
         = 1,
     ) -> ReadingOrder:  # fmt: skip

@@ -58,8 +58,7 @@ CITE_TYPES = {
     "ris": "application/x-research-info-systems; charset=utf-8",
 }
 GRAPH_TYPES = {"dot": "text/vnd.graphviz; charset=utf-8", "json": JSON_TYPE}
-MAX_PATH_PAPERS = 20  # the papers one reading order is asked for
-MAX_DEPTH = 10  # steps of references a reading order follows (the canon is shallower)
+MAX_PATH_PAPERS, MAX_DEPTH = QuerySettings.max_path_papers, QuerySettings.max_depth
 
 
 class ApiError(Exception):

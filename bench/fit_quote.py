@@ -35,7 +35,7 @@ from ddsearch.search.evaluate import (  # noqa: E402
     select,
     summarise,
 )
-from ddsearch.search.quote import FEATURES, Question, features  # noqa: E402
+from ddsearch.search.quote import FEATURES, features  # noqa: E402
 from ddsearch.search.searcher import Searcher  # noqa: E402
 
 MODEL = REPO / "ddsearch" / "search" / "quote_model.json"
@@ -61,7 +61,7 @@ def samples(searcher: Searcher, questions) -> tuple[np.ndarray, np.ndarray, np.n
         if not q.quotes:
             continue
         hits = searcher.search(q.question, k=10)
-        question = Question.make(q.question, searcher.encode_query(q.question), searcher.idf)
+        question = searcher.question(q.question)
         parts = [c for h in hits if h.paper.id in q.gold for c in h.parts or (h.chunk,)]
         vectors = searcher.store.sentence_vectors(c.id for c in parts)
         for hit in hits:

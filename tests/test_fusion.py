@@ -30,6 +30,25 @@ def test_clauses_split_a_question_about_two_systems():
     )
 
 
+def test_asking_keeps_what_is_asked_not_what_names_the_system():
+    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+    # a leading "In <system>, " phrase only says which paper
+    assert (
+        fusion.asking("In Google's cluster file system, where does appended data go?", names, set())
+        == "where does appended data go"
+    )
+    # a name is dropped, and so are the words that identify the likely paper
+    assert fusion.asking("How does Raft pick a leader?", names, set()) == "how does pick a leader"
+    assert (
+        fusion.asking("How does the Acme queue keep a message?", names, {"acme", "queue"})
+        == "how does the keep a message"
+    )
+    # a comma that does not end a description, and a question of only identifying words
+    q = "In short, the master is a single point?"
+    assert fusion.asking(q, names, set()) == "in short the master is a single point"
+    assert fusion.asking("What is Raft?", names, set()) == "what is raft"
+
+
 def test_layout_knows_each_rows_paper_and_front_matter():
     owners = ["a", "a", "b", "a", "b", "a"]
     ids = ["a:00000:x", "a:00001:x", "b:00000:y", "a:00002:x", "b:00001:y", "a:00003:x"]
@@ -167,4 +186,10 @@ def test_a_description_finds_the_section_that_answers_not_the_abstract(heron_hom
     # the answer, not the sentence that asks the question again
     assert "seven days after it was read" in hits[0].quote
     assert hits[0].quote_pages == (3,)
+    # the same asked after a phrase that only describes the system
+    q = "In the queue Acme built for its photo uploads, how long is a message kept once read?"
+    hits = s.search(q, k=3)
+    s.add_quotes(q, hits)
+    assert hits[0].paper.id == "heron" and "Retention" in (hits[0].chunk.section or "")
+    assert "seven days after it was read" in hits[0].quote
     s.store.close()

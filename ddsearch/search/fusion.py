@@ -11,7 +11,8 @@ Two small linear models, fitted on the tuning parts of the dev questions by benc
 - the **passage model** weighs each candidate passage's evidence: dense and lexical match, the
   same without the words that only identify the paper, its best sentence (cosine and the
   question's rare terms), its section heading, its paper's chance, and where it stands (front
-  matter, related work). Some runs are also weighed by what the question carries: how much the
+  matter, related work), and the passage's and its best sentence's cosine with what the
+  question asks once the phrase and words that only say which system are gone. Some runs are also weighed by what the question carries: how much the
   dense and lexical rankers agree, how specific its words are, whether it describes a system.
 
 Every feature is computed from the index alone; the models hold no question or paper.
@@ -31,7 +32,7 @@ PAPER_FEATURES = ("best", "top3", "front_lexical", "front_dense", "dense", "name
 PASSAGE_FEATURES = (
     "dense", "lexical", "lexical_rest", "sentence", "sentence_terms", "section", "paper",
     "named", "summary", "summary_described", "related", "fused", "dense_agree",
-    "lexical_specific", "dense_described", "lexical_local",
+    "lexical_specific", "dense_described", "lexical_local", "ask_dense", "ask_sentence",
 )  # fmt: skip
 FRONT_CHUNKS = 3  # a paper's first chunks: title, authors, abstract, the introduction's start
 FRONT_SHARE = 0.5  # a word whose paper-hits are mostly front matter identifies the paper
@@ -190,3 +191,26 @@ def local_share(held: np.ndarray) -> np.ndarray:
     df = held.sum(axis=1)
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
     return (held * idf[:, None]).sum(axis=0) / (idf.sum() or 1.0)
+
+
+# "In Google's cluster file system, how ...": a leading phrase that only says which system
+_LEAD_DESCRIPTION = re.compile(
+    r"^\s*(?:in|for|with|within|inside|on|across)\b[^,?;]{3,200},\s*"
+    r"(?=(?:how|what|why|when|where|which|who|whom|does|do|did|is|are|was|were|can|could|"
+    r"should|would|will)\b)",
+    re.I,
+)
+
+
+def asking(question: str, names, identifying: set[str]) -> str:
+    """What the question asks, less what identifies its system: a leading "In <system>, "
+    phrase, the names it gives and the words that identify the likely paper (``identifying``:
+    words whose hits in that paper are mostly front matter), canonical."""
+    from ddsearch.search.rank import canonical, query_terms
+
+    lead = _LEAD_DESCRIPTION.match(question)
+    rest = question[lead.end() :] if lead else question
+    rest = names.without(rest, names.find(rest))
+    words = [w for w in canonical(rest).split() if w not in identifying]
+    text = " ".join(words)
+    return text if query_terms(text) else canonical(question)

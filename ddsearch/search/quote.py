@@ -38,7 +38,7 @@ _QUANTITY = re.compile(
 FEATURES = (
     "cosine", "cosine_gap", "cosine_rank", "rare_terms", "rare_density", "rarest", "terms",
     "pairs", "number", "quantity_number", "first", "short", "long", "neighbour_cosine",
-    "neighbour_rare",
+    "neighbour_rare", "ask_cosine", "ask_gap", "ask_rare",
 )  # fmt: skip
 
 
@@ -62,23 +62,37 @@ class Question:
     stems: dict[str, float]  # stem -> idf weight
     pairs: frozenset[tuple[str, str]]  # adjacent content-word stems
     quantity: bool
+    # what it asks, less what identifies the system (ddsearch.search.fusion.asking)
+    ask_vector: np.ndarray
+    ask_stems: dict[str, float]
 
     @classmethod
-    def make(cls, text: str, vector, idf: Callable[[list[str]], list[float]]) -> Question:
-        from ddsearch.search.rank import query_terms
-
-        terms = query_terms(text)
-        weights = idf(terms) if terms else []
-        stems: dict[str, float] = {}
-        for term, w in zip(terms, weights):
-            stems[stem(term)] = max(w, stems.get(stem(term), 0.0))
+    def make(cls, text: str, vector, idf: Callable[[list[str]], list[float]],
+             ask: tuple[str, np.ndarray] | None = None) -> Question:  # fmt: skip
+        """``ask``: the asking part's text and vector (default: the whole question's)."""
+        stems = _weighted_stems(text, idf)
         words = [stem(t) for t in query_terms_in_order(text)]
+        vector = np.asarray(vector, dtype=np.float32)
         return cls(
-            vector=np.asarray(vector, dtype=np.float32),
+            vector=vector,
             stems=stems,
             pairs=frozenset(zip(words, words[1:])),
             quantity=bool(_QUANTITY.search(text)),
+            ask_vector=vector if ask is None else np.asarray(ask[1], dtype=np.float32),
+            ask_stems=stems if ask is None else _weighted_stems(ask[0], idf),
         )
+
+
+def _weighted_stems(text: str, idf: Callable[[list[str]], list[float]]) -> dict[str, float]:
+    """stem -> idf weight of the text's content words."""
+    from ddsearch.search.rank import query_terms
+
+    terms = query_terms(text)
+    weights = idf(terms) if terms else []
+    stems: dict[str, float] = {}
+    for term, w in zip(terms, weights):
+        stems[stem(term)] = max(w, stems.get(stem(term), 0.0))
+    return stems
 
 
 def query_terms_in_order(text: str) -> list[str]:
@@ -126,9 +140,12 @@ def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosi
     order = np.argsort(-cos, kind="stable")
     rank = np.empty(n)
     rank[order] = np.arange(n)
+    ask = vectors @ question.ask_vector if len(vectors) else np.zeros(n)
     total = sum(question.stems.values()) or 1.0
+    ask_total = sum(question.ask_stems.values()) or 1.0
     rarest = max(question.stems.values(), default=0.0) or 1.0
     rare = np.zeros(n)
+    ask_rare = np.zeros(n)
     rows = []
     for i, s in enumerate(chunk.sentences):
         words = query_terms_in_order(chunk.text[s.start : s.end])
@@ -136,6 +153,7 @@ def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosi
         have = set(stems)
         shared = [t for t in question.stems if t in have]
         rare[i] = sum(question.stems[t] for t in shared) / total
+        ask_rare[i] = sum(w for t, w in question.ask_stems.items() if t in have) / ask_total
         pairs = set(zip(stems, stems[1:]))
         has_number = bool(_NUMBER.search(chunk.text[s.start : s.end]))
         rows.append((words, shared, pairs, has_number))
@@ -157,6 +175,9 @@ def features(question: Question, chunk: Chunk, vectors: np.ndarray, passage_cosi
             math.log1p(len(words)) / 4,
             max((cos[j] for j in neighbours), default=cos[i]),
             max((rare[j] for j in neighbours), default=rare[i]),
+            ask[i],
+            ask[i] - ask.max(),
+            ask_rare[i],
         )
     return out
 

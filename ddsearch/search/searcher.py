@@ -76,6 +76,7 @@ class Searcher:
         self._kept: tuple | None = None  # (vectors, generation read with, {rowid: Chunk})
         self._frequency: tuple | None = None  # (generation, {token: chunks holding it}, chunks)
         self._dense_all: tuple | None = None  # (query, vectors, cosine of every row): the last
+        self._asked: tuple | None = None  # (canonical query, what it asks, its vector): the last
         self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
     def refresh(self) -> bool:
@@ -167,12 +168,11 @@ class Searcher:
     def add_quotes(self, query: str, hits: list[Hit], max_sentences: int | None = None) -> None:
         """Set each hit's quote, and so the pages its citation names: the best 1-3 sentences
         of its passage (ddsearch.search.quote), from vectors stored at ingest."""
-        from ddsearch.search.quote import Question, pick, sentence_scores
+        from ddsearch.search.quote import pick, sentence_scores
 
         if not hits:
             return
-        query = canonical(query)
-        question = Question.make(query, self.encode_query(query), self.idf)
+        question = self.question(query)
         vectors = self.store.sentence_vectors(c.id for h in hits for c in h.parts or (h.chunk,))
         for hit in hits:
             best = None
@@ -197,6 +197,24 @@ class Searcher:
             hit.quote, hit.quote_span = best.text, (start, start + len(best.text))
             hit.quote_pages, hit.quote_printed = best.pages, best.printed
             hit.scores["quote"] = round(best.score, 6)  # the quote model's log-odds
+
+    def question(self, text: str):
+        """The quote model's reading of a question (ddsearch.search.quote.Question): the whole
+        question, and what it asks less what identifies its system, as the last search of it
+        found (else less its leading phrase and names only)."""
+        from ddsearch.search import fusion
+        from ddsearch.search.quote import Question
+
+        query = canonical(text)
+        kept = self._asked
+        if kept is None or kept[0] != query:
+            ask = fusion.asking(text, self.names, set())
+            kept = (query, ask, self.encode_query(query) if ask == query else None)
+        ask, vector = kept[1], kept[2]
+        if vector is None:
+            vector = self.embedder.encode([ask])[0]
+            self._asked = (query, ask, vector)
+        return Question.make(query, self.encode_query(query), self.idf, (ask, vector))
 
     def citation_keys(self, catalog=None) -> dict[str, str]:
         """Citation keys unique across the catalog and every indexed paper (the same keys
@@ -487,6 +505,11 @@ class Searcher:
 
         vectors = self.store.sentence_vectors(chunks[r].id for r in top)
         qvec = self.encode_query(query)
+        # what the question asks, less what identifies the system it asks about
+        ask = fusion.asking(original, self.names, {terms[i] for i in drop})
+        avec = self.embedder.encode([ask])[0] if ask != query else qvec
+        self._asked = (query, ask, avec)
+        ask_sentence = np.zeros(len(top))
         question = Question.make(words, qvec, self.idf)
         sentence = np.zeros(len(top))
         held_terms = np.zeros(len(top))
@@ -494,6 +517,7 @@ class Searcher:
             found = vectors.get(chunks[r].id)
             if found is not None and len(found):
                 sentence[i] = float((found @ qvec).max())
+                ask_sentence[i] = float((found @ avec).max())
             held_terms[i] = sentence_terms(question, chunks[r])
         heading = dict(self._section_run(words, top, chunks)[1])
         dense_top = {r for r, _ in next((r for n, r, _ in runs if n == "dense"), [])[:10]}
@@ -531,6 +555,8 @@ class Searcher:
                 lexical_all * specific,
                 dense * by_description,
                 local,
+                fusion.minmax(self._matrix()[1][rows] @ avec),
+                fusion.minmax(ask_sentence),
             ]
         ).astype(float)
         scores = x @ fitted.passage

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def standalone(searcher: Searcher) -> None:
 
     searcher.store.sentence_vectors = sentence_vectors
     global MODEL
-    MODEL = Path("/tmp/quote_model.standalone.json")
+    MODEL = Path(tempfile.mkdtemp()) / "quote_model.standalone.json"
     MODEL.write_text(quote_module._MODEL_PATH.read_text())
     quote_module._MODEL_PATH = MODEL
 
@@ -216,7 +217,7 @@ def main() -> None:
     pages = PageTexts()
     saved = quote_module._MODEL_PATH.read_text()
     global MODEL
-    MODEL = Path("/tmp/quote_model.trial.json")
+    MODEL = Path(tempfile.mkdtemp()) / "quote_model.trial.json"  # one per run
     quote_module._MODEL_PATH = MODEL
 
     if args.cv:

@@ -12,8 +12,9 @@ Two small linear models, fitted on the tuning parts of the dev questions by benc
   same without the words that only identify the paper, its best sentence (cosine and the
   question's rare terms), its section heading, its paper's chance, and where it stands (front
   matter, related work), and the passage's and its best sentence's cosine with what the
-  question asks once the phrase and words that only say which system are gone. Some runs are also weighed by what the question carries: how much the
-  dense and lexical rankers agree, how specific its words are, whether it describes a system.
+  question asks once the phrase and words that only say which system are gone. Some runs are
+  also weighed by what the question carries: how much the dense and lexical rankers agree, how
+  specific its words are, whether it describes a system.
 
 Every feature is computed from the index alone; the models hold no question or paper.
 """

@@ -128,12 +128,24 @@ class Hit:
         return self.quote_pages or self.chunk.pages
 
 
-class Results(list[Hit]):
-    """The hits of one query, best first, and whether even the best of them matches weakly."""
+@dataclass(frozen=True)
+class Reading:
+    """How hybrid search read a question: what it asks once the words that only say which
+    system are gone, and the papers it likely asks about with their chance."""
 
-    def __init__(self, hits: Iterable[Hit] = (), weak_match: bool = False):
+    asks: str
+    papers: tuple[tuple[str, float], ...]  # (paper id, chance), likeliest first
+
+
+class Results(list[Hit]):
+    """The hits of one query, best first, whether even the best of them matches weakly, and
+    how the question was read (hybrid search with the fitted models; else None)."""
+
+    def __init__(self, hits: Iterable[Hit] = (), weak_match: bool = False,
+                 reading: Reading | None = None):  # fmt: skip
         super().__init__(hits)
         self.weak_match = weak_match
+        self.reading = reading
 
 
 # -- the vocabulary -----------------------------------------------------------------------

@@ -386,6 +386,14 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
     fitted = {n for n in scores if n.startswith("f_")}
     assert {"f_section", "f_paper"} <= fitted
     assert all(f"{n[2:]} {scores[n]:.3f}" in evidence for n in fitted), (fitted, evidence)
+    # how the question was read: what it asks without the name, and the likely papers
+    read = next(ln for ln in out.splitlines() if ln.startswith("read as:"))
+    assert "asks “how does gossip among keepers”" in read
+    assert "lighthouse" in read.split("papers")[1]
+    plain = ok(invoke("--home", home, "query", q, "-k", "1"))
+    assert "read as:" not in plain
+    lexical = ok(invoke("--home", home, "query", q, "-k", "1", "--mode", "lexical", "--explain"))
+    assert "read as:" not in lexical  # only hybrid search reads the question with the models
 
 
 @pytest.mark.parametrize(

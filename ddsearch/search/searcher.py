@@ -12,7 +12,7 @@ from ddsearch.config import QuerySettings, SearchSettings, model_name
 from ddsearch.errors import QueryError
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
-from ddsearch.models import Chunk, Hit, Mode, Results
+from ddsearch.models import Chunk, Hit, Mode, Reading, Results
 from ddsearch.search.fusion import Layout
 from ddsearch.search.names import Names
 from ddsearch.search.rank import (
@@ -393,7 +393,11 @@ class Searcher:
             )
             for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
-        return Results(hits, self._weak(query, runs))
+        reading = None
+        if evidence is not None and self._asked is not None and self._asked[0] == query:
+            chances = sorted(evidence.chance.items(), key=lambda t: -t[1])
+            reading = Reading(self._asked[1], tuple((p, round(c, 3)) for p, c in chances[:3]))
+        return Results(hits, self._weak(query, runs), reading)
 
     def _clause_chance(self, clause: str, layout: Layout, postings, named: set[str]):
         """The paper model's chances for one clause of a question, searched on its own."""

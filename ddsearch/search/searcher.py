@@ -228,12 +228,13 @@ class Searcher:
         """(rowid, cosine) of the chunks nearest the query, best first."""
         import numpy as np
 
-        rowids, matrix, owners, _ = self._matrix()
+        rowids = self._matrix()[0]
         if len(rowids) == 0:
             return []
         scores = self.cosines(query)
         if papers:
-            mask = np.fromiter((o in papers for o in owners), dtype=bool, count=len(owners))
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[self._rows_of(papers)] = True
             scores = np.where(mask, scores, -np.inf)
         limit = min(limit, len(scores))
         top = np.argpartition(-scores, limit - 1)[:limit]
@@ -256,6 +257,14 @@ class Searcher:
             self._layout = (vectors, Layout.of(vectors[2], vectors[3]))
         return self._layout[1]
 
+    def _rows_of(self, papers: Iterable[str]):
+        """The row positions of these papers' chunks in the vectors (Layout.rows, no scan)."""
+        import numpy as np
+
+        rows = self.layout().rows
+        found = [rows[p] for p in papers if p in rows]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
     def lexical(self, query: str, limit: int, papers: set[str] | None = None) -> Ranking:
         """(rowid, bm25) of the chunks that best match the query's terms, best first."""
         terms = query_terms(query)
@@ -266,8 +275,7 @@ class Searcher:
             tokens = [t for word in self._tokenize(terms) for t in word]
             allowed = None
             if papers:
-                rowids, _, owners, _ = self._matrix()
-                allowed = {int(r) for r, o in zip(rowids, owners) if o in papers}
+                allowed = set(self._matrix()[0][self._rows_of(papers)].tolist())
             return postings.top(tokens, limit, allowed)
         weights = self.settings.column_weights
         return self.store.lexical(fts_match(query) or "", limit, papers or None, weights)

@@ -49,6 +49,23 @@ def test_asking_keeps_what_is_asked_not_what_names_the_system():
     assert fusion.asking("What is Raft?", names, set()) == "what is raft"
 
 
+def test_asking_drops_a_system_described_by_its_maker_inside_the_question():
+    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+    q = "Do Amazon's shopping-cart key-value store and Facebook's inbox-search store find nodes?"
+    assert fusion.asking(q, names, set()) == "do and find nodes"
+    q = "How big is each volume file into which Facebook's photo store packs photos?"
+    assert fusion.asking(q, names, set()) == "how big is each volume file into which packs photos"
+    # after a name, what follows is what is asked; "it's" or "one's" names no maker
+    q = "How does Raft's leader election protocol work?"
+    assert fusion.asking(q, names, set()) == "how does leader election protocol work"
+    q = "Why is it's store slow and one's own protocol fast?"
+    assert fusion.asking(q, names, set()) == "why is it s store slow and one s own protocol fast"
+    # case and punctuation other than the comma that ends a leading phrase change nothing
+    q = "In Google's cluster file system, where does Amazon's key-value store put data?"
+    for variant in (q, q.upper(), q.replace("'", " ").replace("?", " ?!")):
+        assert fusion.asking(variant, names, set()) == "where does put data"
+
+
 def test_layout_knows_each_rows_paper_and_front_matter():
     owners = ["a", "a", "b", "a", "b", "a"]
     ids = ["a:00000:x", "a:00001:x", "b:00000:y", "a:00002:x", "b:00001:y", "a:00003:x"]

@@ -298,7 +298,8 @@ def test_case_and_punctuation_never_change_the_ranking(searcher, dev_questions):
         variants = [
             q.question.lower(),
             q.question.upper(),
-            re.sub(r"[^\w\s]", " ", q.question),
+            # all but the comma, which ends a leading "In <system>, " phrase (fusion.asking)
+            re.sub(r"[^\w\s,]", " ", q.question),
             q.question.rstrip("?") + " ?!",
         ]
         want = [h.chunk.id for h in searcher.search(q.question, k=10)]

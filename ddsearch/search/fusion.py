@@ -194,24 +194,42 @@ def local_share(held: np.ndarray) -> np.ndarray:
     return (held * idf[:, None]).sum(axis=0) / (idf.sum() or 1.0)
 
 
-# "In Google's cluster file system, how ...": a leading phrase that only says which system
+# Both read the question as the rankers do (lower case, no punctuation; a leading phrase ends
+# at its comma), so case and quotes never change what is asked. "in google s cluster file
+# system , how ...": a leading phrase that only says which system
 _LEAD_DESCRIPTION = re.compile(
-    r"^\s*(?:in|for|with|within|inside|on|across)\b[^,?;]{3,200},\s*"
+    r"^(?:in|for|with|within|inside|on|across)\b[^,]{3,200} , "
     r"(?=(?:how|what|why|when|where|which|who|whom|does|do|did|is|are|was|were|can|could|"
-    r"should|would|will)\b)",
-    re.I,
+    r"should|would|will)\b)"
 )
+# "... amazon s shopping cart key value store and ...": a phrase inside the question that
+# describes a system by its maker and what kind of thing it is ("the lock manager" is not one)
+_INLINE_DESCRIPTION = re.compile(
+    r"\b(?P<who>\w+) s(?: \S+){0,6}? "
+    r"(?:store|service|system|database|datastore|framework|library|protocol|manager|engine|"
+    r"paper|scheme|algorithm|deployment|successor|platform|explanation|write up|proof)s?\b"
+)
+_NOT_MAKERS = frozenset({"it", "that", "what", "who", "there", "here", "let", "one"})
 
 
 def asking(question: str, names, identifying: set[str]) -> str:
     """What the question asks, less what identifies its system: a leading "In <system>, "
-    phrase, the names it gives and the words that identify the likely paper (``identifying``:
-    words whose hits in that paper are mostly front matter), canonical."""
+    phrase, a phrase that describes a system by its maker ("Amazon's shopping-cart store"; not
+    after a name: in "Raft's election protocol" the protocol is what is asked about), the
+    names it gives and the words that identify the likely paper (``identifying``: words whose
+    hits in that paper are mostly front matter), canonical."""
     from ddsearch.search.rank import canonical, query_terms
 
-    lead = _LEAD_DESCRIPTION.match(question)
-    rest = question[lead.end() :] if lead else question
+    text = " , ".join(canonical(part) for part in question.split(","))
+    lead = _LEAD_DESCRIPTION.match(text)
+    rest = (text[lead.end() :] if lead else text).replace(" , ", " ")
+
+    def described(m: re.Match) -> str:
+        keep = m.group("who") in _NOT_MAKERS or bool(names.find(m.group("who")))
+        return m.group(0) if keep else " "
+
+    rest = " " + _INLINE_DESCRIPTION.sub(described, " " + rest)
     rest = names.without(rest, names.find(rest))
-    words = [w for w in canonical(rest).split() if w not in identifying]
+    words = [w for w in rest.split() if w not in identifying]
     text = " ".join(words)
     return text if query_terms(text) else canonical(question)

@@ -407,23 +407,26 @@ class Searcher:
             reading = Reading(self._asked[1], tuple((p, round(c, 3)) for p, c in chances[:3]))
         return Results(hits, self._weak(query, runs), reading)
 
-    def _clause_chance(self, clause: str, layout: Layout, postings, named: set[str]):
-        """The paper model's chances for one clause of a question, searched on its own."""
+    def _clause_chances(self, clauses: list[str], layout: Layout, postings, named: set[str]):
+        """The paper model's chances for each clause of a question, searched on its own (the
+        clauses encoded in one call)."""
         import numpy as np
 
         from ddsearch.search import fusion
 
         rowids, matrix, _, _ = self._matrix()
-        cos = matrix @ self.embedder.encode([canonical(clause)])[0]
-        tokens = [t for word in self._tokenize(query_terms(clause)) for t in word]
-        bm25 = postings.term_scores(tokens, rowids).sum(axis=0)
-        share = self.settings.dense_weight
-        stage = share * fusion.top_minmax(cos, self.settings.candidates) + (
-            1 - share
-        ) * fusion.top_minmax(bm25, self.settings.candidates)
         front = np.flatnonzero(layout.front)
-        x = fusion.paper_features(layout, stage, cos, bm25[front], named)
-        return fusion.softmax(x @ fusion.model().paper)
+        share = self.settings.dense_weight
+        vectors = self.embedder.encode([canonical(c) for c in clauses]) if clauses else []
+        for clause, vector in zip(clauses, vectors):
+            cos = matrix @ vector
+            tokens = [t for word in self._tokenize(query_terms(clause)) for t in word]
+            bm25 = postings.term_scores(tokens, rowids).sum(axis=0)
+            stage = share * fusion.top_minmax(cos, self.settings.candidates) + (
+                1 - share
+            ) * fusion.top_minmax(bm25, self.settings.candidates)
+            x = fusion.paper_features(layout, stage, cos, bm25[front], named)
+            yield fusion.softmax(x @ fusion.model().paper)
 
     def evidence(self, original: str, query: str, words: str, named: set[str], runs,
                  fused: dict[int, float], order: list[int], chunks: dict[int, Chunk],
@@ -473,8 +476,9 @@ class Searcher:
         # a question about two systems: a clause that identifies another paper on its own
         # (a clause's chance never reaches a threshold above 1: the fit found it does not pay)
         readable = postings is not None and fitted.clause <= 1.0
-        for clause in fusion.clauses(original) if readable else ():
-            found = self._clause_chance(clause, layout, postings, named) * allowed
+        parts = fusion.clauses(original) if readable else []
+        for found in self._clause_chances(parts, layout, postings, named):
+            found = found * allowed
             if found.max() >= fitted.clause:
                 chosen.add(layout.papers[int(np.argmax(found))])
         described = [p for p in layout.papers if p in chosen and p not in named]

@@ -352,7 +352,7 @@ def test_query_lexical_no_results(home, shared_model):
     out = ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical"))
     assert out.strip() == "no results"
     doc = json.loads(ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical", "--json")))
-    assert doc == {"query": "zyzzyva", "weak_match": True, "results": []}
+    assert doc == {"query": "zyzzyva", "weak_match": True, "reading": None, "results": []}
 
 
 def test_nonsense_is_a_weak_match_and_no_words_is_an_error(home, shared_model):
@@ -390,10 +390,15 @@ def test_explain_prints_each_rankers_evidence(home, shared_model):
     read = next(ln for ln in out.splitlines() if ln.startswith("read as:"))
     assert "asks “how does gossip among keepers”" in read
     assert "lighthouse" in read.split("papers")[1]
+    reading = json.loads(ok(invoke("--home", home, "query", q, "--json")))["reading"]
+    assert reading["asks"] == "how does gossip among keepers"
+    assert reading["papers"][0]["id"] == "lighthouse" and 0 < reading["papers"][0]["chance"] <= 1
     plain = ok(invoke("--home", home, "query", q, "-k", "1"))
     assert "read as:" not in plain
     lexical = ok(invoke("--home", home, "query", q, "-k", "1", "--mode", "lexical", "--explain"))
     assert "read as:" not in lexical  # only hybrid search reads the question with the models
+    args = ("--home", home, "query", q, "--mode", "lexical", "--json")
+    assert json.loads(ok(invoke(*args)))["reading"] is None
 
 
 @pytest.mark.parametrize(

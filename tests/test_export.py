@@ -464,6 +464,7 @@ def test_empty_results():
     assert json.loads(render("json", "nothing", [], {})) == {
         "query": "nothing",
         "weak_match": False,
+        "reading": None,
         "results": [],
     }
     assert "No results." in render("md", "nothing", [], {})

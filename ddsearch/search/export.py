@@ -447,9 +447,16 @@ def _json_result(hit: Hit, key: str) -> dict:
 
 
 def render_json(query: str, hits: list[Hit], keys: dict[str, str]) -> str:
+    reading = getattr(hits, "reading", None)  # hybrid search with the fitted models only
     doc = {
         "query": query,
         "weak_match": bool(getattr(hits, "weak_match", False)),  # a plain list: not known weak
+        "reading": None
+        if reading is None
+        else {
+            "asks": reading.asks,
+            "papers": [{"id": p, "chance": c} for p, c in reading.papers],
+        },
         "results": [_json_result(h, keys[h.paper.id]) for h in hits],
     }
     return _NUMBERS.sub(_one_line, json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"

@@ -51,9 +51,22 @@ class Result(BaseModel):
     citation: CitationFields
 
 
+class PaperChance(BaseModel):
+    id: str
+    chance: float = Field(ge=0, le=1)
+
+
+class Reading(BaseModel):
+    asks: str = Field(description="What the question asks, less the words that say which system")
+    papers: list[PaperChance] = Field(description="The likeliest papers, with their chance")
+
+
 class SearchAnswer(BaseModel):
     query: str
     weak_match: bool = Field(description="The passages match the question only weakly")
+    reading: Reading | None = Field(
+        description="How hybrid search read the question (null in dense or lexical mode)"
+    )
     results: list[Result]
 
 

@@ -20,7 +20,7 @@ from ddsearch.config import PageSettings, QuerySettings, Settings
 from ddsearch.errors import UserError
 from ddsearch.models import CiteFormat
 from ddsearch.search.validate import check_text
-from ddsearch.serve.schemas import ReadingStep, ReferenceEntry
+from ddsearch.serve.schemas import QuestionReading, ReadingStep, ReferenceEntry
 from ddsearch.service import Service
 
 # what the SDK's MCPServer serves besides tools, which this server does not: with their
@@ -52,6 +52,10 @@ class Found(BaseModel):
 
     query: str
     weak_match: bool = Field(description="Even the best passage is far from the question")
+    reading: QuestionReading | None = Field(
+        description="How the question was read: what it asks without the words that say which "
+        "system, and the likeliest papers (null when search runs with fixed weights)"
+    )
     passages: list[Passage]
 
 
@@ -118,7 +122,7 @@ class Tools:
         query = check_text(query, self.service.settings.query)
         hits, keys = self.service.search(query, k, papers)
         doc = json.loads(render_json(query, hits or [], keys))
-        return Found(query=doc["query"], weak_match=doc["weak_match"],
+        return Found(query=doc["query"], weak_match=doc["weak_match"], reading=doc["reading"],
                      passages=[Passage(**p) for p in passages(doc, hits)])  # fmt: skip
 
     def page(self, paper: str, page: int, quote: str | None, scale: float) -> list:

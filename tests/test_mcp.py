@@ -70,8 +70,10 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     assert schema["properties"]["query"]["maxLength"] == limits.max_chars
     assert by_name["cite"].input_schema["properties"]["format"]["enum"] == ["bib", "csl", "ris"]
     out = by_name["search"].output_schema  # the answer is typed: structured content too
-    assert {"query", "weak_match", "passages"} <= set(out["properties"])
+    assert {"query", "weak_match", "reading", "passages"} <= set(out["properties"])
     assert found.structured_content["passages"][0]["paper"] == "lighthouse"
+    reading = found.structured_content["reading"]  # what was asked, and of which papers
+    assert reading["asks"] and reading["papers"][0]["id"] == "lighthouse"
 
     doc = json.loads(_payload(found))
     assert not found.is_error and doc["query"] == "how do keepers detect dark stations"

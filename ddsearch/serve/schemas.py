@@ -56,7 +56,7 @@ class PaperChance(BaseModel):
     chance: float = Field(ge=0, le=1)
 
 
-class Reading(BaseModel):
+class QuestionReading(BaseModel):
     asks: str = Field(description="What the question asks, less the words that say which system")
     papers: list[PaperChance] = Field(description="The likeliest papers, with their chance")
 
@@ -64,7 +64,7 @@ class Reading(BaseModel):
 class SearchAnswer(BaseModel):
     query: str
     weak_match: bool = Field(description="The passages match the question only weakly")
-    reading: Reading | None = Field(
+    reading: QuestionReading | None = Field(
         description="How hybrid search read the question (null in dense or lexical mode)"
     )
     results: list[Result]

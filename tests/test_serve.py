@@ -249,7 +249,7 @@ def test_page_in_headless_chromium(base_url, tmp_path):
 
 
 def test_page_weak_match_notice_and_copy_texts():
-    from ddsearch.models import Chunk, Hit, Paper
+    from ddsearch.models import Chunk, Hit, Paper, Reading, Results
     from ddsearch.serve.page import render_page
 
     paper = Paper(id="p", title="A <Paper>", authors=("Ann Author",), year=2001,
@@ -264,6 +264,12 @@ def test_page_weak_match_notice_and_copy_texts():
         in weak
     )
     assert 'data-copy="@' in weak and "A &lt;Paper&gt;" in weak and "<Paper>" not in weak
+    # how the question was read, above the results, escaped; not without it
+    read = Results([hit], reading=Reading("why <b>", (("p", 0.97),)))
+    page = render_page("q", read, {"p": "author2001"})
+    shown = '<p class="reading" id="reading">Read as: asks “why &lt;b&gt;” · papers p 0.97</p>'
+    assert shown in page
+    assert 'id="reading"' not in weak
 
 
 # ------------------------------------------------------------------------------ schemathesis

@@ -26,6 +26,7 @@ blockquote{margin:.2rem 0;padding-left:.6rem;border-left:3px solid #c90;
 .foot{display:flex;gap:.6rem;align-items:baseline;font-size:.82rem;color:#035}
 .citation{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .foot button{font-size:.78rem;padding:0 .4rem}.where{color:#555;font-size:.85rem}
+.reading{color:#555;font-size:.9rem}
 .error{color:#a00}.weak{background:#fff3cd;border:1px solid #e0c36a;padding:.3rem .6rem}
 li.hit{display:grid;grid-template-columns:minmax(0,1fr) auto;column-gap:.8rem}
 li.hit>:not(.view){grid-column:1}li.hit>.view{grid-column:2;grid-row:1/span 3;align-self:start}
@@ -97,7 +98,8 @@ def render_page(
     filters: Sequence[tuple[str, str]] = (),
 ) -> str:  # fmt: skip
     """The search page; every piece of text from the query or the index is escaped.
-    ``weak``: the search JSON's ``weak_match``, shown as a notice above the results.
+    ``weak``: the search JSON's ``weak_match``, shown as a notice above the results; how the
+    question was read (``hits.reading``, as ``query --explain`` prints it) is shown above them.
     ``filters``: the other parameters (k, paper, mode), shown and kept by the next search."""
     from ddsearch.search.cite import format_citation, make_citation
     from ddsearch.search.export import bibtex_entry, md_escape
@@ -124,6 +126,11 @@ def render_page(
             '<p class="weak" id="weak-match">These passages match the question only weakly: '
             "the papers may not answer it. Try other words.</p>"
         )
+    reading = getattr(hits, "reading", None)  # hybrid search with the fitted models only
+    if reading is not None and hits and not error:
+        papers = ", ".join(f"{p} {c:.2f}" for p, c in reading.papers)
+        out.append(f'<p class="reading" id="reading">Read as: asks “{e(reading.asks)}” · '
+                   f"papers {e(papers)}</p>")  # fmt: skip
     if error:
         out.append(f'<p class="error" id="error">{e(error)}</p>')
     elif hits is not None and not hits:

@@ -483,8 +483,7 @@ def _print_hits(hits: Results, keys: dict[str, str], full: bool, explain: bool) 
     if hits.weak_match:
         click.echo(click.style(_WEAK_NOTICE, fg="red"))
     if explain and hits.reading is not None:  # what the fitted models took the question for
-        papers = ", ".join(f"{p} {c:.2f}" for p, c in hits.reading.papers)
-        click.echo(click.style(f"read as: asks “{hits.reading.asks}” · papers {papers}", dim=True))
+        click.echo(click.style(f"read as: {hits.reading}", dim=True))
         click.echo()
     width = min(shutil.get_terminal_size((100, 20)).columns, 110)
     for hit in hits:

@@ -136,6 +136,11 @@ class Reading:
     asks: str
     papers: tuple[tuple[str, float], ...]  # (paper id, chance), likeliest first
 
+    def __str__(self) -> str:
+        """As --explain and the search page show it."""
+        papers = ", ".join(f"{p} {c:.2f}" for p, c in self.papers)
+        return f"asks “{self.asks}” · papers {papers}"
+
 
 class Results(list[Hit]):
     """The hits of one query, best first, whether even the best of them matches weakly, and

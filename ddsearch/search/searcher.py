@@ -402,9 +402,9 @@ class Searcher:
             for i, (c, s, r, parts) in enumerate(merged[:k])
         ]
         reading = None
-        if evidence is not None and self._asked is not None and self._asked[0] == query:
+        if evidence is not None:
             chances = sorted(evidence.chance.items(), key=lambda t: -t[1])
-            reading = Reading(self._asked[1], tuple((p, round(c, 3)) for p, c in chances[:3]))
+            reading = Reading(evidence.asks, tuple((p, round(c, 3)) for p, c in chances[:3]))
         return Results(hits, self._weak(query, runs), reading)
 
     def _clause_chances(self, clauses: list[str], layout: Layout, postings, named: set[str]):
@@ -474,7 +474,7 @@ class Searcher:
         likely = layout.papers[int(np.argmax(chance))]
         chosen = {p for p, c in zip(layout.papers, chance) if c >= fitted.described}
         # a question about two systems: a clause that identifies another paper on its own
-        # (a clause's chance never reaches a threshold above 1: the fit found it does not pay)
+        # (a threshold above 1, which no chance reaches, turns this off)
         readable = postings is not None and fitted.clause <= 1.0
         parts = fusion.clauses(original) if readable else []
         for found in self._clause_chances(parts, layout, postings, named):
@@ -591,6 +591,7 @@ class Searcher:
             paper_features=paper_x,
             chance={p: float(c) for p, c in zip(layout.papers, chance) if c >= 0.01},
             described=tuple(described),
+            asks=ask,
         )
 
     def _chunks(self, rowids: list[int], check: bool) -> dict[int, Chunk]:
@@ -681,6 +682,7 @@ class Evidence:
     features: dict[int, Any]  # rowid -> its PASSAGE_FEATURES values
     chance: dict[str, float]  # paper id -> the chance that the question asks about it
     described: tuple[str, ...]  # papers the question describes without naming them
+    asks: str  # what it asks, less what identifies its system (fusion.asking)
     chunks: dict[int, Chunk]  # the scored candidates
     papers: tuple[str, ...]  # the indexed papers, in the order of paper_features' rows
     paper_features: Any  # per paper, its PAPER_FEATURES values

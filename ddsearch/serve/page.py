@@ -128,9 +128,7 @@ def render_page(
         )
     reading = getattr(hits, "reading", None)  # hybrid search with the fitted models only
     if reading is not None and hits and not error:
-        papers = ", ".join(f"{p} {c:.2f}" for p, c in reading.papers)
-        out.append(f'<p class="reading" id="reading">Read as: asks “{e(reading.asks)}” · '
-                   f"papers {e(papers)}</p>")  # fmt: skip
+        out.append(f'<p class="reading" id="reading">Read as: {e(str(reading))}</p>')
     if error:
         out.append(f'<p class="error" id="error">{e(error)}</p>')
     elif hits is not None and not hits:

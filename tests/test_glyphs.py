@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
-from pdfmaker import Math, Picture, Type3, Words, make_pdf, objects_pdf
+from pdfmaker import Math, Picture, Type3, Words, content_stream, make_pdf, objects_pdf, pdf_bytes
 
 from ddsearch.config import Limits
 from ddsearch.ingest.chunk import heading
@@ -115,6 +115,29 @@ def test_a_plain_page_reads_as_pdfium_reads_it(tmp_path):
     finally:
         doc.close()
     assert extract(pdf, Limits(isolate=False)).pages[0].text == expected.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_text_drawn_and_clipped_away_is_not_read(tmp_path, isolate):
+    # a page drawn twice, its second copy cut off by a clip that shows none of it (as the
+    # VM-FT PDF draws every page), and a figure's old label under a clip (as EPaxos's)
+    hidden = b"BT /F1 10 Tf 72 %d Td (An older label that the new figure covers.) Tj ET"
+    page = (
+        content_stream(PROSE)
+        + b"q 0 0 612 40 re W n " + (hidden % 600) + b" Q\n"
+        + b"q 0 0 612 40 re W n 1 0 0 1 0 -300 cm " + content_stream(PROSE) + b" Q\n"
+    )  # fmt: skip
+    pdf = tmp_path / "p.pdf"
+    pdf.write_bytes(pdf_bytes([page]))
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        seen = doc[0].get_textpage().get_text_range()
+    finally:
+        doc.close()
+    assert "older label" in seen and seen.count(PROSE[0]) == 2  # what pdfium reads
+    pages = extract(pdf, Limits(isolate=isolate)).pages
+    assert "older label" not in pages[0].text
+    assert clean_pages(pages, heading)[0].text.split("\n") == PROSE
 
 
 def test_glyph_names_of_an_embedded_type1_font_come_from_its_own_encoding(tmp_path):

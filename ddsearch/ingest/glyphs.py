@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddsearch.clip import hidden_chars
 from ddsearch.ingest.fonts import FontChars
 
 GAP = "\ufffd"  # the Unicode replacement character: a glyph whose character is unknown
@@ -64,6 +65,7 @@ class Reader:
         import pypdfium2.raw as raw
 
         text = _aligned(raw, textpage)
+        hidden = hidden_chars(page, textpage) if len(text) else []
         page, textpage = page.raw, textpage.raw
         n = len(text)
         if n == 0:
@@ -97,6 +99,8 @@ class Reader:
             edits[i] = ""
             if i + 1 < n and not text[i + 1].isspace():
                 edits[i + 1] = edits.get(i + 1, text[i + 1]) + _OVERLAY
+        for i in hidden:  # drawn and clipped away: no reader sees it (ddsearch.clip)
+            edits[i] = ""
         return _apply(text, edits)
 
     def _picture_gaps(self, raw, page, glyph: np.ndarray, boxes: np.ndarray, lines) -> list[int]:

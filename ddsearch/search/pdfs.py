@@ -133,27 +133,9 @@ class Page:
         return sum(self._clipped(i) for i in sample) * 2 > len(sample)
 
     def _clipped(self, index: int) -> bool:
-        import ctypes
+        from ddsearch.clip import char_hidden
 
-        import pypdfium2.raw as raw
-
-        obj = raw.FPDFText_GetTextObject(self.textpage, index)
-        clip = raw.FPDFPageObj_GetClipPath(obj) if obj else None
-        if not clip:
-            return False
-        x0, y0, x1, y1 = self.textpage.get_charbox(index)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        x, y = ctypes.c_float(), ctypes.c_float()
-        for path in range(raw.FPDFClipPath_CountPaths(clip)):
-            xs, ys = [], []
-            for k in range(raw.FPDFClipPath_CountPathSegments(clip, path)):
-                if raw.FPDFPathSegment_GetPoint(raw.FPDFClipPath_GetPathSegment(clip, path, k),
-                                                x, y):  # fmt: skip
-                    xs.append(x.value)
-                    ys.append(y.value)
-            if xs and not (min(xs) - 1 <= cx <= max(xs) + 1 and min(ys) - 1 <= cy <= max(ys) + 1):
-                return True
-        return False
+        return char_hidden(self.textpage, index)
 
 
 def _page_text(textpage) -> str:

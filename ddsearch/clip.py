@@ -52,24 +52,30 @@ def char_hidden(textpage, index: int) -> bool:
 
 def hidden_chars(page, textpage) -> list[int]:
     """pdfium indexes of a page's clipped-away characters (a PdfPage and its PdfTextPage).
-    Only text objects whose bounds leave their clip are looked at char by char, so a page
-    without one costs a walk over its text objects."""
+    A page none of whose text objects leaves its clip costs a walk over its text objects;
+    on one that has such an object every clipped character is looked at (an object inside a
+    form may state its bounds in the form's own space, so the walk may miss it)."""
     import pypdfium2.raw as raw
 
-    leaving: dict[int | None, list[Box]] = {}
+    clips: dict[int | None, list[Box]] = {}
+    leaving = False
     for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_TEXT], max_depth=15):
         boxes = clip_boxes(obj.raw)
-        if boxes:
+        clips[ctypes.cast(obj.raw, ctypes.c_void_p).value] = boxes
+        if boxes and not leaving:
             left, bottom, right, top = obj.get_bounds()
-            if outside(boxes, left, bottom) or outside(boxes, right, top):
-                leaving[ctypes.cast(obj.raw, ctypes.c_void_p).value] = boxes
+            leaving = outside(boxes, left, bottom) or outside(boxes, right, top)
     if not leaving:
         return []
     out = []
     for i in range(textpage.count_chars()):
-        owner = ctypes.cast(raw.FPDFText_GetTextObject(textpage, i), ctypes.c_void_p).value
-        if owner in leaving:
+        obj = raw.FPDFText_GetTextObject(textpage, i)
+        if not obj:
+            continue
+        owner = ctypes.cast(obj, ctypes.c_void_p).value
+        boxes = clips[owner] if owner in clips else clips.setdefault(owner, clip_boxes(obj))
+        if boxes:
             x0, y0, x1, y1 = textpage.get_charbox(i)
-            if outside(leaving[owner], (x0 + x1) / 2, (y0 + y1) / 2):
+            if outside(boxes, (x0 + x1) / 2, (y0 + y1) / 2):
                 out.append(i)
     return out

@@ -27,7 +27,7 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # bundled: gt-all-mini
 BUNDLED_NAMES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})  # what --model may call it
 # the code that turns a PDF into chunks: bump when extraction, cleaning or chunking changes
 # their output (the settings that shape them are fingerprinted on their own)
-PIPELINE_VERSION = 9
+PIPELINE_VERSION = 10
 
 # every environment variable ddsearch reads, and what it sets
 ENVIRONMENT = {

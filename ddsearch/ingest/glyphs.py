@@ -60,8 +60,9 @@ class Reader:
         self._drawn = False  # whether this PDF draws symbols as pictures
 
     def page_text(self, number: int, page, textpage) -> tuple[str, list[int]]:
-        """The 0-based page's text with missing word spaces, glyphs and gaps put back, and
-        for each of its characters the index of the pdfium character it stands for."""
+        """The 0-based page's text with missing word spaces, glyphs and gaps put back and the
+        text it clips away left out (ddsearch.clip), and for each of its characters the index
+        of the pdfium character it stands for."""
         import pypdfium2.raw as raw
 
         text = _aligned(raw, textpage)

@@ -1,11 +1,11 @@
-"""ddsearch.clip: which characters a page draws and then clips away."""
+"""ddsearch.index.clip: which characters a page draws and then clips away."""
 
 from __future__ import annotations
 
 import pypdfium2 as pdfium
 from pdfmaker import content_stream, pdf_bytes
 
-from ddsearch.clip import char_hidden, hidden_chars
+from ddsearch.index.clip import char_hidden, hidden_chars
 
 SHOWN = ["Gossip spreads rumours about dark stations.", "Each keeper lights a beacon."]
 HIDDEN = b"q 0 0 612 40 re W n BT /F1 10 Tf 72 600 Td (An older label.) Tj ET Q\n"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddsearch.clip import hidden_chars
+from ddsearch.index.clip import hidden_chars
 from ddsearch.ingest.fonts import FontChars
 
 GAP = "\ufffd"  # the Unicode replacement character: a glyph whose character is unknown
@@ -61,7 +61,7 @@ class Reader:
 
     def page_text(self, number: int, page, textpage) -> tuple[str, list[int]]:
         """The 0-based page's text with missing word spaces, glyphs and gaps put back and the
-        text it clips away left out (ddsearch.clip), and for each of its characters the index
+        text it clips away left out (ddsearch.index.clip), and for each of its characters the index
         of the pdfium character it stands for."""
         import pypdfium2.raw as raw
 
@@ -100,7 +100,7 @@ class Reader:
             edits[i] = ""
             if i + 1 < n and not text[i + 1].isspace():
                 edits[i + 1] = edits.get(i + 1, text[i + 1]) + _OVERLAY
-        for i in hidden:  # drawn and clipped away: no reader sees it (ddsearch.clip)
+        for i in hidden:  # drawn and clipped away: no reader sees it (ddsearch.index.clip)
             edits[i] = ""
         return _apply(text, edits)
 

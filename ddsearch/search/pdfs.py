@@ -133,7 +133,7 @@ class Page:
         return sum(self._clipped(i) for i in sample) * 2 > len(sample)
 
     def _clipped(self, index: int) -> bool:
-        from ddsearch.clip import char_hidden
+        from ddsearch.index.clip import char_hidden
 
         return char_hidden(self.textpage, index)
 

@@ -39,11 +39,13 @@ def outside(boxes: list[Box], x: float, y: float) -> bool:
     return any(not (x0 <= x <= x1 and y0 <= y <= y1) for x0, y0, x1, y1 in boxes)
 
 
-def char_hidden(textpage, index: int) -> bool:
-    """Whether the character at pdfium ``index`` of a PdfTextPage is clipped away."""
+def char_hidden(textpage, index: int, boxes: list[Box] | None = None) -> bool:
+    """Whether the character at pdfium ``index`` of a PdfTextPage is clipped away (``boxes``:
+    its text object's clip boxes, when already read)."""
     import pypdfium2.raw as raw
 
-    boxes = clip_boxes(raw.FPDFText_GetTextObject(textpage, index))
+    if boxes is None:
+        boxes = clip_boxes(raw.FPDFText_GetTextObject(textpage, index))
     if not boxes:
         return False
     x0, y0, x1, y1 = textpage.get_charbox(index)
@@ -74,8 +76,6 @@ def hidden_chars(page, textpage) -> list[int]:
             continue
         owner = ctypes.cast(obj, ctypes.c_void_p).value
         boxes = clips[owner] if owner in clips else clips.setdefault(owner, clip_boxes(obj))
-        if boxes:
-            x0, y0, x1, y1 = textpage.get_charbox(i)
-            if outside(boxes, (x0 + x1) / 2, (y0 + y1) / 2):
-                out.append(i)
+        if char_hidden(textpage, i, boxes):
+            out.append(i)
     return out

@@ -66,6 +66,52 @@ def test_asking_drops_a_system_described_by_its_maker_inside_the_question():
         assert fusion.asking(variant, names, set()) == "where does put data"
 
 
+def test_asking_reads_a_leading_phrase_typed_without_its_comma():
+    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+    cases = [
+        ("In Google's cluster file system, where does data go?", "where does data go"),
+        # a clause that opens first ("if") leaves the phrase in, with its comma or without
+        (
+            "In Facebook's RPC framework, if a call is one-way what returns?",
+            "in if a call is one way what returns",
+        ),
+        # "where" and "which" before no helper go on describing the system
+        (
+            "In a scheduler where low-priority work may be evicted, how are chains avoided?",
+            "how are chains avoided",
+        ),
+        (
+            "In the store from Princeton that tracks which writes come first, do clients wait?",
+            "do clients wait",
+        ),
+        # "which" a word before a helper opens the question; "can't" is not a helper here
+        (
+            "In a store where any replica may coordinate, which replica should coordinate?",
+            "which replica should coordinate",
+        ),
+        (
+            "In the proof that a service can't have it all once the net splits, why must it fail?",
+            "why must it fail",
+        ),
+        # a parenthesis inside the phrase is skipped whole
+        (
+            "In Google's batch library (the one where you write a map function), what happens?",
+            "what happens",
+        ),
+    ]
+    for q, asked in cases:
+        assert fusion.asking(q, names, set()) == asked
+        assert fusion.asking(q.replace(",", ""), names, set()) == asked, q
+    # a question that opens with what it asks has no leading phrase to drop
+    q = "How does the master in Google's cluster file system find chunks?"
+    assert fusion.asking(q, names, set()) == fusion.asking(q.replace(",", ""), names, set())
+    q = "In what order are appends applied?"
+    assert fusion.asking(q, names, set()) == "in what order are appends applied"
+    # "where" before a verb's helper opens the question
+    q = "Within Google's cluster file system where does appended data go?"
+    assert fusion.asking(q, names, set()) == "where does appended data go"
+
+
 def test_layout_knows_each_rows_paper_and_front_matter():
     owners = ["a", "a", "b", "a", "b", "a"]
     ids = ["a:00000:x", "a:00001:x", "b:00000:y", "a:00002:x", "b:00001:y", "a:00003:x"]

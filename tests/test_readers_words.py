@@ -59,10 +59,13 @@ def searcher(tmp_path_factory, shared_papers, embedder):
     s.store.close()
 
 
+@pytest.mark.parametrize("commas", [True, False], ids=["as-written", "without-commas"])
 @pytest.mark.parametrize("question", list(QUESTIONS), ids=lambda q: q[:40])
-def test_the_answering_page_is_cited_in_the_top_five(searcher, question):
-    hits = searcher.search(question, k=5)
-    searcher.add_quotes(question, hits)
+def test_the_answering_page_is_cited_in_the_top_five(searcher, question, commas):
+    # readers type questions without their commas too ("In Google's wide-column store how ...")
+    asked = question if commas else question.replace(",", "")
+    hits = searcher.search(asked, k=5)
+    searcher.add_quotes(asked, hits)
     cited = [(h.paper.id, set(h.cited_pages)) for h in hits]
     for paper, pages in QUESTIONS[question].items():
         answering = [h for h in hits if h.paper.id == paper and pages & set(h.cited_pages)]
@@ -70,3 +73,22 @@ def test_the_answering_page_is_cited_in_the_top_five(searcher, question):
         if question in NUMBERS:
             quotes = [re.sub(r"\s+", " ", h.quote or "") for h in answering]
             assert any(NUMBERS[question] in q for q in quotes), quotes
+
+
+# a system described by a phrase of the reader's own, typed with its comma or without
+DESCRIBED_LEAD = (
+    "In the key-value store Amazon built to keep shopping carts always writable, how are the "
+    "versions of an object that diverged during a partition reconciled?",
+    "In the lock service Google built for loosely-coupled distributed systems, how long is a "
+    "client's session lease by default?",
+)
+
+
+@pytest.mark.parametrize("question", DESCRIBED_LEAD, ids=lambda q: q[:40])
+def test_a_leading_description_reads_the_same_without_its_comma(searcher, question):
+    def cited(asked: str) -> list[tuple[str, tuple[int, ...]]]:
+        hits = searcher.search(asked, k=5)
+        searcher.add_quotes(asked, hits)
+        return [(h.paper.id, tuple(h.cited_pages)) for h in hits]
+
+    assert cited(question.replace(",", "")) == cited(question)

@@ -202,6 +202,22 @@ _LEAD_DESCRIPTION = re.compile(
     r"(?=(?:how|what|why|when|where|which|who|whom|does|do|did|is|are|was|were|can|could|"
     r"should|would|will)\b)"
 )
+# the same phrase typed without its comma ("In Google's lock service how does ..."), read on
+# the question as written: it ends where the question opens, at a question word or a verb's
+# helper ("where", "which" and "who" only a word or two before a helper: "a scheduler where
+# work may be evicted" goes on describing); a parenthesis inside it is skipped whole. Where a
+# clause opens first ("if", "after"), the comma version sees no leading phrase, nor does this.
+_AUX = r"(?:does|do|did|is|are|was|were|can|could|should|would|will)\b(?!['’])"
+_CLAUSE_FIRST = r"(?:if|unless|after|before)\b"
+_OPENS = (
+    rf"(?:(?:how|what|why|when)\b|{_CLAUSE_FIRST}|{_AUX}"
+    rf"|(?:where|which|who|whom)(?:\s+\S+){{0,2}}\s+{_AUX})"
+)
+_LEAD_BARE = re.compile(
+    rf"^\s*(?:in|for|with|within|inside|on|across)\b(?:\s*\([^()]*\)|\s+(?!{_OPENS})[^\s,()]+)"
+    rf"{{1,40}}(?:\s*,)?\s+(?={_OPENS})(?!{_CLAUSE_FIRST})",
+    re.I,
+)
 # "... amazon s shopping cart key value store and ...": a phrase inside the question that
 # describes a system by its maker and what kind of thing it is ("the lock manager" is not one)
 _INLINE_DESCRIPTION = re.compile(
@@ -214,15 +230,21 @@ _NOT_MAKERS = frozenset({"it", "that", "what", "who", "there", "here", "let", "o
 
 def asking(question: str, names, identifying: set[str]) -> str:
     """What the question asks, less what identifies its system: a leading "In <system>, "
-    phrase, a phrase that describes a system by its maker ("Amazon's shopping-cart store"; not
-    after a name: in "Raft's election protocol" the protocol is what is asked about), the
-    names it gives and the words that identify the likely paper (``identifying``: words whose
-    hits in that paper are mostly front matter), canonical."""
+    phrase (its comma typed or not), a phrase that describes a system by its maker
+    ("Amazon's shopping-cart store"; not after a name: in "Raft's election protocol" the
+    protocol is what is asked about), the names it gives and the words that identify the
+    likely paper (``identifying``: words whose hits in that paper are mostly front matter),
+    canonical."""
     from ddsearch.search.rank import canonical, query_terms
 
     text = " , ".join(canonical(part) for part in question.split(","))
     lead = _LEAD_DESCRIPTION.match(text)
-    rest = (text[lead.end() :] if lead else text).replace(" , ", " ")
+    bare = None if lead else _LEAD_BARE.match(question)
+    if lead:
+        text = text[lead.end() :]
+    elif bare:
+        text = canonical(question[bare.end() :].replace(",", " "))
+    rest = text.replace(" , ", " ")
 
     def described(m: re.Match) -> str:
         keep = m.group("who") in _NOT_MAKERS or bool(names.find(m.group("who")))

@@ -23,7 +23,8 @@ _TOKEN = re.compile(r"[^\W_]+", re.U)
 
 def canonical(query: str) -> str:
     """The query as the rankers see it: case, punctuation and spacing never change a ranking
-    (fusion.asking alone reads the comma that ends a leading "In <system>, " phrase)."""
+    (fusion.asking alone reads the question as typed, for where a leading "In <system>, "
+    phrase ends)."""
     import unicodedata
 
     text = unicodedata.normalize("NFKC", query).lower()

@@ -112,6 +112,27 @@ def test_asking_reads_a_leading_phrase_typed_without_its_comma():
     assert fusion.asking(q, names, set()) == "where does appended data go"
 
 
+def test_asking_drops_a_description_of_the_system_put_last():
+    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+    for q in (
+        "Where does appended data go in Google's cluster file system?",
+        "Where does appended data go in the cluster file system that Google built for crawls?",
+        "Where does appended data go in Google's storage library (the one with chunks)?",
+        "Where does appended data go, in the store from Google for its crawls?",
+    ):
+        assert fusion.asking(q, names, set()) == "where does appended data go", q
+    # what follows the kind is asked, not more description; nor is a place that is no system
+    q = "What happens to running jobs in Google's cluster manager if the controller goes down?"
+    assert fusion.asking(q, names, set()) == (
+        "what happens to running jobs in if the controller goes down"
+    )
+    q = "Why are chunks kept in 64 MB pieces in the file?"
+    assert fusion.asking(q, names, set()) == "why are chunks kept in 64 mb pieces in the file"
+    # the same description put first reads the same
+    first = "In the cluster file system that Google built for crawls, where does appended data go?"
+    assert fusion.asking(first, names, set()) == "where does appended data go"
+
+
 def test_layout_knows_each_rows_paper_and_front_matter():
     owners = ["a", "a", "b", "a", "b", "a"]
     ids = ["a:00000:x", "a:00001:x", "b:00000:y", "a:00002:x", "b:00001:y", "a:00003:x"]

@@ -218,21 +218,47 @@ _LEAD_BARE = re.compile(
     rf"{{1,40}}(?:\s*,)?\s+(?={_OPENS})(?!{_CLAUSE_FIRST})",
     re.I,
 )
+# the kinds of thing a reader calls a system when describing it
+_KINDS = (
+    r"(?:store|service|system|database|datastore|framework|library|protocol|manager|engine|"
+    r"paper|scheme|algorithm|deployment|successor|platform|explanation|write up|proof)s?"
+)
 # "... amazon s shopping cart key value store and ...": a phrase inside the question that
 # describes a system by its maker and what kind of thing it is ("the lock manager" is not one)
-_INLINE_DESCRIPTION = re.compile(
-    r"\b(?P<who>\w+) s(?: \S+){0,6}? "
-    r"(?:store|service|system|database|datastore|framework|library|protocol|manager|engine|"
-    r"paper|scheme|algorithm|deployment|successor|platform|explanation|write up|proof)s?\b"
-)
+_INLINE_DESCRIPTION = re.compile(rf"\b(?P<who>\w+) s(?: \S+){{0,6}}? {_KINDS}\b")
 _NOT_MAKERS = frozenset({"it", "that", "what", "who", "there", "here", "let", "one"})
+# "... where does appended data go in google s cluster file system": the leading phrase put
+# last, from the first "in" whose next few words name a kind of system to the end, when what
+# follows the kind describes it ("... that tracks ...", "... Amazon built for ...") and is not
+# a clause of the question ("... in Google's cluster manager if the controller goes down")
+_LAST_ASIDE = re.compile(r"^(.*?)\s*\([^()]*\)\W*$", re.S)
+_TRAIL_DESCRIPTION = re.compile(
+    rf" (?:in|within|inside|across) (?:(?!(?:in|within|and|or|but)\b)[^ ,]+ ){{0,7}}?{_KINDS}\b"
+    r"(?: (?:that|which|whose|where|for|from|of|on|by|with|at|behind|underneath|built|called|"
+    r"used|\w+ (?:built|made|designed|developed|wrote|described))\b[^,]*)?$"
+)
+
+
+def trailing(question: str) -> str | None:
+    """The question (canonical) less a description of its system put last, if it has one; a
+    parenthesis that ends the question ("... library (the one where you write ...)?") goes
+    with it."""
+    from ddsearch.search.rank import canonical
+
+    aside = _LAST_ASIDE.match(question)
+    for text in (aside.group(1), question) if aside else (question,):
+        marked = " " + " , ".join(canonical(part) for part in text.split(","))
+        found = _TRAIL_DESCRIPTION.search(marked)
+        if found:
+            return " ".join(w for w in marked[: found.start()].split() if w != ",")
+    return None
 
 
 def asking(question: str, names, identifying: set[str]) -> str:
     """What the question asks, less what identifies its system: a leading "In <system>, "
-    phrase (its comma typed or not), a phrase that describes a system by its maker
-    ("Amazon's shopping-cart store"; not after a name: in "Raft's election protocol" the
-    protocol is what is asked about), the names it gives and the words that identify the
+    phrase (its comma typed or not) or the same put last, a phrase that describes a system by
+    its maker ("Amazon's shopping-cart store"; not after a name: in "Raft's election protocol"
+    the protocol is what is asked about), the names it gives and the words that identify the
     likely paper (``identifying``: words whose hits in that paper are mostly front matter),
     canonical."""
     from ddsearch.search.rank import canonical, query_terms
@@ -245,6 +271,8 @@ def asking(question: str, names, identifying: set[str]) -> str:
     elif bare:
         text = canonical(question[bare.end() :].replace(",", " "))
     rest = text.replace(" , ", " ")
+    if not (lead or bare):
+        rest = trailing(question) or rest
 
     def described(m: re.Match) -> str:
         keep = m.group("who") in _NOT_MAKERS or bool(names.find(m.group("who")))

@@ -133,6 +133,25 @@ def test_asking_drops_a_description_of_the_system_put_last():
     assert fusion.asking(first, names, set()) == "where does appended data go"
 
 
+def test_asking_drops_a_system_described_with_its_maker_after_it():
+    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+    for q in (
+        "Where does the cluster file system from Google put appended data?",
+        "Where does the cluster file system built at Google put appended data?",
+        "Where does Google's cluster file system put appended data?",
+    ):
+        assert fusion.asking(q, names, set()) == "where does put appended data", q
+    # no maker: "at once", "by default", a determiner
+    q = "Can the protocol by default run phase 1 for all instances of the algorithm at once?"
+    assert fusion.asking(q, names, set()) == (
+        "can the protocol by default run phase 1 for all instances of the algorithm at once"
+    )
+    q = "Where does the file system from which clients read put appended data?"
+    assert fusion.asking(q, names, set()) == (
+        "where does the file system from which clients read put appended data"
+    )
+
+
 def test_layout_knows_each_rows_paper_and_front_matter():
     owners = ["a", "a", "b", "a", "b", "a"]
     ids = ["a:00000:x", "a:00001:x", "b:00000:y", "a:00002:x", "b:00001:y", "a:00003:x"]

@@ -76,7 +76,7 @@ def test_the_answering_page_is_cited_in_the_top_five(searcher, question, commas)
 
 
 # a system described by a phrase of the reader's own, typed with its comma, without it, or
-# put last
+# another way round
 DESCRIBED = {
     "In the key-value store Amazon built to keep shopping carts always writable, how are the "
     "versions of an object that diverged during a partition reconciled?": (
@@ -88,6 +88,12 @@ DESCRIBED = {
         "How long is a client's session lease by default in the lock service Google built for "
         "loosely-coupled distributed systems?"
     ),
+    # the maker after the kind
+    "How does Google's lock service stop the file contents that clients keep cached from going "
+    "stale when somebody changes a file?": (
+        "How does the lock service from Google stop the file contents that clients keep cached "
+        "from going stale when somebody changes a file?"
+    ),
 }
 
 
@@ -98,6 +104,8 @@ def test_a_described_system_reads_the_same_wherever_it_is_typed(searcher, questi
         searcher.add_quotes(asked, hits)
         return [(h.paper.id, tuple(h.cited_pages)) for h in hits]
 
-    as_written = cited(question)
-    assert cited(question.replace(",", "")) == as_written
-    assert cited(DESCRIBED[question]) == as_written
+    # the same passages cited; the dense run reads the words in their order, so two of
+    # them may trade places
+    as_written = sorted(cited(question))
+    assert sorted(cited(question.replace(",", ""))) == as_written
+    assert sorted(cited(DESCRIBED[question])) == as_written

@@ -227,6 +227,16 @@ _KINDS = (
 # describes a system by its maker and what kind of thing it is ("the lock manager" is not one)
 _INLINE_DESCRIPTION = re.compile(rf"\b(?P<who>\w+) s(?: \S+){{0,6}}? {_KINDS}\b")
 _NOT_MAKERS = frozenset({"it", "that", "what", "who", "there", "here", "let", "one"})
+# the same with its maker after the kind: "the shopping cart key value store from amazon"
+_MAKER_AFTER = re.compile(
+    rf"\bthe(?: \S+){{0,6}}? {_KINDS}"
+    r"(?: (?:from|by)| (?:built|made|developed|designed|run|written) (?:at|by|in)) (?P<who>\w+)\b"
+)
+_NOT_MAKERS_AFTER = _NOT_MAKERS | {
+    "the", "a", "an", "its", "their", "his", "her", "our", "your", "each", "every", "this",
+    "these", "those", "which", "whom", "whose", "all", "many", "some", "other", "any",
+    "default", "design", "hand", "itself", "then", "now", "far",
+}  # fmt: skip
 # "... where does appended data go in google s cluster file system": the leading phrase put
 # last, from the first "in" whose next few words name a kind of system to the end, when what
 # follows the kind describes it ("... that tracks ...", "... Amazon built for ...") and is not
@@ -257,10 +267,10 @@ def trailing(question: str) -> str | None:
 def asking(question: str, names, identifying: set[str]) -> str:
     """What the question asks, less what identifies its system: a leading "In <system>, "
     phrase (its comma typed or not) or the same put last, a phrase that describes a system by
-    its maker ("Amazon's shopping-cart store"; not after a name: in "Raft's election protocol"
-    the protocol is what is asked about), the names it gives and the words that identify the
-    likely paper (``identifying``: words whose hits in that paper are mostly front matter),
-    canonical."""
+    its maker ("Amazon's shopping-cart store", "the photo store from Facebook"; not after a
+    name: in "Raft's election protocol" the protocol is what is asked about), the names it
+    gives and the words that identify the likely paper (``identifying``: words whose hits in
+    that paper are mostly front matter), canonical."""
     from ddsearch.search.rank import canonical, query_terms
 
     text = " , ".join(canonical(part) for part in question.split(","))
@@ -278,7 +288,12 @@ def asking(question: str, names, identifying: set[str]) -> str:
         keep = m.group("who") in _NOT_MAKERS or bool(names.find(m.group("who")))
         return m.group(0) if keep else " "
 
+    def described_after(m: re.Match) -> str:
+        keep = m.group("who") in _NOT_MAKERS_AFTER or bool(names.find(m.group("who")))
+        return m.group(0) if keep else " "
+
     rest = " " + _INLINE_DESCRIPTION.sub(described, " " + rest)
+    rest = _MAKER_AFTER.sub(described_after, rest)
     rest = names.without(rest, names.find(rest))
     words = [w for w in rest.split() if w not in identifying]
     text = " ".join(words)

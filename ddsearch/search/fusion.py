@@ -284,16 +284,15 @@ def asking(question: str, names, identifying: set[str]) -> str:
     if not (lead or bare):
         rest = trailing(question) or rest
 
-    def described(m: re.Match) -> str:
-        keep = m.group("who") in _NOT_MAKERS or bool(names.find(m.group("who")))
-        return m.group(0) if keep else " "
+    def described(not_makers: frozenset[str]):
+        def drop(m: re.Match) -> str:
+            keep = m.group("who") in not_makers or bool(names.find(m.group("who")))
+            return m.group(0) if keep else " "
 
-    def described_after(m: re.Match) -> str:
-        keep = m.group("who") in _NOT_MAKERS_AFTER or bool(names.find(m.group("who")))
-        return m.group(0) if keep else " "
+        return drop
 
-    rest = " " + _INLINE_DESCRIPTION.sub(described, " " + rest)
-    rest = _MAKER_AFTER.sub(described_after, rest)
+    rest = " " + _INLINE_DESCRIPTION.sub(described(_NOT_MAKERS), " " + rest)
+    rest = _MAKER_AFTER.sub(described(_NOT_MAKERS_AFTER), rest)
     rest = names.without(rest, names.find(rest))
     words = [w for w in rest.split() if w not in identifying]
     text = " ".join(words)

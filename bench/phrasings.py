@@ -1,0 +1,101 @@
+"""The dev questions typed the ways readers type them: does a rewrite change the figures?
+
+    python bench/phrasings.py --home HOME [--part tune|held ...]
+
+For each part of dev.jsonl and dev-reader.jsonl, the hybrid figures of the questions as
+written and of each rewrite, over the questions a rewrite changes (n): commas taken out, lower
+case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
+end, and "<Maker>'s <kind>" typed "the <kind> from <Maker>". A rewrite that asks the same
+thing should score what the question as written scores; a gap is a way of asking that
+ddsearch reads worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ddsearch.catalog import load_catalog  # noqa: E402
+from ddsearch.search.evaluate import (  # noqa: E402
+    PageTexts,
+    evaluate,
+    load_questions,
+    load_split,
+    select,
+    summarise,
+)
+from ddsearch.search.searcher import Searcher  # noqa: E402
+
+SETS = (("dev", "bench/dev-split.json"), ("dev-reader", "bench/dev-reader-split.json"))
+FIGURES = ("hit@5", "mrr@10", "paper@1", "quote_acc", "exact@1")
+_OPENER = (
+    r"(?:how|what|why|when|where|which|who|does|do|did|is|are|was|were|can|could|should|"
+    r"would|will)\b"
+)
+_LEAD = re.compile(rf"^(In|For|Within|Inside|Across) ([^,]{{3,200}}), ({_OPENER}.*?)\??$", re.S)
+_KINDS = (
+    r"(?:store|service|system|database|datastore|framework|library|protocol|manager|engine|"
+    r"paper|scheme|algorithm|deployment|successor|platform|explanation|write-up|proof)s?"
+)
+_POSSESSIVE = re.compile(rf"\b([A-Z][\w!]*)['’]s ((?:[\w-]+ ){{0,5}}?{_KINDS})\b")
+
+
+def lead_last(question: str) -> str:
+    m = _LEAD.match(question)
+    if not m:
+        return question
+    asked = m.group(3)
+    return f"{asked[0].upper()}{asked[1:]} {m.group(1).lower()} {m.group(2)}?"
+
+
+def maker_after(question: str) -> str:
+    return _POSSESSIVE.sub(lambda m: f"the {m.group(2)} from {m.group(1)}", question)
+
+
+REWRITES = {
+    "no commas": lambda q: q.replace(",", ""),
+    "lower, no ?": lambda q: q.lower().rstrip("?"),
+    "no punctuation": lambda q: re.sub(r"[^\w\s']", " ", q),
+    "system last": lead_last,
+    "maker after": maker_after,
+}
+
+
+def line(label: str, n: int, figures: dict) -> str:
+    cells = " ".join(f"{figures[k]:7.3f}" for k in FIGURES)
+    return f"  {label:16s} {n:4d} {cells}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--part", action="append", choices=("tune", "held"))
+    args = ap.parse_args()
+    searcher = Searcher(args.home, catalog=load_catalog())
+    searcher.warm()
+    pages = PageTexts()
+    header = " ".join(f"{k.removesuffix('_acc'):>7s}" for k in FIGURES)
+    for name, split in SETS:
+        questions = load_questions(REPO.parent / f"shared/eval/{name}.jsonl")
+        for part in args.part or ["tune", "held"]:
+            chosen = select(questions, load_split(REPO / split), part)
+            print(f"{name}, {part} part:\n  {'':16s} {'n':>4s} {header}")
+            for label, rewrite in REWRITES.items():
+                changed = [q for q in chosen if rewrite(q.question) != q.question]
+                if not changed:
+                    continue
+                typed = [replace(q, question=rewrite(q.question)) for q in changed]
+                for shown, qs in (("as written", changed), (label, typed)):
+                    rows = evaluate(searcher, qs, part=part, page_text=pages).rows
+                    print(line(shown, len(qs), summarise(rows, 5)), flush=True)
+    searcher.store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fit_rank import SETS  # noqa: E402
+
 from ddsearch.catalog import load_catalog  # noqa: E402
 from ddsearch.search.evaluate import (  # noqa: E402
     PageTexts,
@@ -32,7 +34,6 @@ from ddsearch.search.evaluate import (  # noqa: E402
 )
 from ddsearch.search.searcher import Searcher  # noqa: E402
 
-SETS = (("dev", "bench/dev-split.json"), ("dev-reader", "bench/dev-reader-split.json"))
 FIGURES = ("hit@5", "mrr@10", "paper@1", "quote_acc", "exact@1")
 _OPENER = (
     r"(?:how|what|why|when|where|which|who|does|do|did|is|are|was|were|can|could|should|"

@@ -75,7 +75,8 @@ def hidden_chars(page, textpage) -> list[int]:
         if not obj:
             continue
         owner = ctypes.cast(obj, ctypes.c_void_p).value
-        boxes = clips[owner] if owner in clips else clips.setdefault(owner, clip_boxes(obj))
-        if char_hidden(textpage, i, boxes):
+        if owner not in clips:  # an object the walk did not reach (inside a form)
+            clips[owner] = clip_boxes(obj)
+        if char_hidden(textpage, i, clips[owner]):
             out.append(i)
     return out

@@ -194,20 +194,21 @@ def local_share(held: np.ndarray) -> np.ndarray:
     return (held * idf[:, None]).sum(axis=0) / (idf.sum() or 1.0)
 
 
+# a verb's helper, which can open a question ("does", "can")
+_HELPERS = "does|do|did|is|are|was|were|can|could|should|would|will"
 # Both read the question as the rankers do (lower case, no punctuation; a leading phrase ends
 # at its comma), so case and quotes never change what is asked. "in google s cluster file
 # system , how ...": a leading phrase that only says which system
 _LEAD_DESCRIPTION = re.compile(
     r"^(?:in|for|with|within|inside|on|across)\b[^,]{3,200} , "
-    r"(?=(?:how|what|why|when|where|which|who|whom|does|do|did|is|are|was|were|can|could|"
-    r"should|would|will)\b)"
+    rf"(?=(?:how|what|why|when|where|which|who|whom|{_HELPERS})\b)"
 )
 # the same phrase typed without its comma ("In Google's lock service how does ..."), read on
 # the question as written: it ends where the question opens, at a question word or a verb's
 # helper ("where", "which" and "who" only a word or two before a helper: "a scheduler where
 # work may be evicted" goes on describing); a parenthesis inside it is skipped whole. Where a
 # clause opens first ("if", "after"), the comma version sees no leading phrase, nor does this.
-_AUX = r"(?:does|do|did|is|are|was|were|can|could|should|would|will)\b(?!['’])"
+_AUX = rf"(?:{_HELPERS})\b(?!['’])"
 _CLAUSE_FIRST = r"(?:if|unless|after|before)\b"
 _OPENS = (
     rf"(?:(?:how|what|why|when)\b|{_CLAUSE_FIRST}|{_AUX}"
@@ -249,18 +250,22 @@ _TRAIL_DESCRIPTION = re.compile(
 )
 
 
-def trailing(question: str) -> str | None:
-    """The question (canonical) less a description of its system put last, if it has one; a
-    parenthesis that ends the question ("... library (the one where you write ...)?") goes
-    with it."""
+def marked(question: str) -> str:
+    """The question canonical but for its commas, kept as " , " (where a phrase ends)."""
     from ddsearch.search.rank import canonical
 
+    return " , ".join(canonical(part) for part in question.split(","))
+
+
+def trailing(question: str, text: str) -> str | None:
+    """The question (``text``: ``marked(question)``) canonical, less a description of its
+    system put last, if it has one; a parenthesis that ends the question ("... library (the
+    one where you write ...)?") goes with it."""
     aside = _LAST_ASIDE.match(question)
-    for text in (aside.group(1), question) if aside else (question,):
-        marked = " " + " , ".join(canonical(part) for part in text.split(","))
-        found = _TRAIL_DESCRIPTION.search(marked)
+    for candidate in (marked(aside.group(1)), text) if aside else (text,):
+        found = _TRAIL_DESCRIPTION.search(" " + candidate)
         if found:
-            return " ".join(w for w in marked[: found.start()].split() if w != ",")
+            return " ".join(w for w in (" " + candidate)[: found.start()].split() if w != ",")
     return None
 
 
@@ -273,16 +278,16 @@ def asking(question: str, names, identifying: set[str]) -> str:
     that paper are mostly front matter), canonical."""
     from ddsearch.search.rank import canonical, query_terms
 
-    text = " , ".join(canonical(part) for part in question.split(","))
-    lead = _LEAD_DESCRIPTION.match(text)
+    whole = marked(question)
+    lead = _LEAD_DESCRIPTION.match(whole)
     bare = None if lead else _LEAD_BARE.match(question)
     if lead:
-        text = text[lead.end() :]
+        rest = whole[lead.end() :]
     elif bare:
-        text = canonical(question[bare.end() :].replace(",", " "))
-    rest = text.replace(" , ", " ")
-    if not (lead or bare):
-        rest = trailing(question) or rest
+        rest = canonical(question[bare.end() :].replace(",", " "))
+    else:
+        rest = trailing(question, whole) or whole
+    rest = rest.replace(" , ", " ")
 
     def described(not_makers: frozenset[str]):
         def drop(m: re.Match) -> str:

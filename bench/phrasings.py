@@ -5,7 +5,8 @@
 For each part of dev.jsonl and dev-reader.jsonl, the hybrid figures of the questions as
 written and of each rewrite, over the questions a rewrite changes (n): commas taken out, lower
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
-end, and "<Maker>'s <kind>" typed "the <kind> from <Maker>". A rewrite that asks the same
+end, "<Maker>'s <kind>" typed "the <kind> from <Maker>", and the question wrapped in a
+request ("Can you tell me, how ...?", "Explain to me: how ..."). A rewrite that asks the same
 thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
@@ -65,6 +66,8 @@ REWRITES = {
     "no punctuation": lambda q: re.sub(r"[^\w\s']", " ", q),
     "system last": lead_last,
     "maker after": maker_after,
+    "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
+    "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
 }
 
 

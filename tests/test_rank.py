@@ -1,6 +1,6 @@
 """Paper diversity: list questions see each paper's best hit first; others keep their top 5."""
 
-from ddsearch.search.rank import asks_for_many_papers, diversify
+from ddsearch.search.rank import asks_for_many_papers, diversify, unwrapped
 
 
 def test_list_questions_are_recognised():
@@ -30,3 +30,27 @@ def test_one_per_paper_for_list_questions():
     assert diversify(ranked, lambda x: x[0], free=1, per_paper=1) == [
         "a1", "b1", "c1", "a2", "a3", "b2",
     ]  # fmt: skip
+
+
+def test_a_request_around_the_question_is_taken_off():
+    for typed, asked in [
+        ("Can you tell me how Raft elects a leader?", "how Raft elects a leader?"),
+        ("Hi, could you please explain to me why GFS uses a single master?",
+         "why GFS uses a single master?"),
+        ("Explain: in Google's lock service, how are locks released?",
+         "in Google's lock service, how are locks released?"),
+        ("Tell me about Dynamo's hinted handoff", "Dynamo's hinted handoff"),
+        ("I'd like to know whether Chubby caches files", "Chubby caches files"),
+        ("Quick question: how big are GFS chunks?", "how big are GFS chunks?"),
+        ("Do you know how Zab recovers a new leader?", "how Zab recovers a new leader?"),
+    ]:  # fmt: skip
+        assert unwrapped(typed) == asked, typed
+    # questions that only look like one: kept as typed
+    for typed in (
+        "Can you update several rows atomically in Bigtable?",
+        "About how many machines does Borg manage?",
+        "On average, how many items does a page fetch?",
+        "Show that consensus is impossible with one faulty process",
+        "Explain",  # nothing else left
+    ):
+        assert unwrapped(typed) == typed

@@ -109,3 +109,33 @@ def test_a_described_system_reads_the_same_wherever_it_is_typed(searcher, questi
     as_written = sorted(cited(question))
     assert sorted(cited(question.replace(",", ""))) == as_written
     assert sorted(cited(DESCRIBED[question])) == as_written
+
+
+# a question wrapped in a request, as readers type into a search box or an assistant
+WRAPPED = {
+    "Can you tell me, in Amazon's always-writable key-value store, if a node that should keep "
+    "a copy is down when a write arrives, where does that copy go?": (
+        "In Amazon's always-writable key-value store, if a node that should keep a copy is down "
+        "when a write arrives, where does that copy go?"
+    ),
+    "Explain to me: in the lock service Google built for loosely-coupled distributed systems, "
+    "how long is a client's session lease by default?": (
+        "In the lock service Google built for loosely-coupled distributed systems, how long is a "
+        "client's session lease by default?"
+    ),
+    "Hi! I'd like to know how Facebook's photo storage wins back the disk space taken up by "
+    "pictures that people have deleted.": (
+        "How does Facebook's photo storage win back the disk space taken up by pictures that "
+        "people have deleted?"
+    ),
+}
+
+
+@pytest.mark.parametrize("wrapped", list(WRAPPED), ids=lambda q: q[:40])
+def test_a_request_around_the_question_changes_nothing_it_cites(searcher, wrapped):
+    def cited(asked: str) -> list[tuple[str, tuple[int, ...]]]:
+        hits = searcher.search(asked, k=5)
+        searcher.add_quotes(asked, hits)
+        return [(h.paper.id, tuple(h.cited_pages)) for h in hits]
+
+    assert sorted(cited(wrapped)) == sorted(cited(WRAPPED[wrapped]))

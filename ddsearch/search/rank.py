@@ -31,6 +31,32 @@ def canonical(query: str) -> str:
     return " ".join(_TOKEN.findall(text))
 
 
+# a request wrapped around the question ("Can you tell me ...", "Explain ...", "I'd like to
+# know whether ..."): it says nothing of what is asked, and kept it would hide a leading
+# "In <system>, " phrase (fusion.asking) and match "tell" and "explain" in the papers
+_REQUEST = re.compile(
+    r"""^\s*(?:(?:hi|hello|hey)\b[\s,!.]*)?(?:(?:quick\s+)?question\s*:\s*)?(?:please[\s,]+)?
+    (?:(?:(?:can|could|would|will)\s+(?:you|someone|anyone)\s+(?:please\s+)?)?
+        (?:(?:tell|show|remind)\s+(?:me|us)|(?:explain|describe|summari[sz]e)
+          (?:\s+(?:to\s+)?(?:me|us))?)\b
+      |i(?:['’]d|\s+would)\s+like\s+to\s+(?:know|understand|learn)\b
+      |i\s+(?:want|wanted|need)\s+to\s+(?:know|understand|learn)\b
+      |i(?:['’]m|\s+am)\s+(?:curious|wondering|trying\s+to\s+understand)\b
+      |i\s+wonder\b
+      |(?:do\s+you|does\s+anyone)\s+know\b
+    )?(?:\s+(?:about|on|whether)\b)?[\s,:]*""",
+    re.I | re.X,
+)
+
+
+def unwrapped(question: str) -> str:
+    """The question without a request wrapped around it ("Can you tell me how Raft elects a
+    leader?" asks "how Raft elects a leader?"); as typed when nothing else is left."""
+    found = _REQUEST.match(question)
+    rest = question[found.end() :] if found else question
+    return rest if query_terms(rest) else question
+
+
 def query_terms(text: str) -> list[str]:
     """Lower-cased content words of a query, in order, without repeats."""
     terms = [t.lower() for t in _TOKEN.findall(text)]

@@ -26,6 +26,7 @@ from ddsearch.search.rank import (
     normalise,
     query_terms,
     union,
+    unwrapped,
 )
 from ddsearch.search.validate import check_query
 
@@ -205,6 +206,7 @@ class Searcher:
         from ddsearch.search import fusion
         from ddsearch.search.quote import Question
 
+        text = unwrapped(text)
         query = canonical(text)
         kept = self._asked
         if kept is None or kept[0] != query:
@@ -313,7 +315,7 @@ class Searcher:
         ddsearch.search.validate ("Raft" names raft; an unknown id is told with the closest)."""
         asked = check_query(query, k, papers or (), mode, indexed=self.records,
                             catalog=self.catalog or (), limits=self.limits)  # fmt: skip
-        original, k, mode = asked.text, asked.k, asked.mode
+        original, k, mode = unwrapped(asked.text), asked.k, asked.mode
         wanted = set(asked.papers)
         query = canonical(original)
         try:

@@ -5,8 +5,9 @@
 For each part of dev.jsonl and dev-reader.jsonl, the hybrid figures of the questions as
 written and of each rewrite, over the questions a rewrite changes (n): commas taken out, lower
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
-end, "<Maker>'s <kind>" typed "the <kind> from <Maker>", and the question wrapped in a
-request ("Can you tell me, how ...?", "Explain to me: how ..."). A rewrite that asks the same
+end, "<Maker>'s <kind>" typed "the <kind> from <Maker>", the leading phrase typed as a label
+("<system>: how ...?"), and the question wrapped in a request ("Can you tell me, how ...?",
+"Explain to me: how ..."). A rewrite that asks the same
 thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
@@ -56,6 +57,13 @@ def lead_last(question: str) -> str:
     return f"{asked[0].upper()}{asked[1:]} {m.group(1).lower()} {m.group(2)}?"
 
 
+def label_first(question: str) -> str:
+    m = _LEAD.match(question)
+    if not m:
+        return question
+    return f"{m.group(2)[0].upper()}{m.group(2)[1:]}: {m.group(3)}?"
+
+
 def maker_after(question: str) -> str:
     return _POSSESSIVE.sub(lambda m: f"the {m.group(2)} from {m.group(1)}", question)
 
@@ -66,6 +74,7 @@ REWRITES = {
     "no punctuation": lambda q: re.sub(r"[^\w\s']", " ", q),
     "system last": lead_last,
     "maker after": maker_after,
+    "label: question": label_first,
     "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
 }

@@ -133,6 +133,28 @@ def test_asking_drops_a_description_of_the_system_put_last():
     assert fusion.asking(first, names, set()) == "where does appended data go"
 
 
+def test_asking_drops_a_label_before_a_colon_or_a_dash():
+    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+    for q in (
+        "In the cluster file system that Google built for crawls, where does appended data go?",
+        "The cluster file system that Google built for crawls: where does appended data go?",
+        "About Google's storage library (the one with chunks): where does appended data go?",
+        "Google's cluster file system - where does appended data go?",
+        "Google's cluster file system — where does appended data go?",
+    ):
+        assert fusion.asking(q, names, set()) == "where does appended data go", q
+    # a question before the colon is asked, and so is a colon inside the question
+    q = "How weak is the consensus FLP applies to: does one faulty process suffice?"
+    assert fusion.asking(q, names, set()) == (
+        "how weak is the consensus flp applies to does one faulty process suffice"
+    )
+    q = "Why are chunks 64 MB: is it for the master's memory?"
+    assert fusion.asking(q, names, set()) == "why are chunks 64 mb is it for the master s memory"
+    # a label needs a question after it
+    q = "Appends: the record is written at least once"
+    assert fusion.asking(q, names, set()) == "appends the record is written at least once"
+
+
 def test_asking_drops_a_system_described_with_its_maker_after_it():
     names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
     for q in (

@@ -111,7 +111,8 @@ def test_a_described_system_reads_the_same_wherever_it_is_typed(searcher, questi
     assert sorted(cited(DESCRIBED[question])) == as_written
 
 
-# a question wrapped in a request, as readers type into a search box or an assistant
+# a question wrapped in a request, as readers type into a search box or an assistant, or put
+# after a label that says which system
 WRAPPED = {
     "Can you tell me, in Amazon's always-writable key-value store, if a node that should keep "
     "a copy is down when a write arrives, where does that copy go?": (
@@ -128,11 +129,16 @@ WRAPPED = {
         "How does Facebook's photo storage win back the disk space taken up by pictures that "
         "people have deleted?"
     ),
+    "The key-value store Amazon built to keep shopping carts always writable: how are the "
+    "versions of an object that diverged during a partition reconciled?": (
+        "In the key-value store Amazon built to keep shopping carts always writable, how are the "
+        "versions of an object that diverged during a partition reconciled?"
+    ),
 }
 
 
 @pytest.mark.parametrize("wrapped", list(WRAPPED), ids=lambda q: q[:40])
-def test_a_request_around_the_question_changes_nothing_it_cites(searcher, wrapped):
+def test_a_request_or_a_label_around_the_question_changes_nothing_it_cites(searcher, wrapped):
     def cited(asked: str) -> list[tuple[str, tuple[int, ...]]]:
         hits = searcher.search(asked, k=5)
         searcher.add_quotes(asked, hits)

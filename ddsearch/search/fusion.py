@@ -219,6 +219,13 @@ _LEAD_BARE = re.compile(
     rf"{{1,40}}(?:\s*,)?\s+(?={_OPENS})(?!{_CLAUSE_FIRST})",
     re.I,
 )
+# "Google's lock service: how long is a lease?", "About Amazon's cart store - how ...": a
+# label before a colon or a dash, then the question; the label only says which system
+_LABEL = re.compile(
+    rf"^(?!\s*(?:how|what|why|when|where|which|who|whom|{_HELPERS})\b)"
+    rf"[^:?–—]{{3,200}}?(?:\s*[:–—]|\s+-)\s+(?={_OPENS})",
+    re.I,
+)
 # the kinds of thing a reader calls a system when describing it
 _KINDS = (
     r"(?:store|service|system|database|datastore|framework|library|protocol|manager|engine|"
@@ -270,23 +277,26 @@ def trailing(question: str, text: str) -> str | None:
 
 
 def asking(question: str, names, identifying: set[str]) -> str:
-    """What the question asks, less what identifies its system: a leading "In <system>, "
-    phrase (its comma typed or not) or the same put last, a phrase that describes a system by
+    """What the question asks, less what identifies its system: a label before a colon or a
+    dash ("Google's lock service: how ..."), a leading "In <system>, " phrase (its comma typed
+    or not) or the same put last, a phrase that describes a system by
     its maker ("Amazon's shopping-cart store", "the photo store from Facebook"; not after a
     name: in "Raft's election protocol" the protocol is what is asked about), the names it
     gives and the words that identify the likely paper (``identifying``: words whose hits in
     that paper are mostly front matter), canonical."""
     from ddsearch.search.rank import canonical, query_terms
 
-    whole = marked(question)
+    label = _LABEL.match(question)
+    asked = question[label.end() :] if label else question
+    whole = marked(asked)
     lead = _LEAD_DESCRIPTION.match(whole)
-    bare = None if lead else _LEAD_BARE.match(question)
+    bare = None if lead else _LEAD_BARE.match(asked)
     if lead:
         rest = whole[lead.end() :]
     elif bare:
-        rest = canonical(question[bare.end() :].replace(",", " "))
+        rest = canonical(asked[bare.end() :].replace(",", " "))
     else:
-        rest = trailing(question, whole) or whole
+        rest = trailing(asked, whole) or whole
     rest = rest.replace(" , ", " ")
 
     def described(not_makers: frozenset[str]):

@@ -128,9 +128,14 @@ def test_asking_drops_a_description_of_the_system_put_last():
     )
     q = "Why are chunks kept in 64 MB pieces in the file?"
     assert fusion.asking(q, names, set()) == "why are chunks kept in 64 mb pieces in the file"
-    # the same description put first reads the same
-    first = "In the cluster file system that Google built for crawls, where does appended data go?"
-    assert fusion.asking(first, names, set()) == "where does appended data go"
+    # the same description put first reads the same, and so does "according to" either end
+    for first in (
+        "In the cluster file system that Google built for crawls, where does appended data go?",
+        "According to the paper on Google's cluster file system, where does appended data go?",
+        "Where does appended data go, according to the paper on Google's cluster file system?",
+        "Where does appended data go per the Google file system paper?",
+    ):
+        assert fusion.asking(first, names, set()) == "where does appended data go", first
 
 
 def test_asking_drops_a_label_before_a_colon_or_a_dash():
@@ -161,8 +166,16 @@ def test_asking_drops_a_system_described_with_its_maker_after_it():
         "Where does the cluster file system from Google put appended data?",
         "Where does the cluster file system built at Google put appended data?",
         "Where does Google's cluster file system put appended data?",
+        "Where does the Google cluster file system put appended data?",
+        "Where does a Google-built cluster file system put appended data?",
     ):
         assert fusion.asking(q, names, set()) == "where does put appended data", q
+    # before the kind, only a maker readers name: "the UDP protocol" is asked about
+    q = "Why does the UDP protocol suit the Facebook cache service?"
+    assert fusion.asking(q, names, set()) == "why does the udp protocol suit"
+    # a name before the kind: what follows is asked ("the Raft election protocol")
+    q = "How does the Raft election protocol work?"
+    assert fusion.asking(q, names, set()) == "how does the election protocol work"
     # no maker: "at once", "by default", a determiner
     q = "Can the protocol by default run phase 1 for all instances of the algorithm at once?"
     assert fusion.asking(q, names, set()) == (

@@ -88,11 +88,18 @@ DESCRIBED = {
         "How long is a client's session lease by default in the lock service Google built for "
         "loosely-coupled distributed systems?"
     ),
-    # the maker after the kind
+    # the maker after the kind, or before it without the possessive
     "How does Google's lock service stop the file contents that clients keep cached from going "
     "stale when somebody changes a file?": (
         "How does the lock service from Google stop the file contents that clients keep cached "
-        "from going stale when somebody changes a file?"
+        "from going stale when somebody changes a file?",
+        "How does the Google lock service stop the file contents that clients keep cached from "
+        "going stale when somebody changes a file?",
+    ),
+    # the description last, after "according to"
+    "In Facebook's photo storage system, how is the disk space of deleted pictures won back?": (
+        "How is the disk space of deleted pictures won back, according to the paper on "
+        "Facebook's photo storage system?"
     ),
 }
 
@@ -108,7 +115,9 @@ def test_a_described_system_reads_the_same_wherever_it_is_typed(searcher, questi
     # them may trade places
     as_written = sorted(cited(question))
     assert sorted(cited(question.replace(",", ""))) == as_written
-    assert sorted(cited(DESCRIBED[question])) == as_written
+    others = DESCRIBED[question]
+    for other in (others,) if isinstance(others, str) else others:
+        assert sorted(cited(other)) == as_written, other
 
 
 # a question wrapped in a request, as readers type into a search box or an assistant, or put

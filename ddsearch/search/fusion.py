@@ -200,7 +200,7 @@ _HELPERS = "does|do|did|is|are|was|were|can|could|should|would|will"
 # at its comma), so case and quotes never change what is asked. "in google s cluster file
 # system , how ...": a leading phrase that only says which system
 _LEAD_DESCRIPTION = re.compile(
-    r"^(?:in|for|with|within|inside|on|across)\b[^,]{3,200} , "
+    r"^(?:in|for|with|within|inside|on|across|according to)\b[^,]{3,200} , "
     rf"(?=(?:how|what|why|when|where|which|who|whom|{_HELPERS})\b)"
 )
 # the same phrase typed without its comma ("In Google's lock service how does ..."), read on
@@ -215,7 +215,7 @@ _OPENS = (
     rf"|(?:where|which|who|whom)(?:\s+\S+){{0,2}}\s+{_AUX})"
 )
 _LEAD_BARE = re.compile(
-    rf"^\s*(?:in|for|with|within|inside|on|across)\b(?:\s*\([^()]*\)|\s+(?!{_OPENS})[^\s,()]+)"
+    rf"^\s*(?:in|for|with|within|inside|on|across|according\s+to)\b(?:\s*\([^()]*\)|\s+(?!{_OPENS})[^\s,()]+)"
     rf"{{1,40}}(?:\s*,)?\s+(?={_OPENS})(?!{_CLAUSE_FIRST})",
     re.I,
 )
@@ -240,6 +240,19 @@ _MAKER_AFTER = re.compile(
     rf"\bthe(?: \S+){{0,6}}? {_KINDS}"
     r"(?: (?:from|by)| (?:built|made|developed|designed|run|written) (?:at|by|in)) (?P<who>\w+)\b"
 )
+# the same with its maker as an adjective after a determiner: "the Google lock service", "a
+# Facebook photo store". Without the possessive a maker cannot be told from any other word
+# ("the UDP protocol", "the practical Byzantine fault tolerance paper"), so these are the
+# makers readers name, a hand list like the kinds
+_MAKERS = (
+    r"(?:google|amazon|facebook|meta|yahoo|microsoft|vmware|linkedin|twitter|apple|ibm|xerox|"
+    r"parc|mit|berkeley|cornell|cmu|princeton|stanford|harvard|yale|netflix|uber|alibaba|"
+    r"baidu|apache)"
+)
+_MAKER_BEFORE = re.compile(
+    rf"\b(?:the|a|an) (?P<who>{_MAKERS})(?: (?!(?:and|or|but|that|which|who|of|in|to|for)\b)"
+    rf"\S+){{0,5}}? {_KINDS}\b"
+)
 _NOT_MAKERS_AFTER = _NOT_MAKERS | {
     "the", "a", "an", "its", "their", "his", "her", "our", "your", "each", "every", "this",
     "these", "those", "which", "whom", "whose", "all", "many", "some", "other", "any",
@@ -251,7 +264,8 @@ _NOT_MAKERS_AFTER = _NOT_MAKERS | {
 # a clause of the question ("... in Google's cluster manager if the controller goes down")
 _LAST_ASIDE = re.compile(r"^(.*?)\s*\([^()]*\)\W*$", re.S)
 _TRAIL_DESCRIPTION = re.compile(
-    rf" (?:in|within|inside|across) (?:(?!(?:in|within|and|or|but)\b)[^ ,]+ ){{0,7}}?{_KINDS}\b"
+    rf" (?:in|within|inside|across|according to|per) "
+    rf"(?:(?!(?:in|within|and|or|but)\b)[^ ,]+ ){{0,7}}?{_KINDS}\b"
     r"(?: (?:that|which|whose|where|for|from|of|on|by|with|at|behind|underneath|built|called|"
     r"used|\w+ (?:built|made|designed|developed|wrote|described))\b[^,]*)?$"
 )
@@ -308,6 +322,7 @@ def asking(question: str, names, identifying: set[str]) -> str:
 
     rest = " " + _INLINE_DESCRIPTION.sub(described(_NOT_MAKERS), " " + rest)
     rest = _MAKER_AFTER.sub(described(_NOT_MAKERS_AFTER), rest)
+    rest = _MAKER_BEFORE.sub(" ", rest)
     rest = names.without(rest, names.find(rest))
     words = [w for w in rest.split() if w not in identifying]
     text = " ".join(words)

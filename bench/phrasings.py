@@ -5,7 +5,8 @@
 For each part of dev.jsonl and dev-reader.jsonl, the hybrid figures of the questions as
 written and of each rewrite, over the questions a rewrite changes (n): commas taken out, lower
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
-end, "<Maker>'s <kind>" typed "the <kind> from <Maker>", the leading phrase typed as a label
+end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>", the leading
+phrase put last after "according to the paper on", the leading phrase typed as a label
 ("<system>: how ...?"), and the question wrapped in a request ("Can you tell me, how ...?",
 "Explain to me: how ..."). A rewrite that asks the same
 thing should score what the question as written scores; a gap is a way of asking that
@@ -68,12 +69,26 @@ def maker_after(question: str) -> str:
     return _POSSESSIVE.sub(lambda m: f"the {m.group(2)} from {m.group(1)}", question)
 
 
+def maker_before(question: str) -> str:
+    return _POSSESSIVE.sub(lambda m: f"the {m.group(1)} {m.group(2)}", question)
+
+
+def according_to(question: str) -> str:
+    m = _LEAD.match(question)
+    if not m:
+        return question
+    asked = m.group(3)
+    return f"{asked[0].upper()}{asked[1:]}, according to the paper on {m.group(2)}?"
+
+
 REWRITES = {
     "no commas": lambda q: q.replace(",", ""),
     "lower, no ?": lambda q: q.lower().rstrip("?"),
     "no punctuation": lambda q: re.sub(r"[^\w\s']", " ", q),
     "system last": lead_last,
     "maker after": maker_after,
+    "maker before": maker_before,
+    "according to": according_to,
     "label: question": label_first,
     "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",

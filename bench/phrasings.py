@@ -7,7 +7,7 @@ written and of each rewrite, over the questions a rewrite changes (n): commas ta
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
 end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>", the leading
 phrase put last after "according to the paper on", the leading phrase typed as a label
-("<system>: how ...?"), and the question wrapped in a request ("Can you tell me, how ...?",
+("<system>: how ...?") or as a sentence of its own ("I'm reading about <system>. How ...?"), and the question wrapped in a request ("Can you tell me, how ...?",
 "Explain to me: how ..."). A rewrite that asks the same
 thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
@@ -65,6 +65,14 @@ def label_first(question: str) -> str:
     return f"{m.group(2)[0].upper()}{m.group(2)[1:]}: {m.group(3)}?"
 
 
+def reading_first(question: str) -> str:
+    m = _LEAD.match(question)
+    if not m:
+        return question
+    asked = m.group(3)
+    return f"I'm reading about {m.group(2)}. {asked[0].upper()}{asked[1:]}?"
+
+
 def maker_after(question: str) -> str:
     return _POSSESSIVE.sub(lambda m: f"the {m.group(2)} from {m.group(1)}", question)
 
@@ -90,6 +98,7 @@ REWRITES = {
     "maker before": maker_before,
     "according to": according_to,
     "label: question": label_first,
+    "I'm reading about": reading_first,
     "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
 }

@@ -43,6 +43,10 @@ def test_a_request_around_the_question_is_taken_off():
         ("I'd like to know whether Chubby caches files", "Chubby caches files"),
         ("Quick question: how big are GFS chunks?", "how big are GFS chunks?"),
         ("Do you know how Zab recovers a new leader?", "how Zab recovers a new leader?"),
+        # a sentence that only says which system becomes a label
+        ("I'm reading about Google's lock service. How long is a lease?",
+         "Google's lock service: How long is a lease?"),
+        ("Quick question about GFS; why one master?", "GFS: why one master?"),
     ]:  # fmt: skip
         assert unwrapped(typed) == asked, typed
     # questions that only look like one: kept as typed
@@ -52,5 +56,6 @@ def test_a_request_around_the_question_is_taken_off():
         "On average, how many items does a page fetch?",
         "Show that consensus is impossible with one faulty process",
         "Explain",  # nothing else left
+        "I'm reading the Raft paper and wonder why terms exist",  # no sentence of its own
     ):
         assert unwrapped(typed) == typed

@@ -138,6 +138,11 @@ WRAPPED = {
         "How does Facebook's photo storage win back the disk space taken up by pictures that "
         "people have deleted?"
     ),
+    "I'm reading about the lock service Google built for loosely-coupled distributed systems. "
+    "How long is a client's session lease by default?": (
+        "In the lock service Google built for loosely-coupled distributed systems, how long is a "
+        "client's session lease by default?"
+    ),
     "The key-value store Amazon built to keep shopping carts always writable: how are the "
     "versions of an object that diverged during a partition reconciled?": (
         "In the key-value store Amazon built to keep shopping carts always writable, how are the "

@@ -49,11 +49,26 @@ _REQUEST = re.compile(
 )
 
 
+# "I'm reading about Google's lock service. How long is a lease?": a sentence that only says
+# which system, then the question; read as the label it is ("Google's lock service: how ...")
+_CONTEXT = re.compile(
+    r"""^\s*(?:i(?:['’]m|\s+am|\s+was)\s+(?:reading|studying|looking\s+at|learning)
+        (?:\s+(?:about|up\s+on))?|(?:(?:a|one|quick)\s+)?question\s+(?:about|on))
+    \s+(?P<system>[^.?!:;]{3,200}?)\s*[.;:!]\s+(?=\S)""",
+    re.I | re.X,
+)
+
+
 def unwrapped(question: str) -> str:
     """The question without a request wrapped around it ("Can you tell me how Raft elects a
-    leader?" asks "how Raft elects a leader?"); as typed when nothing else is left."""
-    found = _REQUEST.match(question)
-    rest = question[found.end() :] if found else question
+    leader?" asks "how Raft elects a leader?"; "I'm reading about Raft. How ...?" asks "Raft:
+    how ...?"); as typed when nothing else is left."""
+    context = _CONTEXT.match(question)
+    if context:
+        rest = f"{context.group('system')}: {question[context.end() :]}"
+    else:
+        found = _REQUEST.match(question)
+        rest = question[found.end() :] if found else question
     return rest if query_terms(rest) else question
 
 

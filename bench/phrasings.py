@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,27 +52,29 @@ _KINDS = (
 _POSSESSIVE = re.compile(rf"\b([A-Z][\w!]*)['’]s ((?:[\w-]+ ){{0,5}}?{_KINDS})\b")
 
 
-def lead_last(question: str) -> str:
-    m = _LEAD.match(question)
-    if not m:
-        return question
-    asked = m.group(3)
-    return f"{asked[0].upper()}{asked[1:]} {m.group(1).lower()} {m.group(2)}?"
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
-def label_first(question: str) -> str:
-    m = _LEAD.match(question)
-    if not m:
-        return question
-    return f"{m.group(2)[0].upper()}{m.group(2)[1:]}: {m.group(3)}?"
+def moved_lead(form: Callable[[str, str, str], str]) -> Callable[[str], str]:
+    """A rewrite of the questions with a leading "In <system>, " phrase: ``form(word, system,
+    asked)`` is the question typed another way; the other questions stay as written."""
+
+    def rewrite(question: str) -> str:
+        m = _LEAD.match(question)
+        return form(*m.groups()) if m else question
+
+    return rewrite
 
 
-def reading_first(question: str) -> str:
-    m = _LEAD.match(question)
-    if not m:
-        return question
-    asked = m.group(3)
-    return f"I'm reading about {m.group(2)}. {asked[0].upper()}{asked[1:]}?"
+lead_last = moved_lead(lambda word, system, asked: f"{_capital(asked)} {word.lower()} {system}?")
+label_first = moved_lead(lambda _, system, asked: f"{_capital(system)}: {asked}?")
+reading_first = moved_lead(
+    lambda _, system, asked: f"I'm reading about {system}. {_capital(asked)}?"
+)
+according_to = moved_lead(
+    lambda _, system, asked: f"{_capital(asked)}, according to the paper on {system}?"
+)
 
 
 _TITLE: dict[str, str] = {}  # question -> the title of its one gold paper (set by main)
@@ -90,14 +93,6 @@ def maker_after(question: str) -> str:
 
 def maker_before(question: str) -> str:
     return _POSSESSIVE.sub(lambda m: f"the {m.group(1)} {m.group(2)}", question)
-
-
-def according_to(question: str) -> str:
-    m = _LEAD.match(question)
-    if not m:
-        return question
-    asked = m.group(3)
-    return f"{asked[0].upper()}{asked[1:]}, according to the paper on {m.group(2)}?"
 
 
 REWRITES = {

@@ -7,8 +7,7 @@ written and of each rewrite, over the questions a rewrite changes (n): commas ta
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
 end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>", the leading
 phrase put last after "according to the paper on", the leading phrase typed as a label
-("<system>: how ...?"), as a sentence of its own ("I'm reading about <system>. How ...?") or
-replaced by the gold paper's title ('In "<title>", how ...?'), and the question wrapped in a request ("Can you tell me, how ...?",
+("<system>: how ...?") or as a sentence of its own ("I'm reading about <system>. How ...?"), and the question wrapped in a request ("Can you tell me, how ...?",
 "Explain to me: how ..."). A rewrite that asks the same
 thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
@@ -77,16 +76,6 @@ according_to = moved_lead(
 )
 
 
-_TITLE: dict[str, str] = {}  # question -> the title of its one gold paper (set by main)
-
-
-def titled(question: str) -> str:
-    m = _LEAD.match(question)
-    if not m or question not in _TITLE:
-        return question
-    return f'In "{_TITLE[question]}", {m.group(3)}?'
-
-
 def maker_after(question: str) -> str:
     return _POSSESSIVE.sub(lambda m: f"the {m.group(2)} from {m.group(1)}", question)
 
@@ -105,7 +94,6 @@ REWRITES = {
     "according to": according_to,
     "label: question": label_first,
     "I'm reading about": reading_first,
-    'in "<title>",': titled,
     "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
 }
@@ -121,17 +109,12 @@ def main() -> None:
     ap.add_argument("--home", type=Path, required=True)
     ap.add_argument("--part", action="append", choices=("tune", "held"))
     args = ap.parse_args()
-    catalog = load_catalog()
-    titles = {p.id: p.title for p in catalog}
-    searcher = Searcher(args.home, catalog=catalog)
+    searcher = Searcher(args.home, catalog=load_catalog())
     searcher.warm()
     pages = PageTexts()
     header = " ".join(f"{k.removesuffix('_acc'):>7s}" for k in FIGURES)
     for name, split in SETS:
         questions = load_questions(REPO.parent / f"shared/eval/{name}.jsonl")
-        _TITLE.update(
-            {q.question: titles[next(iter(q.gold))] for q in questions if len(q.gold) == 1}
-        )
         for part in args.part or ["tune", "held"]:
             chosen = select(questions, load_split(REPO / split), part)
             print(f"{name}, {part} part:\n  {'':16s} {'n':>4s} {header}")

@@ -23,19 +23,6 @@ def test_names_come_from_the_catalog_else_the_title_lead():
     assert paper_names(Paper("raft", "In Search of ...", names=("Raft",))) == ("Raft",)
 
 
-def test_a_whole_title_names_its_paper():
-    names = Names(load_catalog())
-    q = 'In "Dapper, a Large-Scale Distributed Systems Tracing Infrastructure", how is it sampled?'
-    found = names.find(q)
-    assert [(m.papers, m.end - m.start) for m in found] == [(frozenset({"dapper"}), 8)]
-    assert names.without(q, found) == "in how is it sampled"
-    q = "How does Practical Byzantine Fault Tolerance get around the FLP result?"
-    assert [sorted(m.papers) for m in names.find(q)] == [["pbft"], ["flp"]]
-    # a title shorter than TITLE_WORDS words is a phrase; a subtitle alone names nothing
-    assert not Names([Paper("x", "Consensus Made Easy", names=())]).find("consensus made easy")
-    assert not names.find("a scalable distributed file system")
-
-
 def test_every_shipped_paper_that_introduces_a_system_is_named():
     names = Names(load_catalog())
     for question, paper in [

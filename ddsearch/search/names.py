@@ -1,9 +1,7 @@
 """Named systems: the papers a question names ("how does Raft elect a leader?" names raft).
 
 A paper's names are its catalog ``names`` ("GFS", "Google File System"), else the lead of its
-title where that is a name ("Dynamo: Amazon's Highly Available Key-value Store" -> "Dynamo");
-a question may also name a paper by its whole title of TITLE_WORDS words or more ("In
-Dapper, a Large-Scale Distributed Systems Tracing Infrastructure, how ...").
+title where that is a name ("Dynamo: Amazon's Highly Available Key-value Store" -> "Dynamo").
 Names match whole words, case and punctuation aside ("ZooKeeper's", "zookeeper"), the longest
 first, so "Paxos Commit" is one name and not "Paxos" plus a word.
 """
@@ -19,7 +17,6 @@ from ddsearch.search.rank import canonical
 
 _LEAD = re.compile(r"^([^:,]+?)\s*(?::|,|\s-\s)")
 MAX_LEAD_WORDS = 1  # "Dynamo:" is a name; "Distributed Systems - Towards ..." is not
-TITLE_WORDS = 4  # "Paxos Made Simple" is in the names where it is one; shorter titles are phrases
 
 
 def paper_names(paper: Paper) -> tuple[str, ...]:
@@ -33,12 +30,6 @@ def paper_names(paper: Paper) -> tuple[str, ...]:
     if len(words) > MAX_LEAD_WORDS or not all(w[:1].isupper() or w[:1].isdigit() for w in words):
         return ()
     return (lead.group(1),)
-
-
-def title_names(paper: Paper) -> tuple[str, ...]:
-    """The paper's whole title, where TITLE_WORDS words long or more (a subtitle alone is
-    often a phrase of the field: "A Scalable Distributed File System")."""
-    return (paper.title,) if len(canonical(paper.title).split()) >= TITLE_WORDS else ()
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class Names:
         table: dict[tuple[str, ...], set[str]] = {}
         spelled: dict[tuple[str, ...], str] = {}
         for paper in papers:
-            for name in (*paper_names(paper), *title_names(paper)):
+            for name in paper_names(paper):
                 words = tuple(canonical(name).split())
                 # "Google's file system" is the Google File System: a possessive after the
                 # first word of a longer name

@@ -292,10 +292,11 @@ def trailing(question: str, text: str) -> str | None:
 
 def asking(question: str, names, identifying: set[str]) -> str:
     """What the question asks, less what identifies its system: a label before a colon or a
-    dash ("Google's lock service: how ..."), a leading "In <system>, " phrase (its comma typed
-    or not) or the same put last, a phrase that describes a system by
-    its maker ("Amazon's shopping-cart store", "the photo store from Facebook"; not after a
-    name: in "Raft's election protocol" the protocol is what is asked about), the names it
+    dash ("Google's lock service: how ..."), a leading "In <system>, " or "According to
+    <system>, " phrase (its comma typed or not) or the same put last, a phrase that describes a
+    system by its maker ("Amazon's shopping-cart store", "the photo store from Facebook", "the
+    Google lock service"; not after a name: in "Raft's election protocol" the protocol is what
+    is asked about), the names it
     gives and the words that identify the likely paper (``identifying``: words whose hits in
     that paper are mostly front matter), canonical."""
     from ddsearch.search.rank import canonical, query_terms

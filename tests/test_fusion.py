@@ -14,6 +14,12 @@ from ddsearch.search.quote import Question, sentence_terms
 from ddsearch.search.searcher import Searcher
 
 
+@pytest.fixture(scope="module")
+def names():
+    """The names of two papers, as fusion.asking reads them."""
+    return Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+
+
 def test_clauses_split_a_question_about_two_systems():
     q = "Do Amazon's shopping-cart store and Facebook's inbox-search store find new nodes?"
     assert fusion.clauses(q) == [
@@ -30,8 +36,7 @@ def test_clauses_split_a_question_about_two_systems():
     )
 
 
-def test_asking_keeps_what_is_asked_not_what_names_the_system():
-    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+def test_asking_keeps_what_is_asked_not_what_names_the_system(names):
     # a leading "In <system>, " phrase only says which paper
     assert (
         fusion.asking("In Google's cluster file system, where does appended data go?", names, set())
@@ -49,8 +54,7 @@ def test_asking_keeps_what_is_asked_not_what_names_the_system():
     assert fusion.asking("What is Raft?", names, set()) == "what is raft"
 
 
-def test_asking_drops_a_system_described_by_its_maker_inside_the_question():
-    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+def test_asking_drops_a_system_described_by_its_maker_inside_the_question(names):
     q = "Do Amazon's shopping-cart key-value store and Facebook's inbox-search store find nodes?"
     assert fusion.asking(q, names, set()) == "do and find nodes"
     q = "How big is each volume file into which Facebook's photo store packs photos?"
@@ -66,8 +70,7 @@ def test_asking_drops_a_system_described_by_its_maker_inside_the_question():
         assert fusion.asking(variant, names, set()) == "where does put data"
 
 
-def test_asking_reads_a_leading_phrase_typed_without_its_comma():
-    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+def test_asking_reads_a_leading_phrase_typed_without_its_comma(names):
     cases = [
         ("In Google's cluster file system, where does data go?", "where does data go"),
         # a clause that opens first ("if") leaves the phrase in, with its comma or without
@@ -112,8 +115,7 @@ def test_asking_reads_a_leading_phrase_typed_without_its_comma():
     assert fusion.asking(q, names, set()) == "where does appended data go"
 
 
-def test_asking_drops_a_description_of_the_system_put_last():
-    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+def test_asking_drops_a_description_of_the_system_put_last(names):
     for q in (
         "Where does appended data go in Google's cluster file system?",
         "Where does appended data go in the cluster file system that Google built for crawls?",
@@ -138,8 +140,7 @@ def test_asking_drops_a_description_of_the_system_put_last():
         assert fusion.asking(first, names, set()) == "where does appended data go", first
 
 
-def test_asking_drops_a_label_before_a_colon_or_a_dash():
-    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+def test_asking_drops_a_label_before_a_colon_or_a_dash(names):
     for q in (
         "In the cluster file system that Google built for crawls, where does appended data go?",
         "The cluster file system that Google built for crawls: where does appended data go?",
@@ -160,8 +161,7 @@ def test_asking_drops_a_label_before_a_colon_or_a_dash():
     assert fusion.asking(q, names, set()) == "appends the record is written at least once"
 
 
-def test_asking_drops_a_system_described_with_its_maker_after_it():
-    names = Names(p for p in load_catalog() if p.id in ("gfs", "raft"))
+def test_asking_drops_a_system_described_with_its_maker_after_it(names):
     for q in (
         "Where does the cluster file system from Google put appended data?",
         "Where does the cluster file system built at Google put appended data?",

@@ -196,13 +196,13 @@ def local_share(held: np.ndarray) -> np.ndarray:
 
 # a verb's helper, which can open a question ("does", "can")
 _HELPERS = "does|do|did|is|are|was|were|can|could|should|would|will"
+# a word that opens a question, and a word that opens a leading phrase ("In ..., how ...")
+_QUESTION_WORD = rf"(?:how|what|why|when|where|which|who|whom|{_HELPERS})\b"
+_INTRODUCER = r"(?:in|for|with|within|inside|on|across|according\s+to)\b"
 # Both read the question as the rankers do (lower case, no punctuation; a leading phrase ends
 # at its comma), so case and quotes never change what is asked. "in google s cluster file
 # system , how ...": a leading phrase that only says which system
-_LEAD_DESCRIPTION = re.compile(
-    r"^(?:in|for|with|within|inside|on|across|according to)\b[^,]{3,200} , "
-    rf"(?=(?:how|what|why|when|where|which|who|whom|{_HELPERS})\b)"
-)
+_LEAD_DESCRIPTION = re.compile(rf"^{_INTRODUCER}[^,]{{3,200}} , (?={_QUESTION_WORD})")
 # the same phrase typed without its comma ("In Google's lock service how does ..."), read on
 # the question as written: it ends where the question opens, at a question word or a verb's
 # helper ("where", "which" and "who" only a word or two before a helper: "a scheduler where
@@ -215,14 +215,14 @@ _OPENS = (
     rf"|(?:where|which|who|whom)(?:\s+\S+){{0,2}}\s+{_AUX})"
 )
 _LEAD_BARE = re.compile(
-    rf"^\s*(?:in|for|with|within|inside|on|across|according\s+to)\b(?:\s*\([^()]*\)|\s+(?!{_OPENS})[^\s,()]+)"
+    rf"^\s*{_INTRODUCER}(?:\s*\([^()]*\)|\s+(?!{_OPENS})[^\s,()]+)"
     rf"{{1,40}}(?:\s*,)?\s+(?={_OPENS})(?!{_CLAUSE_FIRST})",
     re.I,
 )
 # "Google's lock service: how long is a lease?", "About Amazon's cart store - how ...": a
 # label before a colon or a dash, then the question; the label only says which system
 _LABEL = re.compile(
-    rf"^(?!\s*(?:how|what|why|when|where|which|who|whom|{_HELPERS})\b)"
+    rf"^(?!\s*{_QUESTION_WORD})"
     rf"[^:?–—]{{3,200}}?(?:\s*[:–—]|\s+-)\s+(?={_OPENS})",
     re.I,
 )
@@ -296,9 +296,8 @@ def asking(question: str, names, identifying: set[str]) -> str:
     <system>, " phrase (its comma typed or not) or the same put last, a phrase that describes a
     system by its maker ("Amazon's shopping-cart store", "the photo store from Facebook", "the
     Google lock service"; not after a name: in "Raft's election protocol" the protocol is what
-    is asked about), the names it
-    gives and the words that identify the likely paper (``identifying``: words whose hits in
-    that paper are mostly front matter), canonical."""
+    is asked about), the names it gives and the words that identify the likely paper
+    (``identifying``: words whose hits in that paper are mostly front matter), canonical."""
     from ddsearch.search.rank import canonical, query_terms
 
     label = _LABEL.match(question)

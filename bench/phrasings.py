@@ -6,10 +6,10 @@ For each part of dev.jsonl and dev-reader.jsonl, the hybrid figures of the quest
 written and of each rewrite, over the questions a rewrite changes (n): commas taken out, lower
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
 end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>", the leading
-phrase put last after "according to the paper on", the leading phrase typed as a label
-("<system>: how ...?") or as a sentence of its own ("I'm reading about <system>. How ...?"), and the question wrapped in a request ("Can you tell me, how ...?",
-"Explain to me: how ..."). A rewrite that asks the same
-thing should score what the question as written scores; a gap is a way of asking that
+phrase put last after "according to the paper on", typed as a label ("<system>: how ...?")
+or as a sentence of its own ("I'm reading about <system>. How ...?"), and the question wrapped
+in a request ("Can you tell me, how ...?", "Explain to me: how ..."). A rewrite that asks the
+same thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
 
@@ -118,14 +118,18 @@ def main() -> None:
         for part in args.part or ["tune", "held"]:
             chosen = select(questions, load_split(REPO / split), part)
             print(f"{name}, {part} part:\n  {'':16s} {'n':>4s} {header}")
+            # each question as written is scored once, for every rewrite that changes it
+            rows = evaluate(searcher, chosen, part=part, page_text=pages).rows
+            written = {q.id: row for q, row in zip(chosen, rows, strict=True)}
             for label, rewrite in REWRITES.items():
                 changed = [q for q in chosen if rewrite(q.question) != q.question]
                 if not changed:
                     continue
                 typed = [replace(q, question=rewrite(q.question)) for q in changed]
-                for shown, qs in (("as written", changed), (label, typed)):
-                    rows = evaluate(searcher, qs, part=part, page_text=pages).rows
-                    print(line(shown, len(qs), summarise(rows, 5)), flush=True)
+                rows = evaluate(searcher, typed, part=part, page_text=pages).rows
+                as_written = [written[q.id] for q in changed]
+                for shown, scored in (("as written", as_written), (label, rows)):
+                    print(line(shown, len(changed), summarise(scored, 5)), flush=True)
     searcher.store.close()
 
 

@@ -171,3 +171,5 @@ def test_the_tokenizer_keeps_each_words_tokens_and_answers_alike():
     assert fresh[0] == fresh[6] == fresh[7] and fresh[4] == [] and len(fresh[1]) == 2
     keeping.KEEP = 3  # past its bound it starts again, with the same answers
     assert keeping(words) == fresh
+    # a call with words seen before and new ones past the bound answers for all of them
+    assert keeping(["Replicas", "quorum", "hinted"]) == [fresh[0], ["quorum"], ["hint"]]

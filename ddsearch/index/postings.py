@@ -98,6 +98,11 @@ class Postings:
         found = found[np.lexsort((found, -scores[found]))][:limit]  # ties: lower rowid first
         return [(int(self.rowids[i]), float(scores[i])) for i in found]
 
+    def frequency(self, token: str) -> int:
+        """How many chunks hold the token."""
+        t = self.terms.get(token)
+        return 0 if t is None else int(self.indptr[t + 1] - self.indptr[t])
+
     def term_scores(self, tokens: list[str], rowids) -> np.ndarray:
         """Each token's bm25 contribution to each of these chunks: (len(tokens), len(rowids)),
         0 where a chunk lacks the token or is not indexed; a row sums as ``top`` scores."""
@@ -192,7 +197,9 @@ class Tokenizer:
             out: list[list[str]] = [[] for _ in new]
             for i, term in found:
                 out[i].append(term)
-            if len(known) + len(new) > self.KEEP:
+            if len(known) + len(new) > self.KEEP:  # keep this call's other words only
+                kept = {w: known[w] for w in words if w in known}
                 known.clear()
+                known.update(kept)
             known.update((w, tuple(t)) for w, t in zip(new, out))
         return [list(known[w]) for w in words]

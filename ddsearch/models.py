@@ -142,6 +142,19 @@ class Reading:
         return f"asks “{self.asks}” · papers {papers}"
 
 
+@dataclass(frozen=True)
+class Respelling:
+    """A word of a question as typed, and the word it was searched as (a typing slip)."""
+
+    typed: str
+    read: str
+
+
+def respelled(slips: Iterable[Respelling]) -> str:
+    """What was searched for what was typed, as the CLI and the search page say it."""
+    return ", ".join(f"“{r.read}” for “{r.typed}”" for r in slips)
+
+
 class Results(list[Hit]):
     """The hits of one query, best first, whether even the best of them matches weakly, and
     how the question was read (hybrid search with the fitted models; else None)."""
@@ -151,6 +164,7 @@ class Results(list[Hit]):
         super().__init__(hits)
         self.weak_match = weak_match
         self.reading = reading
+        self.respelled: tuple[Respelling, ...] = ()  # typing slips read as other words
 
 
 # -- the vocabulary -----------------------------------------------------------------------

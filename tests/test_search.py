@@ -13,6 +13,7 @@ from ddsearch.config import QuerySettings, SearchSettings
 from ddsearch.errors import QueryError
 from ddsearch.index.postings import FILE
 from ddsearch.index.store import IndexError_, Store
+from ddsearch.models import Respelling
 from ddsearch.search.searcher import Searcher
 
 
@@ -62,6 +63,28 @@ def test_search_filters_and_quotes(searcher):
     answer = [h for h in hits if "two of the three clerks" in h.chunk.text]
     assert answer, "the passage that answers is among the top 2"
     assert "two of the three clerks" in answer[0].quote  # and its quote is that sentence
+
+
+def test_a_typing_slip_is_searched_as_the_word_the_papers_hold(searcher, indexed_home, embedder):
+    right = searcher.search("How often does each keeper light a beacon?", k=3)
+    typed = searcher.search("How often does each keeper light a beakon?", k=3)
+    assert right.respelled == () and typed.respelled == (Respelling("beakon", "beacon"),)
+    assert [h.chunk.id for h in typed] == [h.chunk.id for h in right]
+    assert searcher.search("beakon", k=3, mode="lexical").respelled  # every mode reads it so
+    # its quotes are read for the word searched, too
+    searcher.add_quotes("How often does each keeper light a beakon?", typed)
+    assert "ninety seconds" in typed[0].quote
+    knobs = SearchSettings(respell=False)
+    as_typed = Searcher(indexed_home, embedder=embedder, settings=knobs)
+    found = as_typed.search("beakon", k=3, mode="lexical")
+    assert found.respelled == () and len(found) == 0
+    as_typed.store.close()
+
+
+def test_written_says_whether_a_passage_holds_the_word_as_spelled(searcher):
+    assert searcher.store.written("Beacon") and searcher.store.written("beacons")
+    assert not searcher.store.written("beaco")  # inside a word only
+    assert not searcher.store.written("beakon")
 
 
 def test_results_say_whether_they_match_weakly(searcher):

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -688,6 +689,15 @@ class Store:
             c: np.frombuffer(b"".join(p), dtype=SENTENCE_DTYPE).reshape(-1, dim).astype(np.float32)
             for c, p in parts.items()
         }
+
+    def written(self, word: str) -> bool:
+        """Whether some chunk's text holds ``word`` as spelled, as a word of its own (case
+        aside): the lexical index holds stems, which do not say a word is written so."""
+        word = word.lower()
+        whole = re.compile(rf"(?<![^\W\d_]){re.escape(word)}(?![^\W\d_])")
+        sql = "SELECT lower(text) FROM chunks WHERE instr(lower(text), ?) > 0"
+        rows = self.db.execute(sql, (word,))
+        return any(whole.search(text) for (text,) in rows)
 
     def chunks_by_id(self, chunk_ids: Iterable[str]) -> list[Chunk]:
         ids = list(chunk_ids)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,11 @@ from ddsearch.config import QuerySettings, SearchSettings, model_name
 from ddsearch.errors import QueryError
 from ddsearch.index.embed import Embedder
 from ddsearch.index.store import IndexError_, Store
-from ddsearch.models import Chunk, Hit, Mode, Reading, Results
+from ddsearch.models import Chunk, Hit, Mode, Reading, Respelling, Results
 from ddsearch.search.fusion import Layout
 from ddsearch.search.names import Names
 from ddsearch.search.rank import (
+    STOPWORDS,
     Ranking,
     asks_for_many_papers,
     canonical,
@@ -78,6 +79,7 @@ class Searcher:
         self._frequency: tuple | None = None  # (generation, {token: chunks holding it}, chunks)
         self._dense_all: tuple | None = None  # (query, vectors, cosine of every row): the last
         self._asked: tuple | None = None  # (canonical query, what it asks, its vector): the last
+        self._read: tuple | None = None  # (text, how it was read): the last (Searcher.read)
         self.last_evidence: Evidence | None = None  # the last hybrid query's, for fitting
 
     def refresh(self) -> bool:
@@ -206,7 +208,7 @@ class Searcher:
         from ddsearch.search import fusion
         from ddsearch.search.quote import Question
 
-        text = unwrapped(text)
+        text = self.read(text)[0]
         query = canonical(text)
         kept = self._asked
         if kept is None or kept[0] != query:
@@ -315,15 +317,48 @@ class Searcher:
         ddsearch.search.validate ("Raft" names raft; an unknown id is told with the closest)."""
         asked = check_query(query, k, papers or (), mode, indexed=self.records,
                             catalog=self.catalog or (), limits=self.limits)  # fmt: skip
-        original, k, mode = unwrapped(asked.text), asked.k, asked.mode
+        (original, respelled), k, mode = self.read(asked.text), asked.k, asked.mode
         wanted = set(asked.papers)
         query = canonical(original)
         try:
-            return self._search(original, query, k, wanted, mode, check=True)
+            found = self._search(original, query, k, wanted, mode, check=True)
         except _Moved:  # an ingest committed since the vectors were read: read them again
             self._vectors = self._records = None
             self._generation = self.store.meta("generation")
-            return self._search(original, query, k, wanted, mode, check=False)
+            found = self._search(original, query, k, wanted, mode, check=False)
+        found.respelled = respelled
+        return found
+
+    def read(self, text: str) -> tuple[str, tuple[Respelling, ...]]:
+        """The question as it is searched: without a request around it (rank.unwrapped), its
+        typing slips respelled (ddsearch.search.spelling), and what was respelled."""
+        from ddsearch.search.spelling import respell
+
+        kept = self._read
+        if kept is None or kept[0] != text:
+            asked = unwrapped(text)
+            found = (
+                respell(asked, self._held, self._known, self.store.written, STOPWORDS)
+                if self.settings.respell
+                else (asked, ())
+            )
+            kept = self._read = (text, found)
+        return kept[1]
+
+    def _held(self, words: Sequence[str]) -> list[int]:
+        """How many chunks hold each word, as the lexical index reads it."""
+        tokens = self._tokenize(list(words))
+        wanted = {t for word in tokens for t in word}
+        postings = self._current_postings()
+        if postings is not None:
+            counts = {t: postings.frequency(t) for t in wanted}
+        else:
+            counts = self.store.document_frequencies(wanted)[0]
+        return [min((counts.get(t, 0) for t in word), default=0) for word in tokens]
+
+    def _known(self, words: Sequence[str]) -> list[bool]:
+        """Whether the embedding model knows each word as a word of its own (one word piece)."""
+        return [n == 1 for n in self.embedder.count_tokens(list(words))]
 
     def _search(self, original: str, query: str, k: int, wanted: set[str], mode: str,
                 check: bool) -> Results:  # fmt: skip

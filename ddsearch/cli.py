@@ -23,6 +23,7 @@ from ddsearch.models import (
     Precision,
     Results,
     Status,
+    respelled,
 )
 
 if TYPE_CHECKING:
@@ -482,6 +483,8 @@ def _print_hits(hits: Results, keys: dict[str, str], full: bool, explain: bool) 
         return
     if hits.weak_match:
         click.echo(click.style(_WEAK_NOTICE, fg="red"))
+    if hits.respelled:
+        click.echo(click.style(f"searched {respelled(hits.respelled)}", fg="yellow"))
     if explain and hits.reading is not None:  # what the fitted models took the question for
         click.echo(click.style(f"read as: {hits.reading}", dim=True))
         click.echo()

@@ -20,7 +20,7 @@ from ddsearch.config import PageSettings, QuerySettings, Settings
 from ddsearch.errors import UserError
 from ddsearch.models import CiteFormat
 from ddsearch.search.validate import check_text
-from ddsearch.serve.schemas import QuestionReading, ReadingStep, ReferenceEntry
+from ddsearch.serve.schemas import QuestionReading, ReadingStep, ReferenceEntry, Respelled
 from ddsearch.service import Service
 
 # what the SDK's MCPServer serves besides tools, which this server does not: with their
@@ -55,6 +55,10 @@ class Found(BaseModel):
     reading: QuestionReading | None = Field(
         description="How the question was read: what it asks without the words that say which "
         "system, and the likeliest papers (null when search runs with fixed weights)"
+    )
+    respelled: list[Respelled] = Field(
+        description="Words of the query no passage holds, searched as the word one typing "
+        "slip away ([] when none)"
     )
     passages: list[Passage]
 
@@ -123,6 +127,7 @@ class Tools:
         hits, keys = self.service.search(query, k, papers)
         doc = json.loads(render_json(query, hits or [], keys))
         return Found(query=doc["query"], weak_match=doc["weak_match"], reading=doc["reading"],
+                     respelled=doc["respelled"],
                      passages=[Passage(**p) for p in passages(doc, hits)])  # fmt: skip
 
     def page(self, paper: str, page: int, quote: str | None, scale: float) -> list:

@@ -352,7 +352,20 @@ def test_query_lexical_no_results(home, shared_model):
     out = ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical"))
     assert out.strip() == "no results"
     doc = json.loads(ok(invoke("--home", home, "query", "zyzzyva", "--mode", "lexical", "--json")))
-    assert doc == {"query": "zyzzyva", "weak_match": True, "reading": None, "results": []}
+    assert doc == {"query": "zyzzyva", "weak_match": True, "reading": None, "respelled": [],
+                   "results": []}  # fmt: skip
+
+
+def test_query_searches_a_typing_slip_as_the_word_the_papers_hold(home, shared_model):
+    typed = "How often does a keeper light a beakon?"
+    right = "How often does a keeper light a beacon?"
+    out = ok(invoke("--home", home, "query", typed, "-k", 2))
+    assert out.splitlines()[0] == "searched “beacon” for “beakon”"
+    assert out.split("\n", 1)[1] == ok(invoke("--home", home, "query", right, "-k", 2))
+    doc = json.loads(ok(invoke("--home", home, "query", typed, "--json", "-k", 2)))
+    assert doc["query"] == typed and doc["respelled"] == [{"typed": "beakon", "read": "beacon"}]
+    again = json.loads(ok(invoke("--home", home, "query", right, "--json", "-k", 2)))
+    assert again["respelled"] == [] and again["results"] == doc["results"]
 
 
 def test_nonsense_is_a_weak_match_and_no_words_is_an_error(home, shared_model):

@@ -45,7 +45,7 @@ def _payload(result):
 def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     calls = [
         ("search", {"query": "how do keepers detect dark stations", "k": 2}),
-        ("search", {"query": "hinted entries", "k": 1, "papers": ["ledger"]}),
+        ("search", {"query": "which clekrs copy a sale", "k": 1, "papers": ["ledger"]}),
         ("cite", {"ids": ["orchard"], "format": "bib"}),
         ("papers", {}),
         ("search", {"query": "x", "papers": ["no-such-paper"]}),
@@ -85,6 +85,8 @@ def test_mcp_stdio_session_lists_tools_and_searches(indexed_home):
     (where,) = first["highlight"]  # the quote's place on its page, in PDF points
     assert where["page"] in range(1, 4) and where["rects"] and where["box"] == [0, 0, 612, 792]
     assert [p["paper"] for p in json.loads(_payload(only))["passages"]] == ["ledger"]
+    assert found.structured_content["respelled"] == []
+    assert only.structured_content["respelled"] == [{"typed": "clekrs", "read": "clerks"}]
 
     assert _payload(bib).startswith("@") and "Orchard" in _payload(bib)
     rows = json.loads(_payload(papers))["papers"]

@@ -249,7 +249,7 @@ def test_page_in_headless_chromium(base_url, tmp_path):
 
 
 def test_page_weak_match_notice_and_copy_texts():
-    from ddsearch.models import Chunk, Hit, Paper, Reading, Results
+    from ddsearch.models import Chunk, Hit, Paper, Reading, Respelling, Results
     from ddsearch.serve.page import render_page
 
     paper = Paper(id="p", title="A <Paper>", authors=("Ann Author",), year=2001,
@@ -270,6 +270,12 @@ def test_page_weak_match_notice_and_copy_texts():
     shown = '<p class="reading" id="reading">Read as: asks “why &lt;b&gt;” · papers p 0.97</p>'
     assert shown in page
     assert 'id="reading"' not in weak
+    # a typing slip searched as another word: said above the results, escaped
+    slipped = Results([hit])
+    slipped.respelled = (Respelling("<beakon>", "beacon"),)
+    shown = '<p class="respelled" id="respelled">Searched “beacon” for “&lt;beakon&gt;”.</p>'
+    assert shown in render_page("q", slipped, {"p": "author2001"})
+    assert 'id="respelled"' not in page
 
 
 # ------------------------------------------------------------------------------ schemathesis

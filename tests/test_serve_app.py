@@ -61,6 +61,9 @@ def test_answers_conform_to_the_generated_openapi(client):
     answer = client.get("/search", params={"q": "hinted entries", "k": 2}).json()
     assert answer["results"] and isinstance(answer["weak_match"], bool)
     check("SearchAnswer", answer)
+    slip = client.get("/search", params={"q": "which clekrs copy a sale", "k": 2}).json()
+    assert slip["respelled"] == [{"typed": "clekrs", "read": "clerks"}]
+    check("SearchAnswer", slip)
     for row in client.get("/papers").json():
         check("PaperStatus", row)
     check("ErrorBody", client.get("/search?q=x&k=0").json())

@@ -457,6 +457,7 @@ def render_json(query: str, hits: list[Hit], keys: dict[str, str]) -> str:
             "asks": reading.asks,
             "papers": [{"id": p, "chance": c} for p, c in reading.papers],
         },
+        "respelled": [{"typed": r.typed, "read": r.read} for r in getattr(hits, "respelled", ())],
         "results": [_json_result(h, keys[h.paper.id]) for h in hits],
     }
     return _NUMBERS.sub(_one_line, json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 from ddsearch import __version__
 from ddsearch.config import PageSettings, QuerySettings
+from ddsearch.models import respelled
 
 MAX_CHARS = QuerySettings().max_chars  # the input's maxlength; longer is refused anyway
 
@@ -27,6 +28,7 @@ blockquote{margin:.2rem 0;padding-left:.6rem;border-left:3px solid #c90;
 .citation{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .foot button{font-size:.78rem;padding:0 .4rem}.where{color:#555;font-size:.85rem}
 .reading{color:#555;font-size:.9rem}
+.respelled{color:#8a5a00;font-size:.9rem}
 .error{color:#a00}.weak{background:#fff3cd;border:1px solid #e0c36a;padding:.3rem .6rem}
 li.hit{display:grid;grid-template-columns:minmax(0,1fr) auto;column-gap:.8rem}
 li.hit>:not(.view){grid-column:1}li.hit>.view{grid-column:2;grid-row:1/span 3;align-self:start}
@@ -126,6 +128,9 @@ def render_page(
             '<p class="weak" id="weak-match">These passages match the question only weakly: '
             "the papers may not answer it. Try other words.</p>"
         )
+    slips = getattr(hits, "respelled", ())
+    if slips and hits and not error:
+        out.append(f'<p class="respelled" id="respelled">Searched {e(respelled(slips))}.</p>')
     reading = getattr(hits, "reading", None)  # hybrid search with the fitted models only
     if reading is not None and hits and not error:
         out.append(f'<p class="reading" id="reading">Read as: {e(str(reading))}</p>')

@@ -61,11 +61,19 @@ class QuestionReading(BaseModel):
     papers: list[PaperChance] = Field(description="The likeliest papers, with their chance")
 
 
+class Respelled(BaseModel):
+    typed: str = Field(description="A word of the question as typed")
+    read: str = Field(description="The word it was searched as: no passage holds the typed one")
+
+
 class SearchAnswer(BaseModel):
     query: str
     weak_match: bool = Field(description="The passages match the question only weakly")
     reading: QuestionReading | None = Field(
         description="How hybrid search read the question (null in dense or lexical mode)"
+    )
+    respelled: list[Respelled] = Field(
+        description="Typing slips searched as the word one slip away ([] when none)"
     )
     results: list[Result]
 

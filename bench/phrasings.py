@@ -7,8 +7,9 @@ written and of each rewrite, over the questions a rewrite changes (n): commas ta
 case without "?", every punctuation mark out, a leading "In <system>, " phrase moved to the
 end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>", the leading
 phrase put last after "according to the paper on", typed as a label ("<system>: how ...?")
-or as a sentence of its own ("I'm reading about <system>. How ...?"), and the question wrapped
-in a request ("Can you tell me, how ...?", "Explain to me: how ..."). A rewrite that asks the
+or as a sentence of its own ("I'm reading about <system>. How ...?"), the question wrapped
+in a request ("Can you tell me, how ...?", "Explain to me: how ..."), and a typing slip (two
+letters swapped in its longest word: "replciation"). A rewrite that asks the
 same thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
@@ -84,6 +85,17 @@ def maker_before(question: str) -> str:
     return _POSSESSIVE.sub(lambda m: f"the {m.group(1)} {m.group(2)}", question)
 
 
+def slipped(question: str) -> str:
+    """Two letters swapped in the middle of the question's longest lower-case word."""
+    words = re.findall(r"\b[a-z]{7,}\b", question)
+    if not words:
+        return question
+    word = max(words, key=len)
+    i = len(word) // 2
+    typed = word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
+    return re.sub(rf"\b{word}\b", typed, question, count=1)
+
+
 REWRITES = {
     "no commas": lambda q: q.replace(",", ""),
     "lower, no ?": lambda q: q.lower().rstrip("?"),
@@ -96,6 +108,7 @@ REWRITES = {
     "I'm reading about": reading_first,
     "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
+    "a typing slip": slipped,
 }
 
 

@@ -156,3 +156,29 @@ WRAPPED = {
 @pytest.mark.parametrize("wrapped", list(WRAPPED), ids=lambda q: q[:40])
 def test_a_request_or_a_label_around_the_question_changes_nothing_it_cites(searcher, wrapped):
     assert cited(searcher, wrapped) == cited(searcher, WRAPPED[wrapped])
+
+
+# the same questions with a typing slip or two, as readers make them in a search box
+SLIPPED = {
+    "How does Google's lock service stop the file contnets that clients keep cached from going "
+    "stale when somebody changes a file?": (
+        "How does Google's lock service stop the file contents that clients keep cached from "
+        "going stale when somebody changes a file?"
+    ),
+    "How does Facebook's photo storage win back the disk space taken up by pictures that "
+    "people have deletd?": (
+        "How does Facebook's photo storage win back the disk space taken up by pictures that "
+        "people have deleted?"
+    ),
+    "In Google's wide-column store, how does a lookup for a row that isn't there avoid going "
+    "to disk for every data file of the rnage? Does Bigtabel use bloom fliters?": (
+        "In Google's wide-column store, how does a lookup for a row that isn't there avoid going "
+        "to disk for every data file of the range? Does Bigtable use bloom filters?"
+    ),
+}
+
+
+@pytest.mark.parametrize("slipped", list(SLIPPED), ids=lambda q: q[:40])
+def test_a_typing_slip_changes_nothing_it_cites(searcher, slipped):
+    assert cited(searcher, slipped) == cited(searcher, SLIPPED[slipped])
+    assert searcher.search(slipped, k=1).respelled  # and the reader is told what was searched

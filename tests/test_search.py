@@ -81,6 +81,24 @@ def test_a_typing_slip_is_searched_as_the_word_the_papers_hold(searcher, indexed
     as_typed.store.close()
 
 
+def test_a_word_an_ingest_brings_is_respelled_to_after_a_refresh(tmp_path, embedder):
+    from conftest import write_small_papers
+
+    from ddsearch.config import Settings
+    from ddsearch.ingest.pipeline import ingest
+
+    pdfs = write_small_papers(tmp_path / "pdfs")
+    home, catalog = tmp_path / "home", load_catalog()
+    assert ingest(Settings(home=home), catalog, [pdfs["lighthouse"]], embedder=embedder).ok
+    s = Searcher(home, embedder=embedder)
+    assert s.search("pickres", k=1, mode="lexical").respelled == ()  # no paper holds pickers
+    assert ingest(Settings(home=home), catalog, [pdfs["orchard"]], embedder=embedder).ok
+    assert s.refresh()
+    found = s.search("pickres", k=1, mode="lexical")
+    assert found.respelled == (Respelling("pickres", "pickers"),) and found[0].paper.id == "orchard"
+    s.store.close()
+
+
 def test_written_says_whether_a_passage_holds_the_word_as_spelled(searcher):
     assert searcher.store.written("Beacon") and searcher.store.written("beacons")
     assert not searcher.store.written("beaco")  # inside a word only

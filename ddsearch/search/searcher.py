@@ -90,6 +90,7 @@ class Searcher:
         if generation == self._generation:
             return False
         self._generation, self._vectors, self._records = generation, None, None
+        self._read = None  # a word the index lacked may be in it now
         return True
 
     def warm(self) -> None:

@@ -42,6 +42,7 @@ def test_a_slip_is_searched_as_the_written_word_one_slip_away():
     text, done = read("Qourum sizes in Paxso?")  # a capital kept; a word the model lacks
     assert text == "Quorum sizes in Paxos?"  # "paxo" holds the stem but is not written so
     assert done == (Respelling("qourum", "quorum"), Respelling("paxso", "paxos"))
+    assert read("PAXSO QUORUM")[0] == "PAXOS QUORUM"  # typed in capitals, kept so
 
 
 def test_words_that_are_words_or_held_or_short_stay_as_typed():

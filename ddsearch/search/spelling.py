@@ -72,6 +72,8 @@ def respell(
         new = read.get(word.lower())
         if new is None:
             return word
+        if word.isupper():
+            return new.upper()
         return new.capitalize() if word[:1].isupper() else new
 
     done = tuple(Respelling(w, r) for w, r in read.items())

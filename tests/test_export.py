@@ -465,6 +465,7 @@ def test_empty_results():
         "query": "nothing",
         "weak_match": False,
         "reading": None,
+        "respelled": [],
         "results": [],
     }
     assert "No results." in render("md", "nothing", [], {})

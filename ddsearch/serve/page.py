@@ -101,7 +101,8 @@ def render_page(
 ) -> str:  # fmt: skip
     """The search page; every piece of text from the query or the index is escaped.
     ``weak``: the search JSON's ``weak_match``, shown as a notice above the results; how the
-    question was read (``hits.reading``, as ``query --explain`` prints it) is shown above them.
+    question was read (``hits.reading``, as ``query --explain`` prints it) and the words
+    searched for typing slips (``hits.respelled``) are shown above them.
     ``filters``: the other parameters (k, paper, mode), shown and kept by the next search."""
     from ddsearch.search.cite import format_citation, make_citation
     from ddsearch.search.export import bibtex_entry, md_escape

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -238,6 +239,11 @@ def test_requests_beyond_the_bound_get_503_with_retry_after(tmp_path):
             for t in threads:
                 t.start()
             assert blocking.entered.acquire(timeout=30)  # one searches, the other is queued
+            # ... once it has taken its slot: on a busy machine the third request could
+            # otherwise come first (the semaphore's count is only read here)
+            deadline = time.monotonic() + 30
+            while service._slots._value and time.monotonic() < deadline:
+                time.sleep(0.01)
             refused = c.get("/search?q=y")
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             page = c.get("/?q=y")  # the page says so in HTML

@@ -144,7 +144,8 @@ class Reading:
 
 @dataclass(frozen=True)
 class Respelling:
-    """A word of a question as typed, and the word it was searched as (a typing slip)."""
+    """A word of a question as typed, and the word it was searched as (a typing slip, or a
+    camel-case name typed apart: "Map Reduce" searched as "MapReduce")."""
 
     typed: str
     read: str
@@ -164,7 +165,7 @@ class Results(list[Hit]):
         super().__init__(hits)
         self.weak_match = weak_match
         self.reading = reading
-        self.respelled: tuple[Respelling, ...] = ()  # typing slips read as other words
+        self.respelled: tuple[Respelling, ...] = ()  # words read otherwise than typed
 
 
 # -- the vocabulary -----------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ddsearch.catalog import CatalogError, load_catalog
-from ddsearch.models import Paper
-from ddsearch.search.names import Names, paper_names
+from ddsearch.models import Paper, Respelling
+from ddsearch.search.names import Names, camel_split, paper_names
 from ddsearch.search.rank import named_first, union
 
 
@@ -99,3 +99,29 @@ def test_named_first_shows_each_named_papers_best_after_the_top_hit():
     ]  # fmt: skip
     assert named_first(ranked, paper, groups, free=0)[0] == "chubby:1"
     assert named_first(ranked, paper, []) == ranked
+
+
+def test_a_camel_case_name_typed_apart_is_read_as_the_name():
+    names = Names(
+        [
+            Paper("mr", "MapReduce: Simplified Data Processing on Large Clusters"),
+            Paper("rocks", "R", names=("RocksDB",)),
+            Paper("bt", "Bigtable: A Distributed Storage System for Structured Data"),
+            Paper("ep", "E", names=("EPaxos",)),
+            Paper("lcr", "L", names=("LeLann", "Le Lann")),
+        ]
+    )
+    assert names.joined("Le Lann's ring") == ("Le Lann's ring", ())  # a name of its own
+    text, read = names.joined("Does map reduce's master, or Rocks-DB, keep a big table?")
+    assert text == "Does MapReduce's master, or RocksDB, keep a big table?"
+    assert read == (Respelling("map reduce", "MapReduce"), Respelling("Rocks-DB", "RocksDB"))
+    assert [m.papers for m in names.find(text)] == [frozenset({"mr"}), frozenset({"rocks"})]
+    # only where the name's own capitals say where its words part; whole words only
+    assert names.joined("a big table of E Paxos maps; mapreduce") == (
+        "a big table of E Paxos maps; mapreduce",
+        (),
+    )
+    assert names.joined("heap reduce")[1] == names.joined("map reducer")[1] == ()
+    assert camel_split("FoundationDB") == ("Foundation", "DB")
+    assert camel_split("EPaxos") is None  # "E Paxos": a part of one letter
+    assert camel_split("Bigtable") is camel_split("Le Lann") is camel_split("VM-FT") is None

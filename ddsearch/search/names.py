@@ -3,7 +3,8 @@
 A paper's names are its catalog ``names`` ("GFS", "Google File System"), else the lead of its
 title where that is a name ("Dynamo: Amazon's Highly Available Key-value Store" -> "Dynamo").
 Names match whole words, case and punctuation aside ("ZooKeeper's", "zookeeper"), the longest
-first, so "Paxos Commit" is one name and not "Paxos" plus a word.
+first, so "Paxos Commit" is one name and not "Paxos" plus a word. A camel-case name typed apart
+("Map Reduce", "Zoo-Keeper") is read as the name before anything matches it (Names.joined).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ddsearch.models import Paper
+from ddsearch.models import Paper, Respelling
 from ddsearch.search.rank import canonical
 
 _LEAD = re.compile(r"^([^:,]+?)\s*(?::|,|\s-\s)")
+# the words inside a name written in camel case: "MapReduce" -> "Map", "Reduce"; "RocksDB" ->
+# "Rocks", "DB"
+_CAMEL_PART = re.compile(r"[A-Z]{2,}(?![a-z])|[A-Z][a-z]+|[a-z]+|\d+")
 MAX_LEAD_WORDS = 1  # "Dynamo:" is a name; "Distributed Systems - Towards ..." is not
 
 
@@ -30,6 +34,17 @@ def paper_names(paper: Paper) -> tuple[str, ...]:
     if len(words) > MAX_LEAD_WORDS or not all(w[:1].isupper() or w[:1].isdigit() for w in words):
         return ()
     return (lead.group(1),)
+
+
+def camel_split(name: str) -> tuple[str, ...] | None:
+    """A one-word name in camel case as the words readers type it apart in ("Map", "Reduce";
+    "Foundation", "DB"); None for any other name, or where a part would be one letter."""
+    if not re.fullmatch(r"\w+", name) or not re.search(r"[a-z][A-Z]", name):
+        return None
+    parts = tuple(_CAMEL_PART.findall(name))
+    if "".join(parts) != name or min(map(len, parts)) < 2:
+        return None
+    return parts
 
 
 @dataclass(frozen=True)
@@ -58,11 +73,36 @@ class Names:
                     table.setdefault(key, set()).add(paper.id)
                     spelled.setdefault(key, name)
         self._table = {w: frozenset(ids) for w, ids in table.items()}
+        # not where the words apart are a name of their own ("Le Lann" beside "LeLann")
+        apart = {
+            name: parts
+            for name in spelled.values()
+            if (parts := camel_split(name))
+            and tuple(canonical(" ".join(parts)).split()) not in table
+        }
+        self._apart = [
+            (re.compile(r"\b" + r"[\s-]+".join(map(re.escape, parts)) + r"\b", re.I), name)
+            for name, parts in sorted(apart.items(), key=lambda t: -len(t[0]))
+        ]
         self._spelled = spelled
         self._longest = max((len(w) for w in table), default=0)
 
     def __bool__(self) -> bool:
         return bool(self._table)
+
+    def joined(self, question: str) -> tuple[str, tuple[Respelling, ...]]:
+        """The question with each camel-case name typed apart ("Map Reduce", "zoo-keeper")
+        written as the name is, and what was read so: every reader of the question, the
+        model's included, then sees the name as the papers write it."""
+        read: list[Respelling] = []
+        for pattern, name in self._apart:
+
+            def join(found: re.Match, name: str = name) -> str:
+                read.append(Respelling(found.group(0), name))
+                return name
+
+            question = pattern.sub(join, question)
+        return question, tuple(read)
 
     def find(self, query: str) -> list[Mention]:
         """The names in ``query``, in order; a possessive or plural "s" after one is allowed."""

@@ -331,19 +331,19 @@ class Searcher:
         return found
 
     def read(self, text: str) -> tuple[str, tuple[Respelling, ...]]:
-        """The question as it is searched: without a request around it (rank.unwrapped), its
-        typing slips respelled (ddsearch.search.spelling), and what was respelled."""
+        """The question as it is searched: without a request around it (rank.unwrapped), a
+        camel-case name typed apart written as the name (Names.joined), its typing slips
+        respelled (ddsearch.search.spelling), and what was read otherwise than typed."""
         from ddsearch.search.spelling import respell
 
         kept = self._read
         if kept is None or kept[0] != text:
-            asked = unwrapped(text)
-            found = (
-                respell(asked, self._held, self._known, self.store.written, STOPWORDS)
-                if self.settings.respell
-                else (asked, ())
-            )
-            kept = self._read = (text, found)
+            asked, apart = unwrapped(text), ()
+            found = (asked, ())
+            if self.settings.respell:
+                asked, apart = self.names.joined(asked)
+                found = respell(asked, self._held, self._known, self.store.written, STOPWORDS)
+            kept = self._read = (text, (found[0], apart + found[1]))
         return kept[1]
 
     def _held(self, words: Sequence[str]) -> list[int]:

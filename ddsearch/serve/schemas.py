@@ -62,8 +62,11 @@ class QuestionReading(BaseModel):
 
 
 class Respelled(BaseModel):
-    typed: str = Field(description="A word of the question as typed")
-    read: str = Field(description="The word it was searched as: no passage holds the typed one")
+    typed: str = Field(description="A word (or a name typed apart) of the question as typed")
+    read: str = Field(
+        description="What it was searched as: the word one typing slip away that the passages "
+        "hold, or the name it spells apart ('Map Reduce': 'MapReduce')"
+    )
 
 
 class SearchAnswer(BaseModel):
@@ -73,7 +76,8 @@ class SearchAnswer(BaseModel):
         description="How hybrid search read the question (null in dense or lexical mode)"
     )
     respelled: list[Respelled] = Field(
-        description="Typing slips searched as the word one slip away ([] when none)"
+        description="Typing slips and names typed apart, and what each was searched as "
+        "([] when none)"
     )
     results: list[Result]
 

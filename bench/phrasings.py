@@ -8,8 +8,9 @@ case without "?", every punctuation mark out, a leading "In <system>, " phrase m
 end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>", the leading
 phrase put last after "according to the paper on", typed as a label ("<system>: how ...?")
 or as a sentence of its own ("I'm reading about <system>. How ...?"), the question wrapped
-in a request ("Can you tell me, how ...?", "Explain to me: how ..."), and a typing slip (two
-letters swapped in its longest word: "replciation"). A rewrite that asks the
+in a request ("Can you tell me, how ...?", "Explain to me: how ..."), a typing slip (two
+letters swapped in its longest word: "replciation"), and a camel-case name typed apart ("Map
+Reduce", "Zoo Keeper"). A rewrite that asks the
 same thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
@@ -37,8 +38,12 @@ from ddsearch.search.evaluate import (  # noqa: E402
     select,
     summarise,
 )
+from ddsearch.search.names import camel_split, paper_names  # noqa: E402
 from ddsearch.search.searcher import Searcher  # noqa: E402
 
+_CAMEL_NAMES = sorted(
+    {n for p in load_catalog() for n in paper_names(p) if camel_split(n)}, key=len, reverse=True
+)
 FIGURES = ("hit@5", "mrr@10", "paper@1", "quote_acc", "exact@1")
 _OPENER = (
     r"(?:how|what|why|when|where|which|who|does|do|did|is|are|was|were|can|could|should|"
@@ -96,6 +101,13 @@ def slipped(question: str) -> str:
     return re.sub(rf"\b{word}\b", typed, question, count=1)
 
 
+def typed_apart(question: str) -> str:
+    """A camel-case name typed as the words it is made of ("Map Reduce", "Zoo Keeper")."""
+    for name in _CAMEL_NAMES:
+        question = re.sub(rf"\b{name}\b", " ".join(camel_split(name) or ()), question)
+    return question
+
+
 REWRITES = {
     "no commas": lambda q: q.replace(",", ""),
     "lower, no ?": lambda q: q.lower().rstrip("?"),
@@ -109,6 +121,7 @@ REWRITES = {
     "tell me": lambda q: f"Can you tell me, {q[0].lower()}{q[1:]}",
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
     "a typing slip": slipped,
+    "a name typed apart": typed_apart,
 }
 
 

@@ -182,23 +182,3 @@ SLIPPED = {
 def test_a_typing_slip_changes_nothing_it_cites(searcher, slipped):
     assert cited(searcher, slipped) == cited(searcher, SLIPPED[slipped])
     assert searcher.search(slipped, k=1).respelled  # and the reader is told what was searched
-
-
-# a camel-case name typed as two words, as readers type them
-APART = {
-    "How does Map Reduce deal with a worker that fails in the middle of a job?": (
-        "How does MapReduce deal with a worker that fails in the middle of a job?"
-    ),
-    "How does Zoo Keeper order the writes of a client?": (
-        "How does ZooKeeper order the writes of a client?"
-    ),
-    "How does Rocks DB decide when to compact files?": (
-        "How does RocksDB decide when to compact files?"
-    ),
-}
-
-
-@pytest.mark.parametrize("apart", list(APART), ids=lambda q: q[:40])
-def test_a_name_typed_apart_changes_nothing_it_cites(searcher, apart):
-    assert cited(searcher, apart) == cited(searcher, APART[apart])
-    assert searcher.search(apart, k=1).respelled  # and the reader is told what was searched

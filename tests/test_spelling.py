@@ -71,3 +71,26 @@ def test_a_word_the_model_knows_comes_before_a_more_held_one():
         for w in ("shard", "share"):
             HELD.pop(w)
             WRITTEN.discard(w)
+
+
+def test_a_four_letter_word_is_read_only_as_a_name_typed_with_a_capital():
+    names = {"raft": "Raft", "borg": "Borg", "swim": "SWIM", "cops": "COPS", "copz": "COPZ"}
+
+    def with_names(text: str):
+        return respell(text, held, known, WRITTEN.__contains__, frozenset(), names)
+
+    text, done = with_names("Does Rfat or SIWM gossip, and does Brog?")
+    assert text == "Does Raft or SWIM gossip, and does Borg?"  # the names as they are written
+    assert done == (
+        Respelling("rfat", "Raft"),
+        Respelling("siwm", "SWIM"),
+        Respelling("brog", "Borg"),
+    )
+    for text in (
+        "does rfat or daft work?",  # typed in lower case: a word, not a name
+        "Does Raft's raf work?",  # three letters
+        "Does Stck work?",  # one slip from "stack", but only names are read at four letters
+        "Does Cop work? Does Copx?",  # "cops" and "copz" both one slip away: which is meant?
+    ):
+        assert with_names(text) == (text, ()), text
+    assert read("Does Rfat work?") == ("Does Rfat work?", ())  # no names given

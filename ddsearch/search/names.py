@@ -104,6 +104,14 @@ class Names:
             question = pattern.sub(join, question)
         return question, tuple(read)
 
+    def of_letters(self, letters: int) -> dict[str, str]:
+        """The one-word names of so many letters: lower case -> as written ("raft": "Raft")."""
+        return {
+            key[0]: self._spelled[key]
+            for key in self._table
+            if len(key) == 1 and len(key[0]) == letters and key[0].isalpha()
+        }
+
     def find(self, query: str) -> list[Mention]:
         """The names in ``query``, in order; a possessive or plural "s" after one is allowed."""
         words = canonical(query).split()

@@ -334,7 +334,7 @@ class Searcher:
         """The question as it is searched: without a request around it (rank.unwrapped), a
         camel-case name typed apart written as the name (Names.joined), its typing slips
         respelled (ddsearch.search.spelling), and what was read otherwise than typed."""
-        from ddsearch.search.spelling import respell
+        from ddsearch.search.spelling import NAME_LETTERS, respell
 
         kept = self._read
         if kept is None or kept[0] != text:
@@ -342,7 +342,10 @@ class Searcher:
             found = (asked, ())
             if self.settings.respell:
                 asked, apart = self.names.joined(asked)
-                found = respell(asked, self._held, self._known, self.store.written, STOPWORDS)
+                short = self.names.of_letters(NAME_LETTERS)
+                found = respell(
+                    asked, self._held, self._known, self.store.written, STOPWORDS, short
+                )
             kept = self._read = (text, (found[0], apart + found[1]))
         return kept[1]
 

@@ -7,21 +7,26 @@ model does not know it as a word of its own: "stick", "wiped" or "neighbours" ma
 from the papers but are words, and a reader who typed them meant them. Of the words one slip
 away, a word the model knows comes first, then the one the most passages hold; it must be
 written so in a passage (the lexical index holds stems: "embeddable" is one slip from
-"embedeable", whose stem "embed" many passages hold, but no passage has that word).
+"embedeable", whose stem "embed" many passages hold, but no passage has that word). A word of
+four letters is read only as an indexed paper's name one slip away, and only when typed with a
+capital, as a name is ("Rfat": Raft, "SIWM": SWIM; not "daft").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ddsearch.models import Respelling
 
 MIN_LETTERS = 5  # a shorter word has too many neighbours one slip away ("etcd" -> "etc")
+# a word of this many letters is read only as a paper's name one slip away ("Rfat": Raft): the
+# names are few, so "Borg" is the one word "Brog" can mean
+NAME_LETTERS = 4
 MIN_CHUNKS = 2  # a respelling at least this many passages hold, not one PDF's own misprint
 TRIED = 3  # the likeliest respellings looked for as written (each a scan of the passages' text)
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_WORD = re.compile(rf"\b[A-Za-z]{{{MIN_LETTERS},}}\b")
+_WORD = re.compile(rf"\b[A-Za-z]{{{NAME_LETTERS},}}\b")
 
 
 def slips(word: str) -> set[str]:
@@ -41,12 +46,22 @@ def respell(
     known: Callable[[Sequence[str]], list[bool]],
     written: Callable[[str], bool],
     stopwords: frozenset[str] = frozenset(),
+    names: Mapping[str, str] | None = None,
 ) -> tuple[str, tuple[Respelling, ...]]:
     """``text`` with its slips respelled, and what was respelled. ``held(words)``: how many
     indexed passages hold each word (as the lexical index reads it: by its stem);
     ``known(words)``: whether the embedding model knows each as a word of its own;
-    ``written(word)``: whether a passage holds it spelled so."""
-    typed = list(dict.fromkeys(m.group(0).lower() for m in _WORD.finditer(text)))
+    ``written(word)``: whether a passage holds it spelled so; ``names``: the indexed papers'
+    one-word names of NAME_LETTERS letters, lower case -> as written."""
+    names = names or {}
+    # a short word is taken for a name only when typed as one: "Rfat", "SIWM"; not "daft"
+    typed = list(
+        dict.fromkeys(
+            m.group(0).lower()
+            for m in _WORD.finditer(text)
+            if len(m.group(0)) >= MIN_LETTERS or (names and m.group(0)[0].isupper())
+        )
+    )
     typed = [w for w in typed if w not in stopwords]
     if not typed:
         return text, ()
@@ -54,6 +69,11 @@ def respell(
     absent = [w for w, word in zip(absent, known(absent)) if not word] if absent else []
     read: dict[str, str] = {}
     for word in absent:
+        if len(word) < MIN_LETTERS:
+            meant = [n for n in sorted(slips(word)) if n in names]
+            if len(meant) == 1:
+                read[word] = names[meant[0]]
+            continue
         near = sorted(slips(word))
         counts = held(near)
         found = [(w, n) for w, n in zip(near, counts) if n >= MIN_CHUNKS]
@@ -72,6 +92,8 @@ def respell(
         new = read.get(word.lower())
         if new is None:
             return word
+        if new.lower() != new:  # a name, as it is written
+            return new
         if word.isupper():
             return new.upper()
         return new.capitalize() if word[:1].isupper() else new

@@ -9,8 +9,8 @@ end, "<Maker>'s <kind>" typed "the <kind> from <Maker>" or "the <Maker> <kind>",
 phrase put last after "according to the paper on", typed as a label ("<system>: how ...?")
 or as a sentence of its own ("I'm reading about <system>. How ...?"), the question wrapped
 in a request ("Can you tell me, how ...?", "Explain to me: how ..."), a typing slip (two
-letters swapped in its longest word: "replciation"), and a camel-case name typed apart ("Map
-Reduce", "Zoo Keeper"). A rewrite that asks the
+letters swapped in its longest word: "replciation") or in a name of four letters ("Rfat"), and
+a camel-case name typed apart ("Map Reduce", "Zoo Keeper"). A rewrite that asks the
 same thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
@@ -43,6 +43,9 @@ from ddsearch.search.searcher import Searcher  # noqa: E402
 
 _CAMEL_NAMES = sorted(
     {n for p in load_catalog() for n in paper_names(p) if camel_split(n)}, key=len, reverse=True
+)
+_SHORT_NAMES = sorted(
+    {n for p in load_catalog() for n in paper_names(p) if len(n) == 4 and n.isalpha()}
 )
 FIGURES = ("hit@5", "mrr@10", "paper@1", "quote_acc", "exact@1")
 _OPENER = (
@@ -101,6 +104,13 @@ def slipped(question: str) -> str:
     return re.sub(rf"\b{word}\b", typed, question, count=1)
 
 
+def short_name_slipped(question: str) -> str:
+    """The two middle letters of a four-letter name swapped ("Rfat", "SIWM")."""
+    for name in _SHORT_NAMES:
+        question = re.sub(rf"\b{name}\b", name[0] + name[2] + name[1] + name[3], question)
+    return question
+
+
 def typed_apart(question: str) -> str:
     """A camel-case name typed as the words it is made of ("Map Reduce", "Zoo Keeper")."""
     for name in _CAMEL_NAMES:
@@ -122,6 +132,7 @@ REWRITES = {
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
     "a typing slip": slipped,
     "a name typed apart": typed_apart,
+    "a slip in a name": short_name_slipped,
 }
 
 

@@ -338,8 +338,9 @@ class Searcher:
 
         kept = self._read
         if kept is None or kept[0] != text:
-            asked, apart = unwrapped(text), ()
-            found = (asked, ())
+            asked = unwrapped(text)
+            apart: tuple[Respelling, ...] = ()
+            found: tuple[str, tuple[Respelling, ...]] = (asked, ())
             if self.settings.respell:
                 asked, apart = self.names.joined(asked)
                 short = self.names.of_letters(NAME_LETTERS)

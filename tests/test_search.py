@@ -74,6 +74,8 @@ def test_a_typing_slip_is_searched_as_the_word_the_papers_hold(searcher, indexed
     # its quotes are read for the word searched, too
     searcher.add_quotes("How often does each keeper light a beakon?", typed)
     assert "ninety seconds" in typed[0].quote
+    # the question is read once, however it is padded (search strips it; a caller may not)
+    assert searcher.read("  a beakon? ") is searcher.read("a beakon?")
     knobs = SearchSettings(respell=False)
     as_typed = Searcher(indexed_home, embedder=embedder, settings=knobs)
     found = as_typed.search("beakon", k=3, mode="lexical")

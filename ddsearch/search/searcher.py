@@ -336,6 +336,7 @@ class Searcher:
         respelled (ddsearch.search.spelling), and what was read otherwise than typed."""
         from ddsearch.search.spelling import NAME_LETTERS, respell
 
+        text = text.strip()  # search reads the question stripped; a caller may pass it padded
         kept = self._read
         if kept is None or kept[0] != text:
             asked = unwrapped(text)

@@ -181,3 +181,19 @@ def indexed_home(tmp_path_factory, embedder) -> Path:
     report = ingest(Settings(home=home), load_catalog(), [root / "pdfs"], embedder=embedder)
     assert report.ok and len(report.of("ingested")) == 3, report
     return home
+
+
+def searcher_over(home: Path, shared_papers: Path, embedder, ids):
+    """A Searcher over these shared papers ingested into ``home`` (a module fixture yields
+    from it), closed when the fixture ends."""
+    from ddsearch.catalog import load_catalog
+    from ddsearch.config import Settings
+    from ddsearch.ingest.pipeline import ingest
+    from ddsearch.search.searcher import Searcher
+
+    catalog = load_catalog()
+    sources = [shared_papers / f"{pid}.pdf" for pid in ids]
+    assert ingest(Settings(home=home), catalog, sources, embedder=embedder).ok
+    searcher = Searcher(home, embedder=embedder, catalog=catalog)
+    yield searcher
+    searcher.store.close()

@@ -4,11 +4,7 @@ that names several shows each one's best passage. Skips where ../shared/papers i
 from __future__ import annotations
 
 import pytest
-
-from ddsearch.catalog import load_catalog
-from ddsearch.config import Settings
-from ddsearch.ingest.pipeline import ingest
-from ddsearch.search.searcher import Searcher
+from conftest import searcher_over
 
 pytestmark = pytest.mark.integration
 
@@ -17,13 +13,8 @@ PAPERS = ("raft", "paxos-simple", "chubby", "zookeeper", "borg", "gfs")
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory, shared_papers, embedder):
-    catalog = load_catalog()
     home = tmp_path_factory.mktemp("named") / "home"
-    sources = [shared_papers / f"{pid}.pdf" for pid in PAPERS]
-    assert ingest(Settings(home=home), catalog, sources, embedder=embedder).ok
-    s = Searcher(home, embedder=embedder, catalog=catalog)
-    yield s
-    s.store.close()
+    yield from searcher_over(home, shared_papers, embedder, PAPERS)
 
 
 def test_the_readme_example_finds_the_leader_election_section(searcher):

@@ -6,12 +6,9 @@ typed apart ("Map Reduce", "Zoo Keeper", "Rocks DB") and a slip in a name of fou
 from __future__ import annotations
 
 import pytest
+from conftest import searcher_over
 
-from ddsearch.catalog import load_catalog
-from ddsearch.config import Settings
-from ddsearch.ingest.pipeline import ingest
 from ddsearch.models import Respelling
-from ddsearch.search.searcher import Searcher
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +38,8 @@ TYPED = {
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory, shared_papers, embedder):
-    catalog = load_catalog()
     home = tmp_path_factory.mktemp("names") / "home"
-    sources = [shared_papers / f"{pid}.pdf" for pid in PAPERS + DISTRACTORS]
-    assert ingest(Settings(home=home), catalog, sources, embedder=embedder).ok
-    s = Searcher(home, embedder=embedder, catalog=catalog)
-    yield s
-    s.store.close()
+    yield from searcher_over(home, shared_papers, embedder, PAPERS + DISTRACTORS)
 
 
 def cited(searcher, asked: str) -> list[tuple[str, tuple[int, ...]]]:

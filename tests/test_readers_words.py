@@ -8,11 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from ddsearch.catalog import load_catalog
-from ddsearch.config import Settings
-from ddsearch.ingest.pipeline import ingest
-from ddsearch.search.searcher import Searcher
+from conftest import searcher_over
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +46,8 @@ NUMBERS = {QUANTITY: "64 bytes"}
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory, shared_papers, embedder):
-    catalog = load_catalog()
     home = tmp_path_factory.mktemp("readers") / "home"
-    sources = [shared_papers / f"{pid}.pdf" for pid in PAPERS + DISTRACTORS]
-    assert ingest(Settings(home=home), catalog, sources, embedder=embedder).ok
-    s = Searcher(home, embedder=embedder, catalog=catalog)
-    yield s
-    s.store.close()
+    yield from searcher_over(home, shared_papers, embedder, PAPERS + DISTRACTORS)
 
 
 @pytest.mark.parametrize("commas", [True, False], ids=["as-written", "without-commas"])

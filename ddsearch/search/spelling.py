@@ -8,8 +8,9 @@ from the papers but are words, and a reader who typed them meant them. Of the wo
 away, a word the model knows comes first, then the one the most passages hold; it must be
 written so in a passage (the lexical index holds stems: "embeddable" is one slip from
 "embedeable", whose stem "embed" many passages hold, but no passage has that word). A word of
-four letters is read only as an indexed paper's name one slip away, and only when typed with a
-capital, as a name is ("Rfat": Raft, "SIWM": SWIM; not "daft").
+four letters is read only as an indexed paper's name with two neighbouring letters swapped, and
+only when typed with a capital, as a name is ("Rfat": Raft, "SIWM": SWIM); a changed letter
+would read real words as names ("Rant", "Skim").
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from ddsearch.models import Respelling
 
 MIN_LETTERS = 5  # a shorter word has too many neighbours one slip away ("etcd" -> "etc")
-# a word of this many letters is read only as a paper's name one slip away ("Rfat": Raft): the
-# names are few, so "Borg" is the one word "Brog" can mean
+# a word of this many letters is read only as a paper's name with two letters swapped ("Rfat":
+# Raft): the names are few, so "Borg" is the one word "Brog" can mean
 NAME_LETTERS = 4
 MIN_CHUNKS = 2  # a respelling at least this many passages hold, not one PDF's own misprint
 TRIED = 3  # the likeliest respellings looked for as written (each a scan of the passages' text)
@@ -40,6 +41,14 @@ def slips(word: str) -> set[str]:
     return out
 
 
+def swaps(word: str) -> set[str]:
+    """Every word two neighbouring letters of ``word`` swapped make: the slip a four-letter
+    name is read back from, as a changed letter makes real words of names ("rant", "skim")."""
+    out = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+    out.discard(word)
+    return out
+
+
 def respell(
     text: str,
     held: Callable[[Sequence[str]], list[int]],
@@ -54,7 +63,7 @@ def respell(
     ``written(word)``: whether a passage holds it spelled so; ``names``: the indexed papers'
     one-word names of NAME_LETTERS letters, lower case -> as written."""
     names = names or {}
-    # a short word is taken for a name only when typed as one: "Rfat", "SIWM"; not "daft"
+    # a short word is taken for a name only when typed as one: "Rfat", "SIWM"; not "rfat"
     typed = list(
         dict.fromkeys(
             m.group(0).lower()
@@ -70,7 +79,7 @@ def respell(
     read: dict[str, str] = {}
     for word in absent:
         if len(word) < MIN_LETTERS:
-            meant = [n for n in sorted(slips(word)) if n in names]
+            meant = [n for n in sorted(swaps(word)) if n in names]
             if len(meant) == 1:
                 read[word] = names[meant[0]]
             continue

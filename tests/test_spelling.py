@@ -41,7 +41,7 @@ def test_a_slip_is_searched_as_the_written_word_one_slip_away():
     assert done == (Respelling("elcetion", "election"),)
     text, done = read("Qourum sizes in Paxso?")  # a capital kept; a word the model lacks
     assert text == "Quorum sizes in Paxos?"  # "paxo" holds the stem but is not written so
-    assert done == (Respelling("qourum", "quorum"), Respelling("paxso", "paxos"))
+    assert done == (Respelling("Qourum", "quorum"), Respelling("Paxso", "paxos"))  # as typed
     assert read("PAXSO QUORUM")[0] == "PAXOS QUORUM"  # typed in capitals, kept so
 
 
@@ -82,9 +82,9 @@ def test_a_four_letter_word_is_read_only_as_a_name_swapped_and_typed_with_a_capi
     text, done = with_names("Does Rfat or SIWM gossip, and does Brog?")
     assert text == "Does Raft or SWIM gossip, and does Borg?"  # the names as they are written
     assert done == (
-        Respelling("rfat", "Raft"),
-        Respelling("siwm", "SWIM"),
-        Respelling("brog", "Borg"),
+        Respelling("Rfat", "Raft"),
+        Respelling("SIWM", "SWIM"),
+        Respelling("Brog", "Borg"),
     )
     for text in (
         "does rfat or daft work?",  # typed in lower case: a word, not a name

@@ -63,15 +63,13 @@ def respell(
     ``written(word)``: whether a passage holds it spelled so; ``names``: the indexed papers'
     one-word names of NAME_LETTERS letters, lower case -> as written."""
     names = names or {}
-    # a short word is taken for a name only when typed as one: "Rfat", "SIWM"; not "rfat"
-    typed = list(
-        dict.fromkeys(
-            m.group(0).lower()
-            for m in _WORD.finditer(text)
-            if len(m.group(0)) >= MIN_LETTERS or (names and m.group(0)[0].isupper())
-        )
-    )
-    typed = [w for w in typed if w not in stopwords]
+    # each word once, lower case -> as first typed; a short word is taken for a name only
+    # when typed as one: "Rfat", "SIWM"; not "rfat"
+    forms: dict[str, str] = {}
+    for m in _WORD.finditer(text):
+        if len(m.group(0)) >= MIN_LETTERS or (names and m.group(0)[0].isupper()):
+            forms.setdefault(m.group(0).lower(), m.group(0))
+    typed = [w for w in forms if w not in stopwords]
     if not typed:
         return text, ()
     absent = [w for w, n in zip(typed, held(typed)) if n == 0]
@@ -107,5 +105,5 @@ def respell(
             return new.upper()
         return new.capitalize() if word[:1].isupper() else new
 
-    done = tuple(Respelling(w, r) for w, r in read.items())
+    done = tuple(Respelling(forms[w], r) for w, r in read.items())
     return _WORD.sub(swap, text), done

@@ -85,6 +85,7 @@ class Names:
             for name, parts in sorted(apart.items(), key=lambda t: -len(t[0]))
         ]
         self._spelled = spelled
+        self._of_letters: dict[int, dict[str, str]] = {}
         self._longest = max((len(w) for w in table), default=0)
 
     def __bool__(self) -> bool:
@@ -95,22 +96,21 @@ class Names:
         written as the name is, and what was read so: every reader of the question, the
         model's included, then sees the name as the papers write it."""
         read: list[Respelling] = []
-        for pattern, name in self._apart:
-
-            def join(found: re.Match, name: str = name) -> str:
-                read.append(Respelling(found.group(0), name))
-                return name
-
-            question = pattern.sub(join, question)
+        for pattern, name in self._apart:  # a name is \w+: nothing in it a replacement reads
+            read += [Respelling(found.group(0), name) for found in pattern.finditer(question)]
+            question = pattern.sub(name, question)
         return question, tuple(read)
 
     def of_letters(self, letters: int) -> dict[str, str]:
-        """The one-word names of so many letters: lower case -> as written ("raft": "Raft")."""
-        return {
-            key[0]: self._spelled[key]
-            for key in self._table
-            if len(key) == 1 and len(key[0]) == letters and key[0].isalpha()
-        }
+        """The one-word names of so many letters: lower case -> as written ("raft": "Raft");
+        read once, as every question asks for them."""
+        if letters not in self._of_letters:
+            self._of_letters[letters] = {
+                key[0]: self._spelled[key]
+                for key in self._table
+                if len(key) == 1 and len(key[0]) == letters and key[0].isalpha()
+            }
+        return self._of_letters[letters]
 
     def find(self, query: str) -> list[Mention]:
         """The names in ``query``, in order; a possessive or plural "s" after one is allowed."""

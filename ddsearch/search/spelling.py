@@ -33,8 +33,7 @@ _WORD = re.compile(rf"\b[A-Za-z]{{{NAME_LETTERS},}}\b")
 def slips(word: str) -> set[str]:
     """Every word one slip away from ``word`` (lower case a-z)."""
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    out = {a + b[1:] for a, b in splits if b}
-    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out = {a + b[1:] for a, b in splits if b} | swaps(word)
     out |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
     out |= {a + c + b for a, b in splits for c in _LETTERS}
     out.discard(word)

@@ -38,15 +38,15 @@ from ddsearch.search.evaluate import (  # noqa: E402
     select,
     summarise,
 )
-from ddsearch.search.names import camel_split, paper_names  # noqa: E402
+from ddsearch.search.names import Names, camel_split, paper_names  # noqa: E402
 from ddsearch.search.searcher import Searcher  # noqa: E402
+from ddsearch.search.spelling import NAME_LETTERS  # noqa: E402
 
+_CATALOG = load_catalog()
 _CAMEL_NAMES = sorted(
-    {n for p in load_catalog() for n in paper_names(p) if camel_split(n)}, key=len, reverse=True
+    {n for p in _CATALOG for n in paper_names(p) if camel_split(n)}, key=len, reverse=True
 )
-_SHORT_NAMES = sorted(
-    {n for p in load_catalog() for n in paper_names(p) if len(n) == 4 and n.isalpha()}
-)
+_SHORT_NAMES = sorted(Names(_CATALOG).of_letters(NAME_LETTERS).values())
 FIGURES = ("hit@5", "mrr@10", "paper@1", "quote_acc", "exact@1")
 _OPENER = (
     r"(?:how|what|why|when|where|which|who|does|do|did|is|are|was|were|can|could|should|"

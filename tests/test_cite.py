@@ -308,7 +308,7 @@ def passage(text: str, pages=None, captions=()) -> Chunk:
 def quote_for(query: str, chunk: Chunk, n: int = 3) -> Quote | None:
     question = Question.make(query, bag_of_words([query])[0], lambda terms: [1.0] * len(terms))
     vectors = bag_of_words([chunk.text[s.start : s.end] for s in chunk.sentences])
-    return pick(chunk, sentence_scores(question, chunk, vectors, 0.5), n)
+    return pick(chunk, sentence_scores(question, chunk, vectors, 0.5), n, question=question)
 
 
 PASSAGE = (
@@ -352,6 +352,35 @@ def test_a_neighbour_joins_when_it_adds_more_chance_than_the_join_probability():
     assert pick(four, [2.0, 2.0, -9.0, 2.1], max_sentences=2, join=0).text.startswith("One")
     long = passage(" ".join(["Word " + "word " * 44 + "end."] * 3))
     assert len(pick(long, [1.0, 1.0, 1.0], join=0).text.split()) <= 80
+
+
+def test_an_over_long_sentence_is_cut_to_the_clauses_that_hold_the_question():
+    # a table the text ran into makes one "sentence" of 120 words: quoted whole it would be a
+    # passage, not the sentence that answers
+    table = "Timestamp Concurrency Operation Replica Required " * 20
+    text = (
+        "The daemon polls the time masters every 30 seconds, and it assumes a drift rate of "
+        f"200 microseconds per second, which together account {table}for the sawtooth bounds."
+    )
+    quote = quote_for("How often does the daemon poll the time masters, at what drift?",
+                      passage(text))  # fmt: skip
+    assert quote.text == text[quote.start : quote.end]
+    assert quote.text == (
+        "The daemon polls the time masters every 30 seconds, and it assumes a drift rate of "
+        "200 microseconds per second"
+    )
+    quote = quote_for("How often does the daemon poll the time masters?", passage(text))
+    assert quote.text == "The daemon polls the time masters every 30 seconds"
+    # from the sentence's start where that reaches the question's words, else from a clause
+    text = f"{'Word ' * 60}and more, while the lease timeout is 60 seconds; then {'word ' * 60}end."
+    quote = quote_for("What is the lease timeout?", passage(text))
+    assert quote.text == f"{'Word ' * 60}and more, while the lease timeout is 60 seconds"
+    text = text.replace("Word " * 60, "Word " * 90)
+    quote = quote_for("What is the lease timeout?", passage(text))
+    assert quote.text == "while the lease timeout is 60 seconds"
+    # nowhere to cut but between words: the first 80 words
+    text = "Word " * 150 + "end."
+    assert pick(passage(text), [1.0], join=0).text == ("Word " * 80).strip()
 
 
 def test_the_quote_score_is_the_log_odds_that_one_of_its_sentences_answers():

@@ -217,13 +217,58 @@ def _quotable(chunk: Chunk, min_words: int = MIN_WORDS) -> list[bool]:
     return ok if any(ok) else [not s.caption for s in chunk.sentences]
 
 
+_CUT = re.compile(r"[,;:](?=\s)")  # where a clause of a long sentence ends
+_WORD_END = re.compile(r"\S(?=\s|$)")
+
+
+def trim(text: str, start: int, end: int, max_words: int, min_words: int = MIN_WORDS,
+         question: Question | None = None) -> tuple[int, int]:  # fmt: skip
+    """The part of ``text[start:end]``, one sentence longer than ``max_words`` words (often a
+    table or a formula the text ran into), to quote: at most ``max_words`` words that hold the
+    most idf weight of the question's words, from the sentence's start or else the earliest
+    clause that starts such a part, to the first place a clause ends (else between words) where
+    it holds that much. A quote past that length is read as a passage, not as the sentence that
+    answers."""
+    piece = text[start:end]
+    words = [m.start() for m in re.finditer(r"\S+", piece)]
+    if len(words) <= max_words:
+        return start, end
+    ends = sorted({m.end() for m in _CUT.finditer(piece)} | {len(piece)})
+    word_ends = [m.end() for m in _WORD_END.finditer(piece)]
+    firsts = [0] + [e for e in ends[:-1]]  # a part starts at the sentence or after a clause
+
+    def held(a: int, b: int) -> float:
+        if question is None:
+            return 0.0
+        have = sentence_stems(piece[a:b])
+        return sum(w for t, w in question.stems.items() if t in have)
+
+    best: tuple[tuple, int, int] | None = None
+    for first in firsts:
+        i = next(j for j, w in enumerate(words) if w >= first)  # the part's first word
+        if i + min_words > len(words):
+            break
+        last = word_ends[min(i + max_words, len(words)) - 1]  # the farthest end allowed
+        cuts = [e for e in ends if e <= last and e > words[min(i + min_words, len(words)) - 1]]
+        for b, clean in [(e, True) for e in cuts] + ([] if last in cuts else [(last, False)]):
+            a = words[i]
+            key = (held(a, b), -a, clean, a - b)
+            if best is None or key > best[0]:
+                best = (key, a, b)
+    assert best is not None  # the sentence's own start always gives a part
+    _, a, b = best
+    b = len(piece[:b].rstrip(",;: "))
+    return start + a, start + b
+
+
 def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = SearchSettings.quote_sentences,
          join: float | None = None, max_words: int = MAX_QUOTE_WORDS,
-         min_words: int = MIN_WORDS) -> Quote | None:  # fmt: skip
+         min_words: int = MIN_WORDS, question: Question | None = None) -> Quote | None:  # fmt: skip
     """The run of 1 to ``max_sentences`` contiguous quotable sentences, at most MAX_QUOTE_WORDS
     words, that most likely holds the answer: each sentence adds its probability less ``join``
     (default: the model's), so a neighbour joins when it adds more than ``join`` of chance.
-    (A sentence longer than MAX_QUOTE_WORDS is quoted alone when nothing shorter is there.)"""
+    A sentence longer than that is quoted alone, cut to its part that holds the most of the
+    ``question``'s words (``trim``)."""
     sentences = chunk.sentences
     ok = _quotable(chunk, min_words)
     if not any(ok):
@@ -244,11 +289,14 @@ def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = SearchSetti
     assert best is not None  # some sentence is quotable
     _, lo, hi = best
     run = sentences[lo : hi + 1]
+    start, end = run[0].start, run[-1].end
+    if len(chunk.text[start:end].split()) > max_words:
+        start, end = trim(chunk.text, start, end, max_words, min_words, question)
     chance = 1 - np.prod(1 / (1 + np.exp(odds[lo : hi + 1])))  # that some sentence answers
     return Quote(
-        chunk.text[run[0].start : run[-1].end],
-        run[0].start,
-        run[-1].end,
+        chunk.text[start:end],
+        start,
+        end,
         tuple(dict.fromkeys(p for s in run for p in s.pages)),
         tuple(dict.fromkeys(p for s in run for p in s.printed)),
         float(math.log(max(chance, 1e-12) / max(1 - chance, 1e-12))),

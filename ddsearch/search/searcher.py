@@ -192,6 +192,7 @@ class Searcher:
                     max_sentences or knobs.quote_sentences,
                     max_words=knobs.quote_max_words,
                     min_words=knobs.quote_min_words,
+                    question=question,
                 )
                 if quote and (best is None or quote.score > best.score):
                     best = quote

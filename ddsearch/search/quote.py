@@ -217,8 +217,7 @@ def _quotable(chunk: Chunk, min_words: int = MIN_WORDS) -> list[bool]:
     return ok if any(ok) else [not s.caption for s in chunk.sentences]
 
 
-_CUT = re.compile(r"[,;:](?=\s)")  # where a clause of a long sentence ends
-_WORD_END = re.compile(r"\S(?=\s|$)")
+_CLAUSE_END = ",;:"  # a word ending in one of these ends a clause of a long sentence
 
 
 def trim(text: str, start: int, end: int, max_words: int, min_words: int = MIN_WORDS,
@@ -229,35 +228,30 @@ def trim(text: str, start: int, end: int, max_words: int, min_words: int = MIN_W
     clause that starts such a part, to the first place a clause ends (else between words) where
     it holds that much. A quote past that length is read as a passage, not as the sentence that
     answers."""
-    piece = text[start:end]
-    words = [m.start() for m in re.finditer(r"\S+", piece)]
-    if len(words) <= max_words:
+    words = [m.span() for m in re.finditer(r"\S+", text[start:end])]
+    n = len(words)
+    if n <= max_words:
         return start, end
-    ends = sorted({m.end() for m in _CUT.finditer(piece)} | {len(piece)})
-    word_ends = [m.end() for m in _WORD_END.finditer(piece)]
-    firsts = [0] + [e for e in ends[:-1]]  # a part starts at the sentence or after a clause
-
-    def held(a: int, b: int) -> float:
-        if question is None:
-            return 0.0
-        have = sentence_stems(piece[a:b])
-        return sum(w for t, w in question.stems.items() if t in have)
-
+    weights = question.stems if question is not None else {}
+    held_by = [sentence_stems(text[start + a : start + b]) & weights.keys() for a, b in words]
+    ends = [text[start + b - 1] in _CLAUSE_END or k == n - 1 for k, (a, b) in enumerate(words)]
+    firsts = [0] + [k + 1 for k in range(n - 1) if ends[k]]
     best: tuple[tuple, int, int] | None = None
-    for first in firsts:
-        i = next(j for j, w in enumerate(words) if w >= first)  # the part's first word
-        if i + min_words > len(words):
-            break
-        last = word_ends[min(i + max_words, len(words)) - 1]  # the farthest end allowed
-        cuts = [e for e in ends if e <= last and e > words[min(i + min_words, len(words)) - 1]]
-        for b, clean in [(e, True) for e in cuts] + ([] if last in cuts else [(last, False)]):
-            a = words[i]
-            key = (held(a, b), -a, clean, a - b)
+    for i in firsts:
+        held: set[str] = set()
+        last = min(i + max_words, n) - 1
+        for j in range(i, last + 1):
+            held |= held_by[j]
+            if j - i + 1 < min_words or not (ends[j] or j == last):
+                continue
+            key = (sum(weights[t] for t in held), -i, ends[j], i - j)
             if best is None or key > best[0]:
-                best = (key, a, b)
-    assert best is not None  # the sentence's own start always gives a part
-    _, a, b = best
-    b = len(piece[:b].rstrip(",;: "))
+                best = (key, i, j)
+    if best is None:  # no part of min_words: the first max_words words
+        best = ((), 0, max_words - 1)
+    _, i, j = best
+    a, b = words[i][0], words[j][1]
+    b = a + len(text[start + a : start + b].rstrip(_CLAUSE_END))
     return start + a, start + b
 
 

@@ -10,7 +10,8 @@ phrase put last after "according to the paper on", typed as a label ("<system>: 
 or as a sentence of its own ("I'm reading about <system>. How ...?"), the question wrapped
 in a request ("Can you tell me, how ...?", "Explain to me: how ..."), a typing slip (two
 letters swapped in its longest word: "replciation") or in a name of four letters ("Rfat"), and
-a camel-case name typed apart ("Map Reduce", "Zoo Keeper"). A rewrite that asks the
+a camel-case name typed apart ("Map Reduce", "Zoo Keeper") or a one-word name typed as two
+capitalised words ("Mega Store"). A rewrite that asks the
 same thing should score what the question as written scores; a gap is a way of asking that
 ddsearch reads worse.
 """
@@ -38,7 +39,7 @@ from ddsearch.search.evaluate import (  # noqa: E402
     select,
     summarise,
 )
-from ddsearch.search.names import Names, camel_split, paper_names  # noqa: E402
+from ddsearch.search.names import Names, camel_split, paper_names, word_split  # noqa: E402
 from ddsearch.search.searcher import Searcher  # noqa: E402
 from ddsearch.search.spelling import NAME_LETTERS  # noqa: E402
 
@@ -47,6 +48,7 @@ _CAMEL_NAMES = sorted(
     {n for p in _CATALOG for n in paper_names(p) if camel_split(n)}, key=len, reverse=True
 )
 _SHORT_NAMES = sorted(Names(_CATALOG).of_letters(NAME_LETTERS).values())
+_ONE_WORD_NAMES = sorted({n for p in _CATALOG for n in paper_names(p) if word_split(n)})
 FIGURES = ("hit@5", "mrr@10", "paper@1", "quote_acc", "exact@1")
 _OPENER = (
     r"(?:how|what|why|when|where|which|who|does|do|did|is|are|was|were|can|could|should|"
@@ -118,6 +120,16 @@ def typed_apart(question: str) -> str:
     return question
 
 
+def one_word_apart(question: str) -> str:
+    """A one-word name typed as two capitalised words, parted in its middle ("Mega Store",
+    "Bigt Able")."""
+    for name in _ONE_WORD_NAMES:
+        half = len(name) // 2
+        apart = f"{name[:half].capitalize()} {name[half:].capitalize()}"
+        question = re.sub(rf"\b{name}\b", apart, question)
+    return question
+
+
 REWRITES = {
     "no commas": lambda q: q.replace(",", ""),
     "lower, no ?": lambda q: q.lower().rstrip("?"),
@@ -132,6 +144,7 @@ REWRITES = {
     "explain to me": lambda q: f"Explain to me: {q[0].lower()}{q[1:].rstrip('?')}.",
     "a typing slip": slipped,
     "a name typed apart": typed_apart,
+    "a word name typed apart": one_word_apart,
     "a slip in a name": short_name_slipped,
 }
 

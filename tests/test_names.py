@@ -6,7 +6,7 @@ import pytest
 
 from ddsearch.catalog import CatalogError, load_catalog
 from ddsearch.models import Paper, Respelling
-from ddsearch.search.names import Names, camel_split, paper_names
+from ddsearch.search.names import Names, camel_split, paper_names, word_split
 from ddsearch.search.rank import named_first, union
 
 
@@ -99,6 +99,36 @@ def test_named_first_shows_each_named_papers_best_after_the_top_hit():
     ]  # fmt: skip
     assert named_first(ranked, paper, groups, free=0)[0] == "chubby:1"
     assert named_first(ranked, paper, []) == ranked
+
+
+def test_a_one_word_name_typed_as_two_capitalised_words_is_read_as_the_name():
+    names = Names(
+        [
+            Paper("bt", "Bigtable: A Distributed Storage System for Structured Data"),
+            Paper("ms", "M", names=("Megastore",)),
+            Paper("raft", "R", names=("Raft",)),
+            Paper("mr", "MapReduce: Simplified Data Processing on Large Clusters"),
+        ]
+    )
+    text, read = names.joined("Does Big Table, or Mega-Store, or BIG TABLE's master keep logs?")
+    assert text == "Does Bigtable, or Megastore, or Bigtable's master keep logs?"
+    assert read == (
+        Respelling("Big Table", "Bigtable"),
+        Respelling("Mega-Store", "Megastore"),
+        Respelling("BIG TABLE", "Bigtable"),
+    )
+    assert [m.papers for m in names.find(text)] == [frozenset({"bt"}), frozenset({"ms"}),
+                                                    frozenset({"bt"})]  # fmt: skip
+    # in lower case the words are words; each word of three letters or more; whole words only
+    for kept in ("a big table of results", "a Big table", "Ra Ft", "Big Tables", "Big Tablet"):
+        assert names.joined(kept) == (kept, ())
+    assert word_split("Raft") is word_split("MapReduce") is word_split("Memcache2") is None
+    # not where the two words are a name of their own
+    both = Names([Paper("hs", "H", names=("Haystack",)), Paper("o", "O", names=("Hay Stack",))])
+    assert both.joined("Hay Stack and Hays Tack") == (
+        "Hay Stack and Haystack",
+        (Respelling("Hays Tack", "Haystack"),),
+    )
 
 
 def test_a_camel_case_name_typed_apart_is_read_as_the_name():

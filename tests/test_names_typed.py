@@ -1,7 +1,7 @@
 """A paper's name typed otherwise than the paper writes it, on real papers: a camel-case name
-typed apart ("Map Reduce", "Zoo Keeper", "Rocks DB") and a slip in a name of four letters
-("Rfat", "SIWM") are searched as the name, and the reader is told. Skips where
-../shared/papers is absent."""
+typed apart ("Map Reduce", "Zoo Keeper", "Rocks DB"), a one-word name typed as two capitalised
+words ("Big Table") and a slip in a name of four letters ("Rfat", "SIWM") are searched as the
+name, and the reader is told. Skips where ../shared/papers is absent."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ddsearch.models import Respelling
 pytestmark = pytest.mark.integration
 
 # the named papers, and papers on the same subjects that could take their place
-PAPERS = ("mapreduce", "zookeeper", "rocksdb", "raft", "swim")
+PAPERS = ("mapreduce", "zookeeper", "rocksdb", "raft", "swim", "bigtable")
 DISTRACTORS = ("zab", "chubby", "paxos-simple", "spark-rdd")
 
 # as typed -> as the paper writes the name
@@ -26,6 +26,9 @@ TYPED = {
     ),
     "How does Rocks DB decide when to compact files?": (
         "How does RocksDB decide when to compact files?"
+    ),
+    "How does Big Table find the server that holds a tablet?": (
+        "How does Bigtable find the server that holds a tablet?"
     ),
     "How does Rfat make sure that a newly elected leader holds every committed entry?": (
         "How does Raft make sure that a newly elected leader holds every committed entry?"

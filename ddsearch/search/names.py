@@ -4,13 +4,14 @@ A paper's names are its catalog ``names`` ("GFS", "Google File System"), else th
 title where that is a name ("Dynamo: Amazon's Highly Available Key-value Store" -> "Dynamo").
 Names match whole words, case and punctuation aside ("ZooKeeper's", "zookeeper"), the longest
 first, so "Paxos Commit" is one name and not "Paxos" plus a word. A camel-case name typed apart
-("Map Reduce", "Zoo-Keeper") is read as the name before anything matches it (Names.joined).
+("Map Reduce", "Zoo-Keeper"), or a one-word name typed as two capitalised words ("Big Table"),
+is read as the name before anything matches it (Names.joined).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from ddsearch.models import Paper, Respelling
@@ -21,6 +22,8 @@ _LEAD = re.compile(r"^([^:,]+?)\s*(?::|,|\s-\s)")
 # "Rocks", "DB"
 _CAMEL_PART = re.compile(r"[A-Z]{2,}(?![a-z])|[A-Z][a-z]+|[a-z]+|\d+")
 MAX_LEAD_WORDS = 1  # "Dynamo:" is a name; "Distributed Systems - Towards ..." is not
+# "Big Table" for Bigtable: each word a name is typed apart into has this many letters or more
+MIN_PART = 3
 
 
 def paper_names(paper: Paper) -> tuple[str, ...]:
@@ -45,6 +48,27 @@ def camel_split(name: str) -> tuple[str, ...] | None:
     if "".join(parts) != name or min(map(len, parts)) < 2:
         return None
     return parts
+
+
+def word_split(name: str, taken: Container[tuple[str, ...]] = ()) -> str | None:
+    """A pattern for a one-word name not in camel case typed as two words, each with a capital
+    ("Big Table", "Mega-Store" for Bigtable, Megastore), wherever the name parts with at least
+    MIN_PART letters a side and the two words are not a name ``taken``; None for any other
+    name. The capitals are asked for because in lower case the words are mostly just words
+    ("a big table")."""
+    if not name.isalpha() or camel_split(name) or len(name) < 2 * MIN_PART:
+        return None
+    word = name.lower()
+
+    def typed(part: str) -> str:  # a capital, then the rest in any case
+        return f"[{part[0].upper()}](?i:{re.escape(part[1:])})"
+
+    splits = [
+        f"{typed(word[:k])}[\\s-]+{typed(word[k:])}"
+        for k in range(MIN_PART, len(word) - MIN_PART + 1)
+        if (word[:k], word[k:]) not in taken
+    ]
+    return "|".join(splits) or None
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,12 @@ class Names:
             (re.compile(r"\b" + r"[\s-]+".join(map(re.escape, parts)) + r"\b", re.I), name)
             for name, parts in sorted(apart.items(), key=lambda t: -len(t[0]))
         ]
+        # one pattern for every one-word name, the name read back from the letters typed
+        split = {n: p for n in sorted(set(spelled.values())) if (p := word_split(n, table))}
+        self._split = (
+            re.compile(r"\b(?:" + "|".join(split.values()) + r")\b") if split else None,
+            {name.lower(): name for name in split},
+        )
         self._spelled = spelled
         self._of_letters: dict[int, dict[str, str]] = {}
         self._longest = max((len(w) for w in table), default=0)
@@ -92,13 +122,22 @@ class Names:
         return bool(self._table)
 
     def joined(self, question: str) -> tuple[str, tuple[Respelling, ...]]:
-        """The question with each camel-case name typed apart ("Map Reduce", "zoo-keeper")
-        written as the name is, and what was read so: every reader of the question, the
-        model's included, then sees the name as the papers write it."""
+        """The question with each name typed apart (a camel-case name, "Map Reduce",
+        "zoo-keeper"; a one-word name as two capitalised words, "Big Table") written as the
+        name is, and what was read so: every reader of the question, the model's included,
+        then sees the name as the papers write it."""
         read: list[Respelling] = []
         for pattern, name in self._apart:  # a name is \w+: nothing in it a replacement reads
             read += [Respelling(found.group(0), name) for found in pattern.finditer(question)]
             question = pattern.sub(name, question)
+        split, spelled = self._split
+        if split is not None:
+
+            def written(found: re.Match) -> str:
+                return spelled[re.sub(r"[\s-]+", "", found.group(0)).lower()]
+
+            read += [Respelling(f.group(0), written(f)) for f in split.finditer(question)]
+            question = split.sub(written, question)
         return question, tuple(read)
 
     def of_letters(self, letters: int) -> dict[str, str]:

@@ -22,7 +22,7 @@ from ddsearch.search.cite import (
     make_citation,
     split_name,
 )
-from ddsearch.search.quote import Question, Quote, pick, sentence_scores
+from ddsearch.search.quote import Question, Quote, pick, sentence_scores, trim
 from ddsearch.sentences import split_sentences, split_spans
 
 DYNAMO = Paper(
@@ -381,6 +381,20 @@ def test_an_over_long_sentence_is_cut_to_the_clauses_that_hold_the_question():
     # nowhere to cut but between words: the first 80 words
     text = "Word " * 150 + "end."
     assert pick(passage(text), [1.0], join=0).text == ("Word " * 80).strip()
+    # none of the question's words in it: the start, as much as fits, not its first clause
+    text = "The coordinator, once every follower has voted, " + "word " * 100 + "end."
+    quote = quote_for("Who decides to commit?", passage(text))
+    assert quote.text.startswith("The coordinator, once") and len(quote.text.split()) == 80
+    # a clause ended by a mark standing alone: neither the mark nor the space before it
+    text = "alpha beta gamma delta ; " * 40 + "end."
+    assert quote_for("alpha delta?", passage(text)).text == "alpha beta gamma delta"
+    # parts that hold the same words in another order tie exactly: the earliest is quoted
+    weights = {"alpha": 0.1, "betas": 0.2, "gamma": 0.3, "delta": 0.7}
+    question = Question.make("alpha betas gamma delta", bag_of_words(["x"])[0],
+                             lambda terms: [weights.get(t, 1.0) for t in terms])  # fmt: skip
+    text = "alpha betas gamma delta, delta gamma betas alpha, " + "filler " * 100 + "end."
+    cut = trim(text, 0, len(text), 80, question=question)
+    assert text[cut[0] : cut[1]] == "alpha betas gamma delta"
 
 
 def test_the_quote_score_is_the_log_odds_that_one_of_its_sentences_answers():

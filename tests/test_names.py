@@ -119,6 +119,8 @@ def test_a_one_word_name_typed_as_two_capitalised_words_is_read_as_the_name():
     )
     assert [m.papers for m in names.find(text)] == [frozenset({"bt"}), frozenset({"ms"}),
                                                     frozenset({"bt"})]  # fmt: skip
+    # a letter whose lower case is another letter's ("ı", "ſ") reads the name, as the pattern does
+    assert names.joined("Bıg Table") == ("Bigtable", (Respelling("Bıg Table", "Bigtable"),))
     # in lower case the words are words; each word of three letters or more; whole words only
     for kept in ("a big table of results", "a Big table", "Ra Ft", "Big Tables", "Big Tablet"):
         assert names.joined(kept) == (kept, ())

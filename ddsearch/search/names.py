@@ -51,11 +51,11 @@ def camel_split(name: str) -> tuple[str, ...] | None:
 
 
 def word_split(name: str, taken: Container[tuple[str, ...]] = ()) -> str | None:
-    """A pattern for a one-word name not in camel case typed as two words, each with a capital
-    ("Big Table", "Mega-Store" for Bigtable, Megastore), wherever the name parts with at least
-    MIN_PART letters a side and the two words are not a name ``taken``; None for any other
-    name. The capitals are asked for because in lower case the words are mostly just words
-    ("a big table")."""
+    """A pattern for a one-word name that camel_split does not part, typed as two words each
+    with a capital ("Big Table", "Mega-Store" for Bigtable, Megastore), wherever the name parts
+    with at least MIN_PART letters a side and the two words are not a name ``taken``; None for
+    any other name. The capitals are asked for because in lower case the words are mostly just
+    words ("a big table")."""
     if not name.isalpha() or camel_split(name) or len(name) < 2 * MIN_PART:
         return None
     word = name.lower()
@@ -108,11 +108,12 @@ class Names:
             (re.compile(r"\b" + r"[\s-]+".join(map(re.escape, parts)) + r"\b", re.I), name)
             for name, parts in sorted(apart.items(), key=lambda t: -len(t[0]))
         ]
-        # one pattern for every one-word name, the name read back from the letters typed
+        # one pattern for every one-word name, a group each: the group that matched names it
         split = {n: p for n in sorted(set(spelled.values())) if (p := word_split(n, table))}
+        groups = (f"(?P<n{i}>{p})" for i, p in enumerate(split.values()))
         self._split = (
-            re.compile(r"\b(?:" + "|".join(split.values()) + r")\b") if split else None,
-            {name.lower(): name for name in split},
+            re.compile(r"\b(?:" + "|".join(groups) + r")\b") if split else None,
+            list(split),
         )
         self._spelled = spelled
         self._of_letters: dict[int, dict[str, str]] = {}
@@ -130,11 +131,11 @@ class Names:
         for pattern, name in self._apart:  # a name is \w+: nothing in it a replacement reads
             read += [Respelling(found.group(0), name) for found in pattern.finditer(question)]
             question = pattern.sub(name, question)
-        split, spelled = self._split
+        split, written_as = self._split
         if split is not None:
 
             def written(found: re.Match) -> str:
-                return spelled[re.sub(r"[\s-]+", "", found.group(0)).lower()]
+                return written_as[int((found.lastgroup or "n0")[1:])]
 
             read += [Respelling(f.group(0), written(f)) for f in split.finditer(question)]
             question = split.sub(written, question)

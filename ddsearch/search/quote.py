@@ -226,33 +226,38 @@ def trim(text: str, start: int, end: int, max_words: int, min_words: int = MIN_W
     table or a formula the text ran into), to quote: at most ``max_words`` words that hold the
     most idf weight of the question's words, from the sentence's start or else the earliest
     clause that starts such a part, to the first place a clause ends (else between words) where
-    it holds that much. A quote past that length is read as a passage, not as the sentence that
-    answers."""
+    it holds that much; where it holds none of them, its first ``max_words`` words. A quote
+    past that length is read as a passage, not as the sentence that answers."""
     words = [m.span() for m in re.finditer(r"\S+", text[start:end])]
     n = len(words)
     if n <= max_words:
         return start, end
     weights = question.stems if question is not None else {}
     held_by = [sentence_stems(text[start + a : start + b]) & weights.keys() for a, b in words]
+    real = [any(c.isalnum() for c in text[start + a : start + b]) for a, b in words]
     ends = [text[start + b - 1] in _CLAUSE_END or k == n - 1 for k, (a, b) in enumerate(words)]
     firsts = [0] + [k + 1 for k in range(n - 1) if ends[k]]
     best: tuple[tuple, int, int] | None = None
     for i in firsts:
         held: set[str] = set()
+        count = 0
         last = min(i + max_words, n) - 1
         for j in range(i, last + 1):
             held |= held_by[j]
-            if j - i + 1 < min_words or not (ends[j] or j == last):
+            count += real[j]
+            if count < min_words or not (ends[j] or j == last):
                 continue
-            key = (sum(weights[t] for t in held), -i, ends[j], i - j)
+            weight = sum(w for t, w in weights.items() if t in held)  # in one order: exact ties
+            # nothing of the question in it: as much of the sentence's start as fits
+            key = (weight, -i, ends[j], i - j) if weight else (0.0, -i, j - i, ends[j])
             if best is None or key > best[0]:
                 best = (key, i, j)
-    if best is None:  # no part of min_words: the first max_words words
+    if best is None:  # no part of min_words words: the first max_words words
         best = ((), 0, max_words - 1)
     _, i, j = best
-    a, b = words[i][0], words[j][1]
-    b = a + len(text[start + a : start + b].rstrip(_CLAUSE_END))
-    return start + a, start + b
+    a, b = start + words[i][0], start + words[j][1]
+    kept = text[a:b].rstrip(_CLAUSE_END).rstrip()
+    return a, a + (len(kept) or b - a)
 
 
 def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = SearchSettings.quote_sentences,

@@ -333,7 +333,7 @@ class Searcher:
 
     def read(self, text: str) -> tuple[str, tuple[Respelling, ...]]:
         """The question as it is searched: without a request around it (rank.unwrapped), a
-        camel-case name typed apart written as the name (Names.joined), its typing slips
+        name typed apart written as the name (Names.joined), its typing slips
         respelled (ddsearch.search.spelling), and what was read otherwise than typed."""
         from ddsearch.search.spelling import NAME_LETTERS, respell
 

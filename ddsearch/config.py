@@ -118,9 +118,9 @@ class SearchSettings(Checked):
     bm25_text: float = 1.0
     # a question's word no passage holds, and which the model does not know as a word, is
     # searched as the written word one typing slip away ("elcetion": election); one typo cost
-    # held-back dev-reader MRR@10 0.622 -> 0.540-0.567 (bench/phrasings.py); a camel-case name
-    # typed apart ("Map Reduce") or a four-letter one with two letters swapped ("Rfat") as
-    # the name; False: as typed
+    # held-back dev-reader MRR@10 0.622 -> 0.540-0.567 (bench/phrasings.py); a name typed apart
+    # ("Map Reduce", "Big Table") or a four-letter one with two letters swapped ("Rfat") as the
+    # name; False: as typed
     respell: bool = True
     kept_chunks: int = 20_000  # chunks a Searcher keeps decoded between queries (~5 KB each)
     quote_sentences: int = 3  # a quote is 1 to this many contiguous sentences

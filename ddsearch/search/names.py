@@ -97,24 +97,19 @@ class Names:
                     table.setdefault(key, set()).add(paper.id)
                     spelled.setdefault(key, name)
         self._table = {w: frozenset(ids) for w, ids in table.items()}
-        # not where the words apart are a name of their own ("Le Lann" beside "LeLann")
-        apart = {
-            name: parts
-            for name in spelled.values()
-            if (parts := camel_split(name))
-            and tuple(canonical(" ".join(parts)).split()) not in table
-        }
-        self._apart = [
-            (re.compile(r"\b" + r"[\s-]+".join(map(re.escape, parts)) + r"\b", re.I), name)
-            for name, parts in sorted(apart.items(), key=lambda t: -len(t[0]))
-        ]
-        # one pattern for every one-word name, a group each: the group that matched names it
-        split = {n: p for n in sorted(set(spelled.values())) if (p := word_split(n, table))}
-        groups = (f"(?P<n{i}>{p})" for i, p in enumerate(split.values()))
-        self._split = (
-            re.compile(r"\b(?:" + "|".join(groups) + r")\b") if split else None,
-            list(split),
-        )
+        # each name readers type apart: a camel-case name where its capitals part it, in any
+        # case ("map reduce"), not where the words apart are a name of their own ("Le Lann"
+        # beside "LeLann"); a one-word name as two capitalised words (word_split)
+        apart: dict[str, str] = {}
+        for name in sorted(set(spelled.values()), key=lambda n: (-len(n), n)):
+            parts = camel_split(name)
+            if parts and tuple(canonical(" ".join(parts)).split()) not in table:
+                apart[name] = "(?i:" + r"[\s-]+".join(map(re.escape, parts)) + ")"
+            elif not parts and (pattern := word_split(name, table)):
+                apart[name] = pattern
+        # one pattern, a group per name (the longer first): the group that matched names it
+        groups = "|".join(f"(?P<n{i}>{p})" for i, p in enumerate(apart.values()))
+        self._apart = (re.compile(rf"\b(?:{groups})\b") if apart else None, list(apart))
         self._spelled = spelled
         self._of_letters: dict[int, dict[str, str]] = {}
         self._longest = max((len(w) for w in table), default=0)
@@ -127,19 +122,15 @@ class Names:
         "zoo-keeper"; a one-word name as two capitalised words, "Big Table") written as the
         name is, and what was read so: every reader of the question, the model's included,
         then sees the name as the papers write it."""
-        read: list[Respelling] = []
-        for pattern, name in self._apart:  # a name is \w+: nothing in it a replacement reads
-            read += [Respelling(found.group(0), name) for found in pattern.finditer(question)]
-            question = pattern.sub(name, question)
-        split, written_as = self._split
-        if split is not None:
+        pattern, names = self._apart
+        if pattern is None:
+            return question, ()
 
-            def written(found: re.Match) -> str:
-                return written_as[int((found.lastgroup or "n0")[1:])]
+        def written(found: re.Match) -> str:
+            return names[int((found.lastgroup or "n0")[1:])]
 
-            read += [Respelling(f.group(0), written(f)) for f in split.finditer(question)]
-            question = split.sub(written, question)
-        return question, tuple(read)
+        read = tuple(Respelling(f.group(0), written(f)) for f in pattern.finditer(question))
+        return pattern.sub(written, question), read
 
     def of_letters(self, letters: int) -> dict[str, str]:
         """The one-word names of so many letters: lower case -> as written ("raft": "Raft");

@@ -222,12 +222,13 @@ _CLAUSE_END = ",;:"  # a word ending in one of these ends a clause of a long sen
 
 def trim(text: str, start: int, end: int, max_words: int, min_words: int = MIN_WORDS,
          question: Question | None = None) -> tuple[int, int]:  # fmt: skip
-    """The part of ``text[start:end]``, one sentence longer than ``max_words`` words (often a
-    table or a formula the text ran into), to quote: at most ``max_words`` words that hold the
-    most idf weight of the question's words, from the sentence's start or else the earliest
-    clause that starts such a part, to the first place a clause ends (else between words) where
-    it holds that much; where it holds none of them, its first ``max_words`` words. A quote
-    past that length is read as a passage, not as the sentence that answers."""
+    """The part of ``text[start:end]`` to quote: all of it within ``max_words`` words; of one
+    sentence longer than that (often a table or a formula the text ran into), at most
+    ``max_words`` words that hold the most idf weight of the question's words, from the
+    sentence's start or else the earliest clause that starts such a part, to the first place a
+    clause ends (else between words) where it holds that much; where it holds none of them, its
+    first ``max_words`` words. A quote past that length is read as a passage, not as the
+    sentence that answers."""
     words = [m.span() for m in re.finditer(r"\S+", text[start:end])]
     n = len(words)
     if n <= max_words:
@@ -288,9 +289,7 @@ def pick(chunk: Chunk, scores: Sequence[float], max_sentences: int = SearchSetti
     assert best is not None  # some sentence is quotable
     _, lo, hi = best
     run = sentences[lo : hi + 1]
-    start, end = run[0].start, run[-1].end
-    if len(chunk.text[start:end].split()) > max_words:
-        start, end = trim(chunk.text, start, end, max_words, min_words, question)
+    start, end = trim(chunk.text, run[0].start, run[-1].end, max_words, min_words, question)
     chance = 1 - np.prod(1 / (1 + np.exp(odds[lo : hi + 1])))  # that some sentence answers
     return Quote(
         chunk.text[start:end],
